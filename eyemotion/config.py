@@ -1,0 +1,249 @@
+"""The eyemotion configuration: one TOML file (`eyemotion.toml`), read with `tomllib`.
+
+Every option has a default that works in the demo, so an empty file (or no file) is a valid config.
+Each `[section]` maps to one frozen dataclass below; unknown sections or keys, wrong types and
+out-of-range values are refused with a message that names the key and the fix.
+
+Subsystems add their options as fields of their own section dataclass (with a default) and, if a value
+has a range, a check in that dataclass's `validate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eyemotion import UserError
+
+DEFAULT_CONFIG_NAME = "eyemotion.toml"
+
+
+class ConfigError(UserError):
+    """A malformed or invalid config file."""
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"config: {key} {message}")
+
+
+@dataclass(frozen=True)
+class ScreenConfig:
+    """The stimulus screen. Defaults: a 24" 16:9 monitor at a typical Tobii Pro Fusion distance."""
+
+    width_px: int = 1920
+    height_px: int = 1080
+    width_mm: float = 531.0
+    height_mm: float = 299.0
+    distance_mm: float = 650.0  # eye-to-screen distance when the tracker gives no gaze origin
+
+    def validate(self) -> None:
+        for name in ("width_px", "height_px", "width_mm", "height_mm", "distance_mm"):
+            _check(getattr(self, name) > 0, f"screen.{name}", "must be > 0")
+        _check(200 <= self.distance_mm <= 2000, "screen.distance_mm", "must be within 200-2000 mm")
+
+
+@dataclass(frozen=True)
+class LslConfig:
+    """How eyemotion names and finds its streams on the network.
+
+    `scope` is liblsl's multicast ResolveScope (see `eyemotion.streams.configure_lsl`).
+    `namespace` is appended to the `source_id` of every stream eyemotion publishes, and consumers only
+    accept streams carrying it; two sessions on one LAN (or parallel tests) thus never mix. `hostname`,
+    when set, restricts consumers to streams published by that host (several lab PCs).
+    """
+
+    namespace: str = ""
+    hostname: str = ""
+    resolve_timeout_s: float = 5.0
+    # "machine": streams stay on this computer (the demo, tests); "site": several lab PCs on one LAN.
+    scope: str = "machine"
+
+    def validate(self) -> None:
+        _check(self.scope in ("machine", "link", "site", "organization", "global"), "lsl.scope",
+               "must be one of machine, link, site, organization, global")
+        _check(self.resolve_timeout_s > 0, "lsl.resolve_timeout_s", "must be > 0")
+        _check(all(c.isalnum() or c in "-_." for c in self.namespace), "lsl.namespace",
+               "may only contain letters, digits, '-', '_' and '.'")
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """The eye tracker: a real Tobii (through TittaPy/TittaLSL) or the simulator."""
+
+    simulate: bool = True
+    address: str = ""  # Tobii address (tet-tcp://...) ; empty = the only/first tracker found
+    serial: str = ""  # or select by serial number
+    frequency: float = 250.0  # Tobii Pro Fusion: 60, 120 or 250 Hz
+
+    def validate(self) -> None:
+        _check(self.frequency > 0, "tracker.frequency", "must be > 0 Hz")
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """The simulated eye tracker (see `eyemotion.acquisition.simulator`)."""
+
+    seed: int = 0
+    mode: str = "random"  # "random" (seeded synthetic viewing) or "mouse" (gaze follows the mouse)
+    serial: str = "SIM-FUSION-0001"
+
+    def validate(self) -> None:
+        _check(self.mode in ("random", "mouse"), "simulator.mode", "must be 'random' or 'mouse'")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """The webcam: a device index ("0"), a video file path or a URL."""
+
+    source: str = "0"
+    fps: float = 30.0
+    width: int = 640
+    height: int = 480
+    loop: bool = False  # loop a file source
+
+    def validate(self) -> None:
+        _check(self.fps > 0, "camera.fps", "must be > 0")
+        _check(self.width > 0 and self.height > 0, "camera.width/height", "must be > 0")
+
+
+@dataclass(frozen=True)
+class MicrophoneConfig:
+    """The microphone: a PortAudio device name or index ("" = system default), 16 kHz mono."""
+
+    device: str = ""
+    samplerate: int = 16000
+    block_ms: float = 20.0
+
+    def validate(self) -> None:
+        _check(self.samplerate > 0, "microphone.samplerate", "must be > 0")
+        _check(10 <= self.block_ms <= 50, "microphone.block_ms", "must be within 10-50 ms")
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """Recording sessions with LabRecorder."""
+
+    sessions_dir: str = "sessions"
+    min_free_gb: float = 1.0
+    stall_s: float = 5.0
+
+    def validate(self) -> None:
+        _check(self.min_free_gb >= 0, "recorder.min_free_gb", "must be >= 0")
+        _check(self.stall_s > 0, "recorder.stall_s", "must be > 0")
+
+
+@dataclass(frozen=True)
+class EyesignalConfig:
+    """Online eye-signal processing (see `eyemotion.inference.eyesignal`)."""
+
+    velocity_threshold_deg_s: float = 30.0
+
+    def validate(self) -> None:
+        _check(self.velocity_threshold_deg_s > 0, "eyesignal.velocity_threshold_deg_s", "must be > 0")
+
+
+@dataclass(frozen=True)
+class Config:
+    screen: ScreenConfig = field(default_factory=ScreenConfig)
+    lsl: LslConfig = field(default_factory=LslConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    microphone: MicrophoneConfig = field(default_factory=MicrophoneConfig)
+    recorder: RecorderConfig = field(default_factory=RecorderConfig)
+    eyesignal: EyesignalConfig = field(default_factory=EyesignalConfig)
+
+    def replace(self, **sections: Any) -> "Config":
+        """A copy with some sections replaced, e.g. `cfg.replace(lsl=LslConfig(namespace="t1"))`."""
+        return dataclasses.replace(self, **sections)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check one TOML value against a dataclass field annotation (ints are accepted for floats)."""
+    hint = annotation
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        allowed = typing.get_args(hint)
+        for a in allowed:
+            try:
+                return _coerce(value, a, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"config: {key} has the wrong type ({type(value).__name__})")
+    if hint is type(None):
+        _check(value is None, key, "must be empty")
+        return value
+    if hint is float:
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool), key,
+               f"must be a number, not {value!r}")
+        return float(value)
+    if hint is int:
+        _check(isinstance(value, int) and not isinstance(value, bool), key, f"must be an integer, not {value!r}")
+        return value
+    if hint is bool:
+        _check(isinstance(value, bool), key, f"must be true or false, not {value!r}")
+        return value
+    if hint is str:
+        _check(isinstance(value, str), key, f"must be a string, not {value!r}")
+        return value
+    if origin in (list, tuple):
+        _check(isinstance(value, list), key, f"must be a list, not {value!r}")
+        (inner, *_) = typing.get_args(hint) or (Any,)
+        items = [v if inner is Any else _coerce(v, inner, f"{key}[]") for v in value]
+        return tuple(items) if origin is tuple else items
+    return value
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Build and validate a Config from parsed TOML; raise ConfigError naming the first bad key."""
+    if not isinstance(data, dict):
+        raise ConfigError("config: the top level must be a table of [sections]")
+    hints = typing.get_type_hints(Config)
+    sections: dict[str, Any] = {}
+    for name, table in data.items():
+        if name not in hints:
+            raise ConfigError(f"config: unknown section [{name}]; known sections: {', '.join(hints)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"config: [{name}] must be a table of key = value")
+        cls = hints[name]
+        fields = typing.get_type_hints(cls)
+        kwargs = {}
+        for key, value in table.items():
+            if key not in fields:
+                raise ConfigError(f"config: unknown key {name}.{key}; known keys: {', '.join(fields)}")
+            kwargs[key] = _coerce(value, fields[key], f"{name}.{key}")
+        sections[name] = cls(**kwargs)
+    cfg = Config(**sections)
+    for f in dataclasses.fields(cfg):
+        getattr(cfg, f.name).validate()
+    return cfg
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read `path` (or `./eyemotion.toml` when it exists, else the defaults)."""
+    if path is None:
+        default = Path(DEFAULT_CONFIG_NAME)
+        if not default.exists():
+            return config_from_dict({})
+        path = default
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found; pass an existing file or omit --config") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc}); check the file") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML ({exc}); fix the syntax") from None
+    return config_from_dict(data)

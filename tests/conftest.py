@@ -1,0 +1,70 @@
+"""Shared test fixtures: real LSL on this machine only, a unique stream namespace per test, offscreen Qt,
+and a real X server (Xvfb) for PsychoPy windows."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from eyemotion.config import Config, LslConfig, config_from_dict  # noqa: E402
+from eyemotion.streams import configure_lsl  # noqa: E402
+
+configure_lsl("machine")  # streams never leave this machine during tests
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A namespace unique to this test, so parallel tests and sessions never see each other's streams."""
+    return f"t{os.getpid()}x{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def config(namespace: str) -> Config:
+    """The default config, isolated to this test's namespace."""
+    return config_from_dict({}).replace(lsl=LslConfig(namespace=namespace, resolve_timeout_s=5.0))
+
+
+@pytest.fixture(scope="session")
+def xvfb_display() -> str:
+    """A real X display: the existing $DISPLAY, or an Xvfb server started for the test session."""
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    binary = shutil.which("Xvfb")
+    if binary is None:
+        pytest.skip("needs an X display: Xvfb is not installed (run setup.sh, which installs xvfb)")
+    for number in range(90, 140):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
+            break
+    display = f":{number}"
+    proc = subprocess.Popen([binary, display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{number}").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"Xvfb did not start on {display}")
+        time.sleep(0.05)
+    os.environ["DISPLAY"] = display
+    try:
+        yield display
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        os.environ.pop("DISPLAY", None)
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests leave files for a person to look at (screenshots, reports): ./test-artifacts."""
+    path = Path(__file__).resolve().parent.parent / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
