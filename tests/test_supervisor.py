@@ -1,0 +1,135 @@
+"""The supervisor with real child processes: restart after SIGKILL with gap markers, hung nodes,
+ordered shutdown, and session end when a session-ending child finishes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+import pylsl
+import pytest
+
+from acquisition.markers import MarkerOutlet, parse_marker
+from eyemotion import streams
+from eyemotion.nodes import ChildSpec, Supervisor
+
+NODE = """
+import sys, time
+from eyemotion.config import config_from_dict
+from eyemotion.nodes import Node
+class Ticker(Node):
+    name = "ticker"
+    def step(self):
+        time.sleep(0.02)
+    def close(self):
+        open(sys.argv[1], "a").write("closed\\n")
+Ticker(config_from_dict({})).run()
+"""
+
+HANG = """
+import os, pathlib, time
+pathlib.Path(os.environ["EYEMOTION_HEARTBEAT"]).touch()
+time.sleep(60)
+"""
+
+
+def _markers(inlet, wait=2.0):
+    out, end = [], time.monotonic() + wait
+    while time.monotonic() < end:
+        samples, stamps = inlet.pull_chunk(timeout=0.1)
+        out += [(parse_marker(s[0]), t) for s, t in zip(samples, stamps)]
+    return out
+
+
+@pytest.fixture
+def marker_pair(namespace):
+    outlet = MarkerOutlet("supervisor", namespace=namespace)
+    inlet = streams.open_inlet(streams.MARKERS, namespace=namespace)
+    inlet.open_stream(timeout=5)
+    return outlet, inlet
+
+
+def test_killed_node_restarts_and_the_gap_is_marked(tmp_path, marker_pair):
+    outlet, inlet = marker_pair
+    closed = tmp_path / "closed.txt"
+    child = ChildSpec("ticker", [sys.executable, "-c", NODE, str(closed)], streams=("eyemotion_test",))
+    sup = Supervisor([child], tmp_path / "sup", markers=outlet, min_backoff_s=0.2)
+    sup.start()
+    try:
+        time.sleep(1.5)
+        first_pid = sup.states["ticker"].process.pid
+        os.kill(first_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            sup.poll()
+            proc = sup.states["ticker"].process
+            if proc is not None and proc.pid != first_pid:
+                break
+            time.sleep(0.05)
+        assert sup.states["ticker"].process.pid != first_pid
+        restart = sup.states["ticker"].restarts[0]
+        assert restart["reason"] == "killed by SIGKILL"
+        got = _markers(inlet)
+        events = [m["event"] for m, _ in got]
+        assert events == ["node_restart", "node_gap"]
+        gap = got[1][0]
+        assert gap["node"] == "ticker" and gap["streams"] == ["eyemotion_test"]
+        assert 0 < gap["duration"] < 5 and gap["end"] > gap["start"]
+    finally:
+        sup.shutdown()
+    # the restarted node was stopped cleanly (SIGINT -> Node.close ran)
+    assert closed.read_text().count("closed") == 1
+    assert json.dumps(sup.report())  # serialisable for the session summary
+
+
+def test_hung_node_is_killed_and_restarted(tmp_path):
+    child = ChildSpec("hang", [sys.executable, "-c", HANG])
+    sup = Supervisor([child], tmp_path, heartbeat_timeout_s=1.0, startup_grace_s=0.5, min_backoff_s=0.1)
+    sup.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not sup.states["hang"].restarts and time.monotonic() < deadline:
+            sup.poll()
+            time.sleep(0.1)
+        assert sup.states["hang"].restarts[0]["reason"] == "no heartbeat (hung)"
+    finally:
+        sup.shutdown()
+
+
+def test_shutdown_order_and_session_end(tmp_path):
+    order = tmp_path / "order.txt"
+    stopper = ("import signal, sys, time\n"
+               "def bye(*_):\n"
+               f"    open({str(order)!r}, 'a').write(sys.argv[1] + '\\n'); sys.exit(0)\n"
+               "signal.signal(signal.SIGINT, bye)\n"
+               "while True: time.sleep(0.05)\n")
+    children = [
+        ChildSpec("recorder", [sys.executable, "-c", stopper, "recorder"], stop_rank=9, heartbeat=False),
+        ChildSpec("source", [sys.executable, "-c", stopper, "source"], stop_rank=5, heartbeat=False),
+        ChildSpec("runner", [sys.executable, "-c", "import time; time.sleep(1.0)"], ends_session=True,
+                  heartbeat=False, restart=False),
+    ]
+    sup = Supervisor(children, tmp_path / "sup")
+    sup.start()
+    assert sup.run(duration=20) == "runner finished"
+    sup.shutdown()
+    assert order.read_text().split() == ["source", "recorder"]
+
+
+def test_crash_loop_backs_off(tmp_path):
+    child = ChildSpec("crash", [sys.executable, "-c", "import sys; sys.exit(3)"], heartbeat=False)
+    sup = Supervisor([child], tmp_path, min_backoff_s=0.1, max_backoff_s=0.4)
+    sup.start()
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        sup.poll()
+        time.sleep(0.02)
+    sup.shutdown()
+    restarts = sup.states["crash"].restarts
+    assert restarts and all(r["reason"] == "exit code 3" for r in restarts)
+    assert sup.states["crash"].backoff_s == pytest.approx(0.4)
+    assert 3 <= len(restarts) <= 14  # backoff bounded the rate (unbounded would be hundreds)
+    assert pylsl.local_clock() > restarts[0]["died_lsl"]
