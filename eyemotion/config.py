@@ -158,6 +158,27 @@ class Config:
     microphone: MicrophoneConfig = field(default_factory=MicrophoneConfig)
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
     eyesignal: EyesignalConfig = field(default_factory=EyesignalConfig)
+@dataclass(frozen=True)
+class DashboardConfig:
+    """The PyQt6 dashboard (see `eyemotion.gui`)."""
+
+    fps: float = 30.0  # redraw rate
+    stale_s: float = 2.0  # a regular stream silent this long is "stale" (irregular ones: 2.5x, markers never)
+    history_s: float = 30.0  # how much of each stream the dashboard keeps and plots
+    trail_s: float = 1.0  # gaze trail length
+    voice_threshold_db: float = -45.0  # audio level (dBFS) above which the voice-activity light is on
+    annotations: tuple[str, ...] = ("artifact", "participant_moved", "participant_talking", "note")
+
+    def validate(self) -> None:
+        _check(1 <= self.fps <= 120, "dashboard.fps", "must be within 1-120")
+        _check(self.stale_s > 0, "dashboard.stale_s", "must be > 0")
+        _check(5 <= self.history_s <= 600, "dashboard.history_s", "must be within 5-600 s")
+        _check(0 < self.trail_s <= 10, "dashboard.trail_s", "must be within 0-10 s")
+        _check(-120 <= self.voice_threshold_db <= 0, "dashboard.voice_threshold_db", "must be within -120-0 dBFS")
+        _check(1 <= len(self.annotations) <= 9 and all(self.annotations), "dashboard.annotations",
+               "must list 1-9 non-empty labels (hotkeys 1-9)")
+
+
 
     def replace(self, **sections: Any) -> "Config":
         """A copy with some sections replaced, e.g. `cfg.replace(lsl=LslConfig(namespace="t1"))`."""
@@ -168,6 +189,7 @@ class Config:
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     """Check one TOML value against a dataclass field annotation (ints are accepted for floats)."""
     hint = annotation
     origin = typing.get_origin(hint)
