@@ -149,16 +149,6 @@ class EyesignalConfig:
 
 
 @dataclass(frozen=True)
-class Config:
-    screen: ScreenConfig = field(default_factory=ScreenConfig)
-    lsl: LslConfig = field(default_factory=LslConfig)
-    tracker: TrackerConfig = field(default_factory=TrackerConfig)
-    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
-    camera: CameraConfig = field(default_factory=CameraConfig)
-    microphone: MicrophoneConfig = field(default_factory=MicrophoneConfig)
-    recorder: RecorderConfig = field(default_factory=RecorderConfig)
-    eyesignal: EyesignalConfig = field(default_factory=EyesignalConfig)
-@dataclass(frozen=True)
 class DashboardConfig:
     """The PyQt6 dashboard (see `eyemotion.gui`)."""
 
@@ -179,6 +169,17 @@ class DashboardConfig:
                "must list 1-9 non-empty labels (hotkeys 1-9)")
 
 
+@dataclass(frozen=True)
+class Config:
+    screen: ScreenConfig = field(default_factory=ScreenConfig)
+    lsl: LslConfig = field(default_factory=LslConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    microphone: MicrophoneConfig = field(default_factory=MicrophoneConfig)
+    recorder: RecorderConfig = field(default_factory=RecorderConfig)
+    eyesignal: EyesignalConfig = field(default_factory=EyesignalConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
 
     def replace(self, **sections: Any) -> "Config":
         """A copy with some sections replaced, e.g. `cfg.replace(lsl=LslConfig(namespace="t1"))`."""
@@ -189,7 +190,6 @@ class DashboardConfig:
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     """Check one TOML value against a dataclass field annotation (ints are accepted for floats)."""
     hint = annotation
     origin = typing.get_origin(hint)
