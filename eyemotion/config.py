@@ -79,10 +79,13 @@ class TrackerConfig:
     simulate: bool = True
     address: str = ""  # Tobii address (tet-tcp://...) ; empty = the only/first tracker found
     serial: str = ""  # or select by serial number
-    frequency: float = 250.0  # Tobii Pro Fusion: 60, 120 or 250 Hz
+    frequency: float = 250.0  # Tobii Pro Fusion: 60, 120 or 250 Hz (checked against the device)
+    eye_openness: bool = True  # also stream eye openness (Fusion and Spectrum support it)
+    reconnect_timeout_s: float = 0.0  # give up reconnecting after this long (0 = keep trying)
 
     def validate(self) -> None:
         _check(self.frequency > 0, "tracker.frequency", "must be > 0 Hz")
+        _check(self.reconnect_timeout_s >= 0, "tracker.reconnect_timeout_s", "must be >= 0 (0 = forever)")
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,16 @@ class SimulatorConfig:
     seed: int = 0
     mode: str = "random"  # "random" (seeded synthetic viewing) or "mouse" (gaze follows the mouse)
     serial: str = "SIM-FUSION-0001"
+    chunk_ms: float = 15.0  # push interval
+    loss_per_min: float = 0.3  # tracking losses per minute
+    truth_path: str = ""  # write the per-sample ground truth here (.npz or .csv) when the node stops
 
     def validate(self) -> None:
         _check(self.mode in ("random", "mouse"), "simulator.mode", "must be 'random' or 'mouse'")
+        _check(5 <= self.chunk_ms <= 50, "simulator.chunk_ms", "must be within 5-50 ms")
+        _check(self.loss_per_min >= 0, "simulator.loss_per_min", "must be >= 0")
+        _check(bool(self.serial) and all(c.isalnum() or c in "-_." for c in self.serial), "simulator.serial",
+               "must be a non-empty string of letters, digits, '-', '_' or '.'")
 
 
 @dataclass(frozen=True)
@@ -170,6 +180,65 @@ class DashboardConfig:
 
 
 @dataclass(frozen=True)
+class FeaturesConfig:
+    """Feature extraction (see `eyemotion.inference.features`): gaze statistics, eGeMAPS audio, model windows."""
+
+    gaze_window_s: float = 1.0  # 000_e9deb5c9c21c243c.txt, Sec. 3.5.1: 1-s windows
+    gaze_hop_s: float = 0.1
+    gaze_min_valid_fraction: float = 0.5  # windows with fewer valid samples give NaN + valid = 0
+    eye_open_mm: float = 11.0  # eye openness of a fully open eye (blink intensity 0); 0 mm = intensity 5
+    pupil_change_threshold_mm: float = 0.0  # |delta pupil| above this counts as dilation / constriction
+    audio_window_s: float = 4.0
+    audio_hop_s: float = 1.0
+    vad_min_voiced_ratio: float = 0.1  # share of voiced time for a window to count as speech
+    vad_min_level_dbfs: float = -50.0  # and its RMS level must exceed this
+    emert_window_s: float = 4.0  # 002_cbeb04dbce786b8c.txt, Sec. V-A-2: 8 face, 32 eye, 32 fixation frames
+    crossmodal_window_s: float = 4.0
+    crossmodal_frames: int = 16  # visual steps (face embedding + gaze statistics) per crossmodal window
+    crossmodal_audio_steps: int = 4  # eGeMAPS sub-windows per crossmodal window
+
+    def validate(self) -> None:
+        _check(0.1 <= self.gaze_window_s <= 10, "features.gaze_window_s", "must be within 0.1-10 s")
+        _check(0 < self.gaze_hop_s <= self.gaze_window_s, "features.gaze_hop_s", "must be > 0 and <= gaze_window_s")
+        _check(0 <= self.gaze_min_valid_fraction <= 1, "features.gaze_min_valid_fraction", "must be within 0-1")
+        _check(self.eye_open_mm > 0, "features.eye_open_mm", "must be > 0")
+        _check(self.pupil_change_threshold_mm >= 0, "features.pupil_change_threshold_mm", "must be >= 0")
+        _check(2 <= self.audio_window_s <= 8, "features.audio_window_s", "must be within 2-8 s")
+        _check(0 < self.audio_hop_s <= self.audio_window_s, "features.audio_hop_s",
+               "must be > 0 and <= audio_window_s")
+        _check(0 <= self.vad_min_voiced_ratio <= 1, "features.vad_min_voiced_ratio", "must be within 0-1")
+        _check(-120 <= self.vad_min_level_dbfs <= 0, "features.vad_min_level_dbfs", "must be within -120-0 dBFS")
+        _check(self.emert_window_s > 0, "features.emert_window_s", "must be > 0")
+        _check(self.crossmodal_window_s > 0, "features.crossmodal_window_s", "must be > 0")
+        _check(self.crossmodal_frames >= 1, "features.crossmodal_frames", "must be >= 1")
+        _check(self.crossmodal_audio_steps >= 1, "features.crossmodal_audio_steps", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    """The face pipeline in the camera node: Haar detection, eye alignment, FER + embedding (ONNX)."""
+
+    rate_hz: float = 12.0  # eyemotion_face rate (analysed frames per second)
+    preview_rate_hz: float = 5.0  # eyemotion_preview rate
+    preview_width: int = 160
+    preview_height: int = 120
+    preview_jpeg_quality: int = 70
+    model: str = ""  # .onnx with its card beside it; "" = the shipped models/face_fer.onnx
+    detect_width: int = 320  # frames are downscaled to this width for detection
+    min_face_fraction: float = 0.1  # smallest face side, as a fraction of the frame height
+    align: bool = True  # rotate the face upright from the detected eyes
+
+    def validate(self) -> None:
+        _check(0 < self.rate_hz <= 60, "face.rate_hz", "must be within 0-60 Hz")
+        _check(0 < self.preview_rate_hz <= 30, "face.preview_rate_hz", "must be within 0-30 Hz")
+        _check(16 <= self.preview_width <= 640 and 16 <= self.preview_height <= 480, "face.preview_width/height",
+               "must be within 16x16-640x480")
+        _check(1 <= self.preview_jpeg_quality <= 100, "face.preview_jpeg_quality", "must be within 1-100")
+        _check(80 <= self.detect_width <= 1920, "face.detect_width", "must be within 80-1920 px")
+        _check(0 < self.min_face_fraction < 1, "face.min_face_fraction", "must be within 0-1")
+
+
+@dataclass(frozen=True)
 class Config:
     screen: ScreenConfig = field(default_factory=ScreenConfig)
     lsl: LslConfig = field(default_factory=LslConfig)
@@ -180,6 +249,8 @@ class Config:
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
     eyesignal: EyesignalConfig = field(default_factory=EyesignalConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)
 
     def replace(self, **sections: Any) -> "Config":
         """A copy with some sections replaced, e.g. `cfg.replace(lsl=LslConfig(namespace="t1"))`."""
