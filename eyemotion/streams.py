@@ -139,6 +139,37 @@ GAZE_RAW = StreamSpec(
 #: Event codes of the `event` channel of eyemotion_gaze.
 EVENT_CODES = {"fixation": 1, "saccade": 2, "blink": 3, "loss": 4, "unclassified": 0}
 
+#: Bits of the `validity` channel of eyemotion_gaze (a sample is tracked when `validity & 3`).
+GAZE_VALIDITY_BITS = {
+    "left_gaze": 1,  # the left eye's gaze point went into x/y
+    "right_gaze": 2,  # the right eye's gaze point went into x/y
+    "left_pupil": 4,  # the left eye's pupil went into pupil_raw
+    "right_pupil": 8,  # the right eye's pupil went into pupil_raw
+    "gaze_interpolated": 16,  # x/y/angles filled by linear interpolation (short gap or blink)
+    "pupil_interpolated": 32,  # pupil filled by linear interpolation (gap, blink or outlier)
+    "bad_input": 64,  # a value flagged valid was NaN/inf, off the display or a negative pupil: rejected
+    "distance_default": 128,  # no gaze origin seen yet: eye at screen.distance_mm in front of the centre
+    "eyes_closed": 256,  # eye openness below eyesignal.closed_openness_mm: treated as invalid
+    "time_irregular": 512,  # interval to the previous sample outside 0.5-1.5 sample periods
+    "pupil_outlier": 1024,  # pupil rejected by the dilation-speed (MAD) filter
+    "segment_start": 2048,  # first sample after the stream start, a rate change or a time gap
+}
+
+#: eyemotion_gaze, one sample per accepted Tobii_gaze sample, stamped with that sample's timestamp, after
+#: the fixed delay in `desc/eyemotion/delay_samples` and `delay_s` (see `eyemotion.inference.eyesignal`).
+#:   x, y                  binocular gaze on the display, normalised, (0, 0) = top-left; short gaps and
+#:                         blinks interpolated; NaN during tracking loss
+#:   angle_x, angle_y      gaze direction in degrees from the eye, relative to the display normal through
+#:                         the eye; x positive to the right, y positive upwards
+#:   pupil                 pupil diameter, outliers removed, gaps/blinks interpolated (002, Sec. III-A-3)
+#:   pupil_raw             binocular pupil diameter as measured (NaN when invalid)
+#:   pupil_fluctuation     pupil[i] - pupil[i-1] (002, footnote 3), NaN where either is missing
+#:   velocity              angular gaze velocity over a ~20 ms window (Tobii I-VT)
+#:   event                 EVENT_CODES: 1 fixation, 2 saccade, 3 blink, 4 tracking loss, 0 unclassified
+#:   eye_openness          mean eyelid opening of the valid eyes (NaN when not given)
+#:   eye_distance          distance eye-display plane used for the angles (gaze origin z, else config)
+#:   validity              bitmask, GAZE_VALIDITY_BITS
+#:   x/y_saccade_corrected x, y linearly interpolated across saccades (002's "sweep correction")
 GAZE_CLEAN = StreamSpec(
     key="gaze_clean",
     name="eyemotion_gaze",
@@ -156,6 +187,8 @@ GAZE_CLEAN = StreamSpec(
         Channel("eye_openness", "mm", "EyeLidDistance"),
         Channel("eye_distance", "mm", "EyeDistance"),
         Channel("validity", "bitmask", "Validity"),
+        Channel("x_saccade_corrected", "normalized", "ScreenX"),
+        Channel("y_saccade_corrected", "normalized", "ScreenY"),
     ),
     channel_format="double64",
     nominal_rate=DEVICE_RATE,
@@ -169,7 +202,10 @@ EYE_EVENTS = StreamSpec(
     channels=(Channel("event", "json", "Event"),),
     channel_format="string",
     nominal_rate=IRREGULAR,
-    doc="Eye events (fixation/saccade/blink/loss onsets, offsets and summaries), one JSON object each.",
+    doc="Eye events (fixation/saccade/blink/loss onsets, offsets and summaries), one JSON object each: "
+        "{'event': 'fixation'|'saccade'|'blink'|'loss'|'discontinuity', 'phase': 'onset'|'offset', "
+        "'onset': t, 'offset': t, 'duration_ms', 'x', 'y' (mean), 'amplitude_deg', 'peak_velocity_deg_s', "
+        "'samples'}; stamped with the onset (phase onset) or offset (phase offset) sample's timestamp.",
 )
 
 CAMERA = StreamSpec(
