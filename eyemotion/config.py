@@ -150,12 +150,58 @@ class RecorderConfig:
 
 @dataclass(frozen=True)
 class EyesignalConfig:
-    """Online eye-signal processing (see `eyemotion.inference.eyesignal`)."""
+    """Online eye-signal processing (see `eyemotion.inference.eyesignal`).
 
+    Defaults: Tobii I-VT filter (Olsen 2012, "The Tobii I-VT fixation filter"): gap fill-in 75 ms,
+    20 ms velocity window, 30 deg/s, merge fixations < 75 ms and < 0.5 deg apart, discard fixations
+    < 60 ms; blinks 75-425 ms (002_cbeb04dbce786b8c.txt, Sec. III-A-3); pupil range 1.5-9 mm, 50 ms
+    padding around blinks and the 16-MAD dilation-speed filter (Kret & Sjak-Shie 2019, Behav Res 51:1336).
+    """
+
+    eye_selection: str = "average"  # "average" (falls back to one eye), "left" or "right"
+    gap_fill_max_ms: float = 75.0  # invalid runs shorter than this are filled (I-VT gap fill-in)
+    blink_max_ms: float = 425.0  # invalid runs from gap_fill_max_ms to this are blinks; longer = loss
+    blink_margin_ms: float = 50.0  # samples this close to a blink are interpolated too
+    closed_openness_mm: float = 1.5  # eye openness below this (both eyes) counts as closed = invalid
+    offscreen_margin: float = 0.5  # gaze beyond [-m, 1 + m] display widths/heights is rejected
+    tracker_gap_mm: float = 15.0  # the tracker's origin (UCS) lies this far below the display's bottom edge
+    velocity_window_ms: float = 20.0
     velocity_threshold_deg_s: float = 30.0
+    merge_max_gap_ms: float = 75.0
+    merge_max_angle_deg: float = 0.5
+    merge_position_ms: float = 60.0  # fixation samples either side of a gap whose mean positions are compared
+    min_fixation_ms: float = 60.0
+    saccade_correction_max_ms: float = 150.0  # longer saccades are not interpolated in x/y_saccade_corrected
+    pupil_min_mm: float = 1.5
+    pupil_max_mm: float = 9.0
+    pupil_mad_multiplier: float = 16.0
+    pupil_mad_window_s: float = 10.0  # trailing window of dilation speeds for the median/MAD
+    pupil_mad_update_s: float = 1.0  # the threshold is recomputed every this many seconds
+    compute_block_ms: float = 200.0  # extra delay that lets the node compute in blocks (throughput)
+    map_columns: int = 32
+    map_rows: int = 18
+    map_sigma_deg: float = 1.0
+    map_slices: int = 32  # fixation-map time slices per analysis window (EMERT, 002 Sec. IV)
 
     def validate(self) -> None:
-        _check(self.velocity_threshold_deg_s > 0, "eyesignal.velocity_threshold_deg_s", "must be > 0")
+        key = "eyesignal."
+        _check(self.eye_selection in ("average", "left", "right"), key + "eye_selection",
+               "must be 'average', 'left' or 'right'")
+        for name in ("gap_fill_max_ms", "blink_max_ms", "velocity_window_ms", "velocity_threshold_deg_s",
+                     "merge_max_angle_deg", "merge_position_ms", "pupil_min_mm", "pupil_mad_multiplier",
+                     "pupil_mad_window_s", "pupil_mad_update_s", "map_sigma_deg"):
+            _check(getattr(self, name) > 0, key + name, "must be > 0")
+        for name in ("blink_margin_ms", "closed_openness_mm", "offscreen_margin", "merge_max_gap_ms",
+                     "min_fixation_ms", "saccade_correction_max_ms", "compute_block_ms"):
+            _check(getattr(self, name) >= 0, key + name, "must be >= 0")
+        _check(self.blink_max_ms > self.gap_fill_max_ms, key + "blink_max_ms", "must exceed gap_fill_max_ms")
+        _check(self.blink_max_ms <= 2000, key + "blink_max_ms", "must be <= 2000 ms (it sets the delay)")
+        _check(self.pupil_max_mm > self.pupil_min_mm, key + "pupil_max_mm", "must exceed pupil_min_mm")
+        _check(self.pupil_mad_window_s >= self.pupil_mad_update_s, key + "pupil_mad_window_s",
+               "must be >= pupil_mad_update_s")
+        _check(self.compute_block_ms <= 2000, key + "compute_block_ms", "must be <= 2000 ms")
+        _check(self.map_columns > 0 and self.map_rows > 0 and self.map_slices > 0,
+               key + "map_columns/map_rows/map_slices", "must be > 0")
 
 
 @dataclass(frozen=True)
