@@ -1,0 +1,234 @@
+"""The 103 windowed gaze statistics of 000_e9deb5c9c21c243c.txt (Sec. 3.5.1, Table 1), from eyemotion_gaze.
+
+The paper computes 9 base signals per video frame from OpenFace (4 numerical: gaze angle x/y, pupil
+diameter, blink intensity; 5 binary: pupil dilation, pupil constriction, gaze approach, eyes closed, gaze
+fixation), adds deltas, and applies Table 1's functionals on 1-s windows. We build the same base signals
+per eye-tracker sample from `eyemotion_gaze` (channels read by label, `GAZE_CLEAN.index(...)`):
+
+==========================  ====================================================================
+base signal                 from eyemotion_gaze (Tobii Pro Fusion, cleaned by inference.eyesignal)
+==========================  ====================================================================
+gaze_angle_x / _y           `angle_x` / `angle_y` (binocular gaze direction, deg) in radians, as
+                            OpenFace's gaze_angle (both eyes averaged).
+delta_gaze_angle_x / _y     difference to the previous sample (rad per sample; OpenFace: per frame).
+pupil_diameter_mm           `pupil` (mm, blinks interpolated). The tracker measures mm directly; the
+                            paper's OpenFace value is an estimate from the left-eye landmarks.
+delta_pupil_diameter_mm     difference to the previous sample (mm per sample).
+eye_blink_intensity         OpenFace AU45 intensity (0-5): 5 during a blink (`event` = blink), else
+                            5 * clip(1 - eye_openness / eye_open_mm, 0, 1); NaN if openness unknown.
+pupil_dilation /            1 when delta pupil > +threshold / < -threshold, else 0.
+pupil_constriction
+gaze_approach               1 when the derivative of `eye_distance` (eye-to-tracker depth) is > 0,
+                            the paper's rule on the eye landmarks' average depth, else 0.
+eyes_closed                 1 when eye_blink_intensity >= 2.5 (lids at least half closed, or a blink).
+gaze_fixation               1 when `event` = fixation, else 0.
+==========================  ====================================================================
+
+A sample is invalid (all its base signals NaN) when `event` is loss, or the gaze angles are missing
+outside a blink. Deltas and the eye-distance derivative carry the previous sample across chunks, so
+the first sample of a stream has none. Functionals (per window, on the finite values):
+quartiles by linear interpolation (`numpy.percentile`), population std, IQR a-b = quartile b - quartile
+a (quartile 2 = median), LR = least-squares line of value against time (s) from the window start
+(intercept at the window start, slope per second). Binary signals: time ratio = share of valid samples
+at 1; durations (s) = lengths of the runs of 1 inside the window (a run cut by the window edge counts
+up to the edge), each sample counting 1/rate; with no run all durations are 0.
+A window with fewer valid samples than `min_valid_fraction` of its nominal count gives NaN + valid=0.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from eyemotion.config import FeaturesConfig
+from eyemotion.streams import EVENT_CODES, GAZE_CLEAN
+
+from .windows import FeatureWindows, SlidingBuffer
+
+log = logging.getLogger(__name__)
+
+NUMERIC_SIGNALS = ("gaze_angle_x", "gaze_angle_y", "delta_gaze_angle_x", "delta_gaze_angle_y",
+                   "pupil_diameter_mm", "delta_pupil_diameter_mm", "eye_blink_intensity")
+BINARY_SIGNALS = ("pupil_dilation", "pupil_constriction", "gaze_approach", "eyes_closed", "gaze_fixation")
+BASE_SIGNALS = NUMERIC_SIGNALS + BINARY_SIGNALS
+_VALIDITY_COLUMN = BASE_SIGNALS.index("gaze_fixation")  # finite exactly on valid samples
+
+_ALL_NUMERIC = ("min", "max", "mean", "median", "q1", "q3", "std", "iqr12", "iqr23", "iqr13",
+                "lr_intercept", "lr_slope")
+
+#: Table 1 of 000_e9deb5c9c21c243c.txt, row by row: (base signals, functionals).
+TABLE_1: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("gaze_angle_x", "gaze_angle_y", "delta_gaze_angle_x", "delta_gaze_angle_y", "pupil_diameter_mm"),
+     _ALL_NUMERIC),  # 60
+    (("delta_pupil_diameter_mm",),
+     ("min", "max", "mean", "q1", "q3", "std", "iqr12", "iqr23", "iqr13", "lr_intercept", "lr_slope")),  # 11
+    (("eye_blink_intensity",),
+     ("max", "mean", "median", "q3", "std", "iqr12", "iqr23", "iqr13", "lr_intercept", "lr_slope")),  # 10
+    (("pupil_dilation", "pupil_constriction"), ("time_ratio", "mean_time", "max_time", "total_time")),  # 8
+    (("gaze_approach",), ("time_ratio", "mean_time", "max_time", "median_time")),  # 4
+    (("eyes_closed", "gaze_fixation"), ("time_ratio", "min_time", "max_time", "mean_time", "median_time")),  # 10
+)
+
+#: The 103 features in order, as (base signal, functional).
+FEATURES: tuple[tuple[str, str], ...] = tuple((b, f) for bases, fns in TABLE_1 for b in bases for f in fns)
+FEATURE_NAMES: tuple[str, ...] = tuple(f"{b}.{f}" for b, f in FEATURES)
+N_FEATURES = 103
+assert len(FEATURE_NAMES) == N_FEATURES
+
+_BLINK = EVENT_CODES["blink"]
+_FIXATION = EVENT_CODES["fixation"]
+_LOSS = EVENT_CODES["loss"]
+
+
+def numeric_functionals(values: np.ndarray, times: np.ndarray) -> dict[str, float]:
+    """Table 1's numeric functionals of the finite `values` (times in s from the window start)."""
+    ok = np.isfinite(values)
+    v, t = values[ok], times[ok]
+    if len(v) < 2:
+        return dict.fromkeys(_ALL_NUMERIC, np.nan)
+    q1, med, q3 = np.percentile(v, (25, 50, 75))
+    mean = float(v.mean())
+    tc = t - t.mean()
+    var_t = float(tc @ tc)
+    slope = float(tc @ (v - mean)) / var_t if var_t > 0 else np.nan
+    return {
+        "min": float(v.min()), "max": float(v.max()), "mean": mean, "median": float(med),
+        "q1": float(q1), "q3": float(q3), "std": float(v.std()),
+        "iqr12": float(med - q1), "iqr23": float(q3 - med), "iqr13": float(q3 - q1),
+        "lr_intercept": mean - slope * float(t.mean()), "lr_slope": slope,
+    }
+
+
+def run_lengths(binary: np.ndarray) -> np.ndarray:
+    """Lengths (in samples) of the runs of 1 in a 0/1/NaN array; NaN ends a run."""
+    on = np.concatenate([[0], (binary == 1).astype(np.int8), [0]])
+    edges = np.diff(on)
+    return np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+
+
+def binary_functionals(binary: np.ndarray, sample_s: float) -> dict[str, float]:
+    """Time ratio and run durations (s) of a 0/1/NaN signal; NaN when it has no valid sample."""
+    valid = np.isfinite(binary)
+    if not valid.any():
+        return dict.fromkeys(("time_ratio", "min_time", "max_time", "mean_time", "median_time", "total_time"),
+                             np.nan)
+    durations = run_lengths(binary) * sample_s
+    if len(durations) == 0:
+        durations = np.zeros(1)
+    return {
+        "time_ratio": float(binary[valid].mean()),
+        "min_time": float(durations.min()), "max_time": float(durations.max()),
+        "mean_time": float(durations.mean()), "median_time": float(np.median(durations)),
+        "total_time": float(durations.sum()),
+    }
+
+
+class BaseSignals:
+    """eyemotion_gaze samples -> the 12 base-signal columns (BASE_SIGNALS), streaming (see module doc)."""
+
+    def __init__(self, *, eye_open_mm: float = 11.0, pupil_change_threshold_mm: float = 0.0,
+                 labels: list[str] | None = None) -> None:
+        labels = labels or GAZE_CLEAN.labels
+        self._col = {name: labels.index(name) for name in
+                     ("angle_x", "angle_y", "pupil", "event", "eye_openness", "eye_distance")}
+        self.eye_open_mm = eye_open_mm
+        self.threshold = pupil_change_threshold_mm
+        self._prev = np.full(4, np.nan)  # angle_x, angle_y, pupil, eye_distance (rad, rad, mm, mm)
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        samples = np.asarray(samples, float)
+        c = self._col
+        event = samples[:, c["event"]]
+        gx, gy = np.deg2rad(samples[:, c["angle_x"]]), np.deg2rad(samples[:, c["angle_y"]])
+        pupil, distance = samples[:, c["pupil"]], samples[:, c["eye_distance"]]
+        blink = event == _BLINK
+        valid = (event != _LOSS) & ((np.isfinite(gx) & np.isfinite(gy)) | blink)
+        current = np.column_stack([gx, gy, pupil, distance])
+        current[~valid] = np.nan
+        previous = np.vstack([self._prev, current[:-1]])
+        if len(current):
+            self._prev = current[-1].copy()
+        delta = current - previous
+        openness = samples[:, c["eye_openness"]]
+        intensity = np.where(blink, 5.0, 5.0 * np.clip(1.0 - openness / self.eye_open_mm, 0.0, 1.0))
+        intensity[~valid] = np.nan
+
+        def binary(condition: np.ndarray, defined: np.ndarray) -> np.ndarray:
+            return np.where(defined & valid, condition.astype(float), np.nan)
+
+        with np.errstate(invalid="ignore"):
+            d_pupil, d_distance = delta[:, 2], delta[:, 3]
+            out = np.column_stack([
+                current[:, 0], current[:, 1], delta[:, 0], delta[:, 1], current[:, 2], d_pupil, intensity,
+                binary(d_pupil > self.threshold, np.isfinite(d_pupil)),
+                binary(d_pupil < -self.threshold, np.isfinite(d_pupil)),
+                binary(d_distance > 0, np.isfinite(d_distance)),
+                binary(intensity >= 2.5, np.isfinite(intensity)),
+                binary(event == _FIXATION, np.ones(len(event), bool)),
+            ])
+        return out
+
+
+def window_features(times: np.ndarray, base: np.ndarray, window_start: float, rate: float) -> np.ndarray:
+    """The 103 features of one window of base signals (times in LSL s)."""
+    t = times - window_start
+    stats: dict[str, dict[str, float]] = {}
+    for i, name in enumerate(BASE_SIGNALS):
+        col = base[:, i]
+        stats[name] = numeric_functionals(col, t) if name in NUMERIC_SIGNALS else binary_functionals(col, 1 / rate)
+    return np.array([stats[b][f] for b, f in FEATURES])
+
+
+@dataclass(frozen=True)
+class GazeStatsSettings:
+    rate: float  # the eyemotion_gaze nominal rate (Hz)
+    window_s: float = 1.0
+    hop_s: float = 0.1
+    min_valid_fraction: float = 0.5
+    eye_open_mm: float = 11.0
+    pupil_change_threshold_mm: float = 0.0
+
+    @classmethod
+    def from_config(cls, cfg: FeaturesConfig, rate: float) -> "GazeStatsSettings":
+        return cls(rate, cfg.gaze_window_s, cfg.gaze_hop_s, cfg.gaze_min_valid_fraction, cfg.eye_open_mm,
+                   cfg.pupil_change_threshold_mm)
+
+
+class GazeStatistics:
+    """Streaming extractor: push eyemotion_gaze chunks, get the 103 statistics of each completed window."""
+
+    names = FEATURE_NAMES
+
+    def __init__(self, settings: GazeStatsSettings, labels: list[str] | None = None) -> None:
+        if settings.rate <= 0:
+            raise ValueError("gaze statistics need the stream's positive nominal rate")
+        self.settings = settings
+        self._base = BaseSignals(eye_open_mm=settings.eye_open_mm,
+                                 pupil_change_threshold_mm=settings.pupil_change_threshold_mm, labels=labels)
+        self._buffer = SlidingBuffer(settings.window_s, settings.hop_s, len(BASE_SIGNALS))
+        self._min_valid = max(2, int(np.ceil(settings.min_valid_fraction * settings.window_s * settings.rate)))
+
+    def push(self, timestamps: np.ndarray, samples: np.ndarray) -> FeatureWindows:
+        samples = np.asarray(samples, float)
+        if samples.ndim != 2 or len(samples) != len(timestamps):
+            raise ValueError(f"expected (n, channels) samples for {len(timestamps)} timestamps, "
+                             f"got shape {samples.shape}")
+        base = self._base.push(samples)
+        ends, rows, valid = [], [], []
+        for end, times, window in self._buffer.push(timestamps, base):
+            ok = int(np.isfinite(window[:, _VALIDITY_COLUMN]).sum()) >= self._min_valid
+            ends.append(end)
+            valid.append(ok)
+            rows.append(window_features(times, window, end - self.settings.window_s, self.settings.rate)
+                        if ok else np.full(N_FEATURES, np.nan))
+        if not ends:
+            return FeatureWindows.empty(self.names)
+        return FeatureWindows(self.names, np.array(ends), np.vstack(rows), np.array(valid))
+
+
+def gaze_statistics(timestamps: np.ndarray, samples: np.ndarray, settings: GazeStatsSettings,
+                    labels: list[str] | None = None) -> FeatureWindows:
+    """Offline: the same streaming object on a whole recording."""
+    return GazeStatistics(settings, labels).push(timestamps, samples)
