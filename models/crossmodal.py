@@ -1,0 +1,187 @@
+"""Gaze-enhanced crossmodal emotion embeddings (000_e9deb5c9c21c243c.txt, Sec. 3 and 4.1; 001_8cd198317e00f0b1.txt, Sec. 3.4).
+
+A visual stream (face embeddings fused with gaze statistics) and an audio stream (eGeMAPS functionals)
+each map a sequence to an embedding sequence of width E = 120 (GRU encoders with 120 units, 000 Sec.
+4.1). The embeddings feed one shared classifier (a GRU with 120 units and a linear layer) that does not
+know the modality, so at test time either modality alone gives a prediction. Variants (000 Sec. 3.1.1,
+3.5.1, Table 2):
+
+- ``early-windowed``: face and windowed gaze statistics concatenated per frame, one GRU encoder.
+- ``model-windowed``: a face GRU and a gaze GRU; their outputs concatenated per frame (2E) and projected to E.
+- ``model-averaged``: as model-level fusion, with the gaze statistics averaged over the utterance first.
+- ``no-gaze``: the EmoBed ablation, face only.
+
+The embedding sequence is mean-pooled into one vector per window for the triplet losses
+(`losses.crossmodal_triplet`). Joint prediction (001 Sec. 3.4): a small head on the concatenated pooled
+audio and visual embeddings. Embeddings are squashed into (-1, 1) (GRU outputs already are; the
+model-level projection ends with tanh), which keeps the margin-free triplet loss of 000 Eq. 1 bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from eyemotion.models import shapes
+from eyemotion.models.layers import FeatureNorm
+
+VARIANTS = ("early-windowed", "model-windowed", "model-averaged", "no-gaze")
+
+
+@dataclass(frozen=True)
+class CrossmodalConfig:
+    variant: str = "model-averaged"  # best visual F1 with triplet training in 000 Table 2
+    units: int = shapes.CROSSMODAL_UNITS
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown crossmodal variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+
+    @property
+    def uses_gaze(self) -> bool:
+        return self.variant != "no-gaze"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CrossmodalOutput:
+    visual_logits: torch.Tensor | None
+    audio_logits: torch.Tensor | None
+    joint_logits: torch.Tensor | None
+    visual_embedding: torch.Tensor | None  # (B, E), pooled
+    audio_embedding: torch.Tensor | None
+
+
+class Crossmodal(nn.Module):
+    """See the module docstring. Inputs are raw features (normalised inside): visual_face (B, Tv, 128),
+    visual_gaze (B, Tv, 103), audio (B, Ta, 88); Tv and Ta are free and may differ."""
+
+    def __init__(self, config: CrossmodalConfig = CrossmodalConfig(), normalisation: dict | None = None):
+        super().__init__()
+        self.config = config
+        e = config.units
+        norm = normalisation or {}
+        self.face_norm = FeatureNorm(shapes.FACE_DIM, **norm.get("visual_face", {}))
+        self.gaze_norm = FeatureNorm(shapes.GAZE_STATS_DIM, **norm.get("visual_gaze", {}))
+        self.audio_norm = FeatureNorm(shapes.AUDIO_DIM, **norm.get("audio", {}))
+        if config.variant == "early-windowed":
+            self.face_gru = nn.GRU(shapes.FACE_DIM + shapes.GAZE_STATS_DIM, e, batch_first=True)
+        else:
+            self.face_gru = nn.GRU(shapes.FACE_DIM, e, batch_first=True)
+        if config.variant.startswith("model-"):
+            self.gaze_gru = nn.GRU(shapes.GAZE_STATS_DIM, e, batch_first=True)
+            self.fusion = nn.Sequential(nn.Linear(2 * e, e), nn.Tanh())  # f_p: R^2E -> R^E
+        self.audio_gru = nn.GRU(shapes.AUDIO_DIM, e, batch_first=True)
+        self.drop = nn.Dropout(config.dropout)
+        self.classifier_gru = nn.GRU(e, e, batch_first=True)  # shared, modality-agnostic
+        self.classifier_out = nn.Linear(e, shapes.N_CLASSES)
+        self.joint = nn.Sequential(nn.Linear(2 * e, e), nn.ReLU(), nn.Linear(e, shapes.N_CLASSES))
+
+    @property
+    def visual_inputs(self) -> tuple[str, ...]:
+        return ("visual_face", "visual_gaze") if self.config.uses_gaze else ("visual_face",)
+
+    def embed_visual(self, face: torch.Tensor, gaze: torch.Tensor | None = None) -> torch.Tensor:
+        """Gaze-enhanced visual embedding sequence (B, Tv, E)."""
+        face = self.face_norm(face)
+        variant = self.config.variant
+        if variant == "no-gaze":
+            return self.face_gru(face)[0]
+        if gaze is None:
+            raise ValueError(f"the {variant} crossmodal model needs visual_gaze")
+        gaze = self.gaze_norm(gaze)
+        if variant == "early-windowed":
+            return self.face_gru(torch.cat([face, gaze], dim=-1))[0]
+        e_v = self.face_gru(face)[0]
+        if variant == "model-averaged":
+            e_g = self.gaze_gru(gaze.mean(dim=1, keepdim=True))[0].expand(-1, e_v.shape[1], -1)
+        else:
+            e_g = self.gaze_gru(gaze)[0]
+        return self.fusion(torch.cat([e_v, e_g], dim=-1))
+
+    def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
+        """Audio embedding sequence (B, Ta, E)."""
+        return self.audio_gru(self.audio_norm(audio))[0]
+
+    def classify(self, embedding_seq: torch.Tensor) -> torch.Tensor:
+        """The shared classifier: 7-class logits from an embedding sequence of either modality."""
+        out, _ = self.classifier_gru(self.drop(embedding_seq))
+        return self.classifier_out(out[:, -1])
+
+    def classify_joint(self, audio_pooled: torch.Tensor, visual_pooled: torch.Tensor) -> torch.Tensor:
+        """Joint audio + visual prediction on the concatenated pooled embeddings (001 Sec. 3.4)."""
+        return self.joint(torch.cat([audio_pooled, visual_pooled], dim=-1))
+
+    def forward(self, visual_face: torch.Tensor | None = None, visual_gaze: torch.Tensor | None = None,
+                audio: torch.Tensor | None = None) -> CrossmodalOutput:
+        """Whatever modalities are given; the joint logits need both."""
+        if visual_face is None and audio is None:
+            raise ValueError("the crossmodal model needs visual_face or audio (or both)")
+        v_logits = a_logits = j_logits = v_emb = a_emb = None
+        if visual_face is not None:
+            seq = self.embed_visual(visual_face, visual_gaze)
+            v_logits, v_emb = self.classify(seq), seq.mean(dim=1)
+        if audio is not None:
+            seq = self.embed_audio(audio)
+            a_logits, a_emb = self.classify(seq), seq.mean(dim=1)
+        if v_emb is not None and a_emb is not None:
+            j_logits = self.classify_joint(a_emb, v_emb)
+        return CrossmodalOutput(v_logits, a_logits, j_logits, v_emb, a_emb)
+
+    def normalisation(self) -> dict[str, dict[str, list[float]]]:
+        stats = {"visual_face": self.face_norm.stats(), "audio": self.audio_norm.stats()}
+        if self.config.uses_gaze:
+            stats["visual_gaze"] = self.gaze_norm.stats()
+        return stats
+
+
+class CrossmodalVisual(nn.Module):
+    """Exported visual-only graph: ER probabilities and the pooled embedding."""
+
+    output_names = ("er7_probs", "embedding")
+
+    def __init__(self, model: Crossmodal):
+        super().__init__()
+        self.model = model
+        self.input_names = model.visual_inputs
+
+    def forward(self, visual_face: torch.Tensor, visual_gaze: torch.Tensor | None = None):
+        out = self.model(visual_face=visual_face, visual_gaze=visual_gaze)
+        return torch.softmax(out.visual_logits, -1), out.visual_embedding
+
+
+class CrossmodalAudio(nn.Module):
+    """Exported audio-only graph: ER probabilities and the pooled embedding."""
+
+    input_names = ("audio",)
+    output_names = ("er7_probs", "embedding")
+
+    def __init__(self, model: Crossmodal):
+        super().__init__()
+        self.model = model
+
+    def forward(self, audio: torch.Tensor):
+        out = self.model(audio=audio)
+        return torch.softmax(out.audio_logits, -1), out.audio_embedding
+
+
+class CrossmodalJoint(nn.Module):
+    """Exported audio + visual graph: joint, visual-only and audio-only ER probabilities."""
+
+    output_names = ("er7_probs", "visual_er7_probs", "audio_er7_probs")
+
+    def __init__(self, model: Crossmodal):
+        super().__init__()
+        self.model = model
+        self.input_names = model.visual_inputs + ("audio",)
+
+    def forward(self, *inputs: torch.Tensor):
+        visual, audio = inputs[:-1], inputs[-1]
+        out = self.model(visual[0], visual[1] if len(visual) > 1 else None, audio)
+        return (torch.softmax(out.joint_logits, -1), torch.softmax(out.visual_logits, -1),
+                torch.softmax(out.audio_logits, -1))

@@ -1,0 +1,383 @@
+"""Training and participant-wise cross-validation of EMERT and the crossmodal embeddings.
+
+`train(kind, dataset, out)` runs k-fold cross-validation over participants (5 folds as in
+002_cbeb04dbce786b8c.txt Sec. V-A-1), reports per fold and as mean +- standard error over folds:
+micro-F1, macro-F1, WAR (weighted average recall = accuracy) and UAR (unweighted average recall) of
+each classification task, and MAE / MSE / RMSE of valence and arousal (EMERT). It writes
+`report.json`, `confusion.png` (confusion matrices summed over the test folds) and, unless disabled,
+`model.pt`: a final model trained on every participant, which `eyemotion export-onnx` turns into ONNX.
+
+Optimisation follows the papers: EMERT with Adam, batch size 16, learning rate 1e-4 and cosine decay
+(002 Sec. V-A-2); the crossmodal model with Adam, batch size 64, learning rate 1e-4 and weight decay
+1e-4 (000_e9deb5c9c21c243c.txt Sec. 4.1). Each crossmodal batch yields an audio and a visual embedding
+batch; the shared classifier gets them alternately, audio first (one optimiser step each), and every
+step carries the crossmodal triplet loss with weight alpha = 0.1 (001_8cd198317e00f0b1.txt Eq. 3.4).
+The joint head (001 Sec. 3.4) learns on detached embeddings, so it does not change the monomodal model.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from eyemotion import UserError, __version__
+from eyemotion.models import shapes
+from eyemotion.models.crossmodal import VARIANTS, Crossmodal, CrossmodalConfig
+from eyemotion.models.dataset import WindowDataset, load_dataset
+from eyemotion.models.emert import Emert, EmertConfig
+from eyemotion.models.losses import TRIPLET_ALPHA, EmertTargets, crossmodal_triplet, emert_loss
+from eyemotion.streams import CLASSES
+
+log = logging.getLogger(__name__)
+
+KINDS = ("emert", "crossmodal")
+MODEL_INPUTS = {"emert": ("face", "eye", "fixation"), "crossmodal": ("visual_face", "visual_gaze", "audio")}
+#: classification task -> (label array, class names)
+TASKS = {
+    "emert": {"er7": ("er7", CLASSES), "er3": ("er3", shapes.CLASSES_3), "fer7": ("fer7", CLASSES)},
+    "crossmodal": {"er7_visual": ("er7", CLASSES), "er7_audio": ("er7", CLASSES), "er7_joint": ("er7", CLASSES)},
+}
+REGRESSION = {"emert": ("valence", "arousal"), "crossmodal": ()}
+CHECKPOINT = "model.pt"
+REPORT = "report.json"
+CONFUSION_PNG = "confusion.png"
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 40
+    batch_size: int = 0  # 0: the paper's (EMERT 16, crossmodal 64)
+    lr: float = 1e-4
+    weight_decay: float = -1.0  # < 0: the paper's (EMERT 0, crossmodal 1e-4)
+    seed: int = 0
+    folds: list[int] | None = None  # None: every fold of the dataset
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch CPU threads (0: torch's default)
+    final_model: bool = True  # also train on all participants and save model.pt
+    progress: bool = True
+    variant: str = "model-averaged"  # crossmodal only
+    triplet_margin: float | None = None  # None: 000 Eq. 1 as printed
+
+    def resolved(self, kind: str) -> TrainSettings:
+        s = TrainSettings(**asdict(self))
+        s.batch_size = s.batch_size or (16 if kind == "emert" else 64)
+        if s.weight_decay < 0:
+            s.weight_decay = 0.0 if kind == "emert" else 1e-4
+        return s
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise UserError(f"unknown device {name!r}; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def build_model(kind: str, normalisation: dict | None, settings: TrainSettings) -> torch.nn.Module:
+    if kind == "emert":
+        return Emert(EmertConfig(), normalisation)
+    if kind == "crossmodal":
+        return Crossmodal(CrossmodalConfig(variant=settings.variant), normalisation)
+    raise UserError(f"unknown model {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+# --- metrics ---
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts, rows = true class, columns = predicted class."""
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return cm
+
+
+def classification_metrics(cm: np.ndarray) -> dict[str, float]:
+    """micro-F1, macro-F1, WAR and UAR from a confusion matrix (002 Sec. V-A-1).
+
+    WAR weights each class's recall by its support (= accuracy = micro-F1 for single-label data); UAR and
+    macro-F1 average over the classes that occur in the truth (UAR) or in truth or prediction (macro-F1).
+    """
+    tp = np.diag(cm).astype(float)
+    support, predicted = cm.sum(1), cm.sum(0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    war = float(tp.sum() / max(cm.sum(), 1))
+    present = (support > 0) | (predicted > 0)
+    return {"micro_f1": war, "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+            "war": war, "uar": float(recall[support > 0].mean()) if (support > 0).any() else 0.0}
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    err = np.asarray(y_pred, dtype=float) - np.asarray(y_true, dtype=float)
+    mse = float(np.mean(err ** 2))
+    return {"mae": float(np.mean(np.abs(err))), "mse": mse, "rmse": math.sqrt(mse)}
+
+
+def summarise(per_fold: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Mean and standard error (sample std / sqrt(k); None for one fold) of every metric over folds."""
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for task in per_fold[0]:
+        out[task] = {}
+        for metric in per_fold[0][task]:
+            vals = np.array([f[task][metric] for f in per_fold], dtype=float)
+            se = float(vals.std(ddof=1) / math.sqrt(len(vals))) if len(vals) > 1 else None
+            out[task][metric] = {"mean": float(vals.mean()), "se": se}
+    return out
+
+
+# --- batches ---
+
+class _Tensors:
+    """The dataset's arrays as tensors on the training device."""
+
+    def __init__(self, ds: WindowDataset, kind: str, device: torch.device):
+        missing = [k for k in MODEL_INPUTS[kind] if k not in ds.inputs]
+        if missing:
+            raise UserError(f"dataset {ds.root} lacks {', '.join(missing)}, needed by {kind}; rebuild it with those inputs")
+        self.x = {k: torch.as_tensor(ds.inputs[k], device=device) for k in MODEL_INPUTS[kind]}
+        self.y = {k: torch.as_tensor(ds.labels[k], device=device) for k in ("er7", "er3", "fer7")}
+        self.va = torch.as_tensor(np.stack([ds.labels["valence"], ds.labels["arousal"]], 1), device=device)
+
+    def batch(self, idx: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        y = {k: v[idx] for k, v in self.y.items()}
+        y["va"] = self.va[idx]
+        return {k: v[idx] for k, v in self.x.items()}, y
+
+
+def _emert_step(model: Emert, opt: torch.optim.Optimizer, x: dict, y: dict) -> float:
+    out = model(x["face"], x["eye"], x["fixation"])
+    loss = emert_loss(out, EmertTargets(y["er7"], y["er3"], y["va"], y["fer7"]))["total"]
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+def _crossmodal_steps(model: Crossmodal, opt: torch.optim.Optimizer, x: dict, y: dict, margin: float | None) -> float:
+    total = 0.0
+    for modality in ("audio", "visual"):  # 000 Sec. 4.1: alternate audio / visual batches
+        e_a = model.embed_audio(x["audio"])
+        e_v = model.embed_visual(x["visual_face"], x["visual_gaze"])
+        pooled_a, pooled_v = e_a.mean(1), e_v.mean(1)
+        loss = TRIPLET_ALPHA * crossmodal_triplet(pooled_a, pooled_v, y["er7"], margin)
+        loss = loss + F.cross_entropy(model.classify(e_a if modality == "audio" else e_v), y["er7"])
+        if modality == "visual":
+            loss = loss + F.cross_entropy(model.classify_joint(pooled_a.detach(), pooled_v.detach()), y["er7"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += float(loss.detach())
+    return total
+
+
+def fit(kind: str, model: torch.nn.Module, data: _Tensors, train_idx: np.ndarray, settings: TrainSettings,
+        desc: str = "train") -> list[float]:
+    """Train `model` in place on rows `train_idx`; returns the mean loss of each epoch."""
+    device = next(model.parameters()).device
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, settings.epochs) if kind == "emert" else None
+    gen = torch.Generator().manual_seed(settings.seed)
+    idx_all = torch.as_tensor(train_idx)
+    losses = []
+    model.train()
+    bar = tqdm(range(settings.epochs), desc=desc, unit="epoch", disable=not settings.progress, leave=False)
+    for _ in bar:
+        order = idx_all[torch.randperm(len(idx_all), generator=gen)]
+        epoch_loss, n = 0.0, 0
+        for start in range(0, len(order), settings.batch_size):
+            batch = order[start:start + settings.batch_size]
+            if len(batch) < 2:  # triplet mining and batch statistics need two windows
+                continue
+            x, y = data.batch(batch.to(device))
+            if kind == "emert":
+                epoch_loss += _emert_step(model, opt, x, y)
+            else:
+                epoch_loss += _crossmodal_steps(model, opt, x, y, settings.triplet_margin)
+            n += 1
+        if sched is not None:
+            sched.step()
+        losses.append(epoch_loss / max(n, 1))
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def predict(kind: str, model: torch.nn.Module, data: _Tensors, idx: np.ndarray, chunk: int = 256) -> dict[str, np.ndarray]:
+    """Predicted classes per task (and valence / arousal) for rows `idx`."""
+    model.eval()
+    parts: dict[str, list[np.ndarray]] = {}
+    device = next(model.parameters()).device
+    for start in range(0, len(idx), chunk):
+        x, _ = data.batch(torch.as_tensor(idx[start:start + chunk], device=device))
+        if kind == "emert":
+            out = model(x["face"], x["eye"], x["fixation"])
+            got = {"er7": out.er7.argmax(-1), "er3": out.er3.argmax(-1), "fer7": out.fer7.argmax(-1),
+                   "valence": out.valence_arousal[:, 0], "arousal": out.valence_arousal[:, 1]}
+        else:
+            out = model(x["visual_face"], x["visual_gaze"], x["audio"])
+            got = {"er7_visual": out.visual_logits.argmax(-1), "er7_audio": out.audio_logits.argmax(-1),
+                   "er7_joint": out.joint_logits.argmax(-1)}
+        for k, v in got.items():
+            parts.setdefault(k, []).append(v.cpu().numpy())
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def evaluate(kind: str, pred: dict[str, np.ndarray], ds: WindowDataset, idx: np.ndarray
+             ) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray], dict[str, dict[str, float]]]:
+    """(metrics per task, confusion matrix per classification task, chance levels per task)."""
+    metrics, cms, chance = {}, {}, {}
+    for task, (label, names) in TASKS[kind].items():
+        truth = ds.labels[label][idx]
+        cm = confusion_matrix(truth, pred[task], len(names))
+        cms[task] = cm
+        metrics[task] = classification_metrics(cm)
+        counts = np.bincount(truth, minlength=len(names))
+        chance[task] = {"war": float(counts.max() / counts.sum()), "uar": 1.0 / int((counts > 0).sum())}
+    for name in REGRESSION[kind]:
+        metrics[name] = regression_metrics(ds.labels[name][idx], pred[name])
+    return metrics, cms, chance
+
+
+def plot_confusion(cms: dict[str, np.ndarray], kind: str, path: Path) -> None:
+    """One panel per classification task: row-normalised confusion with counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(cms), figsize=(5.2 * len(cms), 4.8), squeeze=False)
+    for ax, (task, cm) in zip(axes[0], cms.items()):
+        names = TASKS[kind][task][1]
+        share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+        ax.imshow(share, vmin=0, vmax=1, cmap="Blues")
+        for i in range(cm.shape[0]):
+            for j in range(cm.shape[1]):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if share[i, j] > 0.5 else "black")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{kind} {task} (all test folds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+@dataclass
+class TrainReport:
+    path: Path
+    summary: dict
+    folds: list[dict] = field(default_factory=list)
+    checkpoint: Path | None = None
+
+
+def train(kind: str, dataset: str | Path | WindowDataset, out: str | Path, settings: TrainSettings | None = None
+          ) -> TrainReport:
+    """Cross-validate `kind` on `dataset`, write the report, confusion PNG and (optionally) model.pt into `out`."""
+    settings = settings or TrainSettings()
+    if kind not in KINDS:
+        raise UserError(f"unknown model {kind!r}; choose one of {', '.join(KINDS)}")
+    if kind == "crossmodal" and settings.variant not in VARIANTS:
+        raise UserError(f"unknown crossmodal variant {settings.variant!r}; choose one of {', '.join(VARIANTS)}")
+    s = settings.resolved(kind)
+    if s.epochs < 1:
+        raise UserError("epochs must be >= 1")
+    ds = dataset if isinstance(dataset, WindowDataset) else load_dataset(dataset, MODEL_INPUTS[kind])
+    folds = list(range(ds.n_folds)) if s.folds is None else list(s.folds)
+    bad = [f for f in folds if not 0 <= f < ds.n_folds]
+    if bad:
+        raise UserError(f"fold(s) {bad} do not exist; the dataset has folds 0-{ds.n_folds - 1}")
+    device = resolve_device(s.device)
+    if s.threads:
+        torch.set_num_threads(s.threads)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = _Tensors(ds, kind, device)
+    log.info("training %s on %s (%d windows, %d participants) on %s", kind, ds.root, len(ds),
+             len(ds.meta["participants"]), device)
+    t0 = time.monotonic()
+    fold_reports, total_cm = [], {}
+    for k in folds:
+        train_idx, test_idx = ds.split(k)
+        torch.manual_seed(s.seed + k)
+        model = build_model(kind, ds.normalisation(k), s).to(device)
+        losses = fit(kind, model, data, train_idx, s, desc=f"{kind} fold {k}")
+        metrics, cms, chance = evaluate(kind, predict(kind, model, data, test_idx), ds, test_idx)
+        for task, cm in cms.items():
+            total_cm[task] = total_cm.get(task, 0) + cm
+        fold_reports.append({"fold": k, "test_participants": ds.meta["folds"][k], "n_train": len(train_idx),
+                             "n_test": len(test_idx), "final_loss": losses[-1], "metrics": metrics, "chance": chance})
+        log.info("fold %d: %s", k, ", ".join(f"{t} WAR {m['war']:.3f} UAR {m['uar']:.3f}" for t, m in metrics.items()
+                                           if "war" in m))
+    summary = summarise([f["metrics"] for f in fold_reports])
+    checkpoint = None
+    if s.final_model:
+        torch.manual_seed(s.seed)
+        model = build_model(kind, ds.normalisation(None), s).to(device)
+        fit(kind, model, data, np.arange(len(ds)), s, desc=f"{kind} all participants")
+        checkpoint = out / CHECKPOINT
+        save_checkpoint(checkpoint, kind, model, s, ds, summary)
+    plot_confusion(total_cm, kind, out / CONFUSION_PNG)
+    report = {
+        "model": kind, "variant": s.variant if kind == "crossmodal" else None,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "eyemotion": __version__, "torch": str(torch.__version__), "device": str(device),
+        "dataset": training_data_info(ds), "settings": asdict(s), "folds": fold_reports, "summary": summary,
+        "confusion": {t: cm.tolist() for t, cm in total_cm.items()}, "confusion_png": CONFUSION_PNG,
+        "checkpoint": CHECKPOINT if checkpoint else None, "seconds": round(time.monotonic() - t0, 1),
+    }
+    (out / REPORT).write_text(json.dumps(report, indent=1))
+    return TrainReport(out / REPORT, summary, fold_reports, checkpoint)
+
+
+def training_data_info(ds: WindowDataset) -> dict:
+    return {"path": str(ds.root), "n_windows": len(ds), "participants": ds.meta["participants"],
+            "n_folds": ds.n_folds, "input_shapes": {k: list(v.shape[1:]) for k, v in ds.inputs.items()}, "provenance": ds.meta.get("provenance", {}), "created": ds.meta.get("created")}
+
+
+def save_checkpoint(path: Path, kind: str, model: torch.nn.Module, settings: TrainSettings, ds: WindowDataset,
+                    summary: dict) -> None:
+    torch.save({
+        "format": "eyemotion-checkpoint", "version": 1, "kind": kind, "config": model.config.to_dict(),
+        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "normalisation": model.normalisation(),
+        "settings": asdict(settings), "training_data": training_data_info(ds), "metrics": summary,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "eyemotion": __version__,
+        "torch": str(torch.__version__),
+    }, path)
+
+
+def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
+    """(model in eval mode on CPU, checkpoint metadata) from a `model.pt` written by `train`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} not found; train one with `eyemotion train {{emert,crossmodal}} DATASET`")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        raise UserError(f"checkpoint {path} cannot be read ({type(exc).__name__}); retrain it") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "eyemotion-checkpoint":
+        raise UserError(f"{path} is not an eyemotion checkpoint; pass the model.pt written by `eyemotion train`")
+    if ckpt["kind"] == "emert":
+        model: torch.nn.Module = Emert(EmertConfig(**ckpt["config"]))
+    else:
+        model = Crossmodal(CrossmodalConfig(**ckpt["config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    return model, meta
