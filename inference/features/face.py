@@ -136,7 +136,7 @@ class FacePipeline:
         return FaceResult(True, norm_box, probs[0].astype(float), emb[0].astype(float), tilt)
 
 
-class _RateGate:
+class RateGate:
     """Lets through about `rate_hz` frames per second of frame time (deterministic in the timestamps)."""
 
     def __init__(self, rate_hz: float) -> None:
@@ -160,7 +160,7 @@ class FaceAnalyzer:
         from eyemotion.streams import stream_info
 
         self.pipeline = FacePipeline(config.face)
-        self._gate = _RateGate(config.face.rate_hz)
+        self._gate = RateGate(config.face.rate_hz)
         info = stream_info(FACE, namespace=config.lsl.namespace,
                            extra={"model": model_path(config.face).name, "rate_hz": str(config.face.rate_hz)})
         self.outlet: pylsl.StreamOutlet | None = pylsl.StreamOutlet(info)
@@ -186,7 +186,7 @@ class PreviewAnalyzer:
         from eyemotion.streams import stream_info
 
         self.cfg = config.face
-        self._gate = _RateGate(self.cfg.preview_rate_hz)
+        self._gate = RateGate(self.cfg.preview_rate_hz)
         self.outlet: pylsl.StreamOutlet | None = pylsl.StreamOutlet(
             stream_info(PREVIEW, namespace=config.lsl.namespace))
 

@@ -14,7 +14,8 @@ delta_gaze_angle_x / _y     difference to the previous sample (rad per sample; O
 pupil_diameter_mm           `pupil` (mm, blinks interpolated). The tracker measures mm directly; the
                             paper's OpenFace value is an estimate from the left-eye landmarks.
 delta_pupil_diameter_mm     difference to the previous sample (mm per sample).
-eye_blink_intensity         OpenFace AU45 intensity (0-5): 5 during a blink (`event` = blink), else
+eye_blink_intensity         OpenFace AU45 intensity (0-5): 5 during a blink (`event` = blink) or when
+                            `validity` has the eyes_closed bit, else
                             5 * clip(1 - eye_openness / eye_open_mm, 0, 1); NaN if openness unknown.
 pupil_dilation /            1 when delta pupil > +threshold / < -threshold, else 0.
 pupil_constriction
@@ -25,8 +26,9 @@ gaze_fixation               1 when `event` = fixation, else 0.
 ==========================  ====================================================================
 
 A sample is invalid (all its base signals NaN) when `event` is loss, or the gaze angles are missing
-outside a blink. Deltas and the eye-distance derivative carry the previous sample across chunks, so
-the first sample of a stream has none. Functionals (per window, on the finite values):
+while the eyes are open (neither a blink nor the eyes_closed bit of `validity`, GAZE_VALIDITY_BITS).
+Deltas and the eye-distance derivative carry the previous sample across chunks, so the first sample of a
+stream has none. Functionals (per window, on the finite values):
 quartiles by linear interpolation (`numpy.percentile`), population std, IQR a-b = quartile b - quartile
 a (quartile 2 = median), LR = least-squares line of value against time (s) from the window start
 (intercept at the window start, slope per second). Binary signals: time ratio = share of valid samples
@@ -43,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from eyemotion.config import FeaturesConfig
-from eyemotion.streams import EVENT_CODES, GAZE_CLEAN
+from eyemotion.streams import EVENT_CODES, GAZE_CLEAN, GAZE_VALIDITY_BITS
 
 from .windows import FeatureWindows, SlidingBuffer
 
@@ -80,6 +82,7 @@ assert len(FEATURE_NAMES) == N_FEATURES
 _BLINK = EVENT_CODES["blink"]
 _FIXATION = EVENT_CODES["fixation"]
 _LOSS = EVENT_CODES["loss"]
+_CLOSED_BIT = GAZE_VALIDITY_BITS["eyes_closed"]
 
 
 def numeric_functionals(values: np.ndarray, times: np.ndarray) -> dict[str, float]:
@@ -132,7 +135,7 @@ class BaseSignals:
                  labels: list[str] | None = None) -> None:
         labels = labels or GAZE_CLEAN.labels
         self._col = {name: labels.index(name) for name in
-                     ("angle_x", "angle_y", "pupil", "event", "eye_openness", "eye_distance")}
+                     ("angle_x", "angle_y", "pupil", "event", "eye_openness", "eye_distance", "validity")}
         self.eye_open_mm = eye_open_mm
         self.threshold = pupil_change_threshold_mm
         self._prev = np.full(4, np.nan)  # angle_x, angle_y, pupil, eye_distance (rad, rad, mm, mm)
@@ -143,7 +146,8 @@ class BaseSignals:
         event = samples[:, c["event"]]
         gx, gy = np.deg2rad(samples[:, c["angle_x"]]), np.deg2rad(samples[:, c["angle_y"]])
         pupil, distance = samples[:, c["pupil"]], samples[:, c["eye_distance"]]
-        blink = event == _BLINK
+        validity = np.nan_to_num(samples[:, c["validity"]]).astype(np.int64)
+        blink = (event == _BLINK) | ((validity & _CLOSED_BIT) != 0)
         valid = (event != _LOSS) & ((np.isfinite(gx) & np.isfinite(gy)) | blink)
         current = np.column_stack([gx, gy, pupil, distance])
         current[~valid] = np.nan
