@@ -109,30 +109,46 @@ class SimulatorConfig:
 
 @dataclass(frozen=True)
 class CameraConfig:
-    """The webcam: a device index ("0"), a video file path or a URL."""
+    """The webcam (see `eyemotion.acquisition.camera`): a device index ("0"), a video file path or a URL.
+
+    `fps`, `width` and `height` are requested from a device (a file plays at its own rate and size).
+    """
 
     source: str = "0"
     fps: float = 30.0
     width: int = 640
     height: int = 480
     loop: bool = False  # loop a file source
+    analyze_hz: float = 15.0  # how often per-frame analysers (face pipeline) get the latest frame
+    reconnect_max_s: float = 8.0  # longest wait between reopen attempts (backoff doubles from 0.25 s)
+    open_timeout_s: float = 5.0  # how long opening a URL may take
 
     def validate(self) -> None:
         _check(self.fps > 0, "camera.fps", "must be > 0")
         _check(self.width > 0 and self.height > 0, "camera.width/height", "must be > 0")
+        _check(self.analyze_hz > 0, "camera.analyze_hz", "must be > 0")
+        _check(self.reconnect_max_s >= 0.25, "camera.reconnect_max_s", "must be >= 0.25 s")
+        _check(self.open_timeout_s > 0, "camera.open_timeout_s", "must be > 0")
 
 
 @dataclass(frozen=True)
 class MicrophoneConfig:
-    """The microphone: a PortAudio device name or index ("" = system default), 16 kHz mono."""
+    """The microphone (see `eyemotion.acquisition.microphone`): a PortAudio input device name (or part
+    of it) or index ("" = the system default). `eyemotion_audio` is always 16 kHz mono; `samplerate` is
+    the rate the device is opened at, 16000 or a multiple of it (then decimated to 16 kHz), for devices
+    that refuse 16 kHz.
+    """
 
     device: str = ""
     samplerate: int = 16000
     block_ms: float = 20.0
+    queue_s: float = 2.0  # audio buffered between the device callback and LSL before blocks are dropped
 
     def validate(self) -> None:
-        _check(self.samplerate > 0, "microphone.samplerate", "must be > 0")
+        _check(self.samplerate > 0 and self.samplerate % 16000 == 0, "microphone.samplerate",
+               "must be 16000 or a multiple of it (32000, 48000, 96000)")
         _check(10 <= self.block_ms <= 50, "microphone.block_ms", "must be within 10-50 ms")
+        _check(self.queue_s >= 0.1, "microphone.queue_s", "must be >= 0.1 s")
 
 
 @dataclass(frozen=True)
