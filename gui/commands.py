@@ -1,0 +1,62 @@
+"""`eyemotion dashboard`: the live monitoring window, and `--replay SESSION` to replay a recording."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "dashboard",
+        help="open the live dashboard (or replay a recorded session in it)",
+        description=(
+            "Open the PyQt6 dashboard. It finds every eyemotion stream on the network (filtered by [lsl] "
+            "namespace/hostname) and shows stream health, gaze, eye signals, face and voice, emotion "
+            "predictions and the session (recording, trials, annotations, node health). With --replay it "
+            "re-publishes a recorded session through LSL and adds play/pause/speed/scrub controls. "
+            "Keys: Ctrl+R record, 1-9 annotations, H heat map, Space play/pause, Left/Right seek 5 s, "
+            "Ctrl+O open a session, Ctrl+Shift+L reset layout, F11 full screen, Ctrl+Q quit. "
+            "Options: [dashboard] fps, stale_s, history_s, trail_s, voice_threshold_db, annotations."
+        ),
+    )
+    p.add_argument("--replay", metavar="SESSION", help="session folder (or recording.xdf) to replay")
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed, 0.25-20 (default 1)")
+    p.add_argument("--participant", default="", help="participant pseudonym for recordings (e.g. P001)")
+    p.add_argument("--reset-layout", action="store_true", help="forget the remembered window layout")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="close by itself after S seconds (demos, smoke tests)")
+    p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window when it closes")
+    p.set_defaults(func=run_dashboard)
+
+
+def run_dashboard(args: argparse.Namespace, config) -> int:
+    import sys
+
+    from PyQt6.QtCore import QSettings, QTimer
+    from PyQt6.QtWidgets import QApplication
+
+    from eyemotion.gui import theme
+    from eyemotion.gui.window import SETTINGS_APP, SETTINGS_ORG, Dashboard
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("eyemotion dashboard")
+    theme.apply(app)
+    settings = QSettings(SETTINGS_ORG, SETTINGS_APP)
+    if args.reset_layout:
+        settings.clear()
+    window = Dashboard(config, settings=settings, participant=args.participant)
+    window.show()
+    ok = True
+    if args.replay:
+        ok = window.open_replay(args.replay, speed=args.speed)
+
+    def finish() -> None:
+        if args.screenshot:
+            window.grab().save(args.screenshot)
+        window.close()
+
+    if args.duration:
+        QTimer.singleShot(int(args.duration * 1000), finish)
+    app.exec()
+    window.shutdown()
+    return 0 if ok else 2

@@ -1,0 +1,161 @@
+"""Face and voice panel: the camera preview (eyemotion_preview) with the face box and the 7 FER
+probabilities (eyemotion_face), and the microphone's level meter, level history and voice activity."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+
+import cv2
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import QGraphicsRectItem, QGridLayout, QProgressBar
+
+from eyemotion.gui import theme
+from eyemotion.gui.models import FaceState, LevelMeter, face_state
+from eyemotion.gui.panel import Panel, fmt, label, plot
+from eyemotion.streams import CLASSES
+
+LEVEL_WINDOW_S = 0.05
+LEVEL_HISTORY_S = 10.0
+FLOOR_DB = -80.0
+
+
+def decode_preview(text: str) -> np.ndarray | None:
+    """An RGB image from a base64 JPEG sample, or None if it is not one."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class FacePanel(Panel):
+    title = "Face and voice"
+    watches = ("preview", "face", "audio")
+
+    def __init__(self, monitor, config) -> None:
+        super().__init__(monitor, config)
+        self.camera = plot()
+        self.camera.showGrid(x=False, y=False)
+        self.camera.hideAxis("left")
+        self.camera.hideAxis("bottom")
+        self.camera.setAspectLocked(True)
+        self.camera.invertY(True)
+        self.camera.setMouseEnabled(False, False)
+        self.image = pg.ImageItem()
+        self.camera.addItem(self.image)
+        self.box = QGraphicsRectItem(0, 0, 1, 1)
+        self.box.setPen(pg.mkPen(theme.GOOD, width=2))
+        self.box.setVisible(False)
+        self.camera.addItem(self.box)
+        self.no_preview = pg.TextItem("no camera preview", color=theme.MUTED, anchor=(0.5, 0.5))
+        self.camera.addItem(self.no_preview)
+        self.no_preview.setPos(80, 60)
+        self.camera.setRange(xRange=(0, 160), yRange=(0, 120), padding=0)
+        self.fer = plot()
+        self.fer.setYRange(0, 1, padding=0)
+        self.fer.setMouseEnabled(False, False)
+        self.fer.getAxis("bottom").setTicks([[(i, c[:3]) for i, c in enumerate(CLASSES)]])
+        self.fer.setTitle("FER (face)", color=theme.MUTED, size="9pt")
+        self.fer_bars = pg.BarGraphItem(x=np.arange(7), height=np.zeros(7), width=0.7,
+                                        brushes=[pg.mkBrush(theme.CLASS_COLOURS[c]) for c in CLASSES])
+        self.fer.addItem(self.fer_bars)
+        self.meter = QProgressBar()
+        self.meter.setRange(int(FLOOR_DB), 0)
+        self.meter.setFormat("%v dBFS")
+        self.meter.setOrientation(Qt.Orientation.Horizontal)
+        self.vad = label("voice: –", bold=True)
+        self.levels = plot()
+        self.levels.setFixedHeight(90)
+        self.levels.setYRange(FLOOR_DB, 0, padding=0)
+        self.levels.setXRange(-LEVEL_HISTORY_S, 0, padding=0)
+        self.levels.setLabel("left", "dBFS")
+        self.levels.setMouseEnabled(False, False)
+        self.level_curve = pg.PlotCurveItem(pen=pg.mkPen(theme.ACCENT, width=1.5), brush=pg.mkBrush(77, 163, 255, 60),
+                                            fillLevel=FLOOR_DB)
+        self.threshold = pg.InfiniteLine(angle=0, pos=config.dashboard.voice_threshold_db,
+                                         pen=pg.mkPen(theme.WARN, style=Qt.PenStyle.DashLine))
+        self.levels.addItem(self.level_curve)
+        self.levels.addItem(self.threshold)
+        self.face_label = label("face: –")
+        grid = QGridLayout(self)
+        grid.setContentsMargins(4, 4, 4, 4)
+        grid.addWidget(self.camera, 0, 0)
+        grid.addWidget(self.fer, 0, 1)
+        grid.addWidget(self.face_label, 1, 0)
+        grid.addWidget(self.vad, 1, 1)
+        grid.addWidget(self.meter, 2, 0, 1, 2)
+        grid.addWidget(self.levels, 3, 0, 1, 2)
+        grid.setRowStretch(0, 1)
+        self._preview_seen = 0
+        self.image_shape: tuple[int, ...] | None = None
+        self.face: FaceState | None = None
+        self.level_db = -120.0
+        self.voice = False
+        self.meter_model: LevelMeter | None = None
+        self._audio_seen = 0
+
+    def refresh(self, now: float) -> None:
+        self._refresh_preview()
+        self._refresh_face()
+        self._refresh_audio(now)
+
+    def _refresh_preview(self) -> None:
+        log = self.monitor["preview"].data
+        if log.total == self._preview_seen:
+            return
+        self._preview_seen = log.total
+        last = log.last(1)
+        image = decode_preview(last[0].text) if last else None
+        if image is None:
+            return
+        if self.image_shape != image.shape:
+            h, w = image.shape[:2]
+            self.camera.setRange(xRange=(0, w), yRange=(0, h), padding=0)
+            self.no_preview.setVisible(False)
+        self.image_shape = image.shape
+        self.image.setImage(image, autoLevels=False, levels=(0, 255))
+
+    def _refresh_face(self) -> None:
+        data, _ = self.monitor["face"].data.last(1)
+        if not len(data):
+            return
+        self.face = face = face_state(data[0])
+        self.fer_bars.setOpts(height=face.fer)
+        h, w = (self.image_shape or (120, 160))[:2]
+        x, y, bw, bh = face.box
+        show = face.present and all(map(math.isfinite, face.box))
+        self.box.setVisible(show)
+        if show:
+            self.box.setRect(x * w, y * h, bw * w, bh * h)
+        top = CLASSES[int(np.argmax(face.fer))] if face.fer.any() else "–"
+        self.face_label.setText(f"face: {'present' if face.present else 'not found'} · FER top: {top}")
+
+    def reset(self) -> None:
+        super().reset()
+        self.meter_model = None
+
+    def _refresh_audio(self, now: float) -> None:
+        feed = self.monitor["audio"]
+        if feed.data.total == 0:
+            return
+        if self.meter_model is None:
+            rate = feed.nominal_rate or 16000.0
+            self.meter_model = LevelMeter(int(rate * LEVEL_WINDOW_S), keep=int(LEVEL_HISTORY_S / LEVEL_WINDOW_S))
+            self._audio_seen = max(0, feed.data.total - int(rate * LEVEL_HISTORY_S))
+        data, stamps, self._audio_seen = feed.data.since(self._audio_seen)
+        self.meter_model.push(data[:, 0], stamps)
+        if not self.meter_model.levels:
+            return
+        self.level_db = self.meter_model.level_db
+        self.voice = self.level_db > self.config.dashboard.voice_threshold_db
+        self.meter.setValue(int(max(FLOOR_DB, self.level_db)))
+        colour = theme.GOOD if self.voice else theme.MUTED
+        self.vad.setText(f"<span style='color:{colour}'>●</span> voice {'active' if self.voice else 'silent'}"
+                         f"  ({fmt(self.level_db, '.0f')} dBFS)")
+        levels = np.array(self.meter_model.levels)
+        self.level_curve.setData(levels[:, 0] - now, np.maximum(FLOOR_DB, levels[:, 1]))

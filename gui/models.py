@@ -1,0 +1,280 @@
+"""What the panels show, computed from the feeds without Qt, so tests can check it directly.
+
+Channels are always read by label through the contract (`SPEC.index(label)`), never by position.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from eyemotion.streams import CLASSES, EMOTION, EVENT_CODES, FACE, GAZE_CLEAN, GAZE_RAW
+
+FIXATION, SACCADE, BLINK, LOSS = (EVENT_CODES[k] for k in ("fixation", "saccade", "blink", "loss"))
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One run of equal event codes in eyemotion_gaze (a fixation, saccade, blink or loss)."""
+
+    code: int
+    onset: float
+    offset: float
+    x: float  # mean position (normalised display coordinates)
+    y: float
+    start: tuple[float, float]
+    end: tuple[float, float]
+
+    @property
+    def duration(self) -> float:
+        return self.offset - self.onset
+
+
+class EventSegmenter:
+    """Turns the per-sample event codes of eyemotion_gaze into segments, chunk by chunk.
+
+    The result does not depend on how the samples were chunked (a run is closed only when the code changes).
+    """
+
+    def __init__(self, keep: int = 400) -> None:
+        self.segments: deque[Segment] = deque(maxlen=keep)
+        self._code: int | None = None
+        self._onset = self._last_t = 0.0
+        self._sum = np.zeros(2)
+        self._n = 0
+        self._start = self._end = (math.nan, math.nan)
+
+    def push(self, stamps: np.ndarray, codes: np.ndarray, xy: np.ndarray) -> None:
+        codes = np.nan_to_num(codes, nan=EVENT_CODES["unclassified"]).astype(int)
+        for t, code, (x, y) in zip(stamps, codes, xy):
+            if code != self._code:
+                self._close()
+                self._code, self._onset, self._sum[:] = int(code), float(t), 0.0
+                self._n, self._start = 0, (float(x), float(y))
+            if math.isfinite(x) and math.isfinite(y):
+                self._sum += (x, y)
+                self._n += 1
+                self._end = (float(x), float(y))
+                if not math.isfinite(self._start[0]):
+                    self._start = self._end
+            self._last_t = float(t)
+
+    def _close(self) -> None:
+        if self._code is None:
+            return
+        mean = self._sum / self._n if self._n else np.array([math.nan, math.nan])
+        self.segments.append(Segment(self._code, self._onset, self._last_t, float(mean[0]), float(mean[1]),
+                                     self._start, self._end))
+
+    def recent(self, code: int, n: int) -> list[Segment]:
+        return [s for s in self.segments if s.code == code][-n:]
+
+
+def gaze_point(raw_or_clean: np.ndarray, clean: bool) -> np.ndarray:
+    """(n, 2) gaze positions in normalised display coordinates; NaN where no eye is valid.
+
+    The raw Tobii stream gives both eyes: their valid positions are averaged.
+    """
+    if raw_or_clean.size == 0:
+        return np.empty((0, 2))
+    if clean:
+        return raw_or_clean[:, [GAZE_CLEAN.index("x"), GAZE_CLEAN.index("y")]]
+    eyes = []
+    for eye in ("left", "right"):
+        xy = raw_or_clean[:, [GAZE_RAW.index(f"x.position_on_display_area.gaze_point.{eye}_eye"),
+                              GAZE_RAW.index(f"y.position_on_display_area.gaze_point.{eye}_eye")]]
+        valid = raw_or_clean[:, GAZE_RAW.index(f"valid.gaze_point.{eye}_eye")] > 0.5
+        eyes.append(np.where(valid[:, None], xy, np.nan))
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(np.stack(eyes), axis=0) if np.isfinite(np.stack(eyes)).any() else eyes[0]
+
+
+def heat_map(fixations: list[Segment], width: int = 64, height: int = 36, sigma: float = 0.05) -> np.ndarray:
+    """A fixation map: duration-weighted Gaussians at the fixation centres (002, Sec. III, eye fixation maps).
+
+    Returns a (height, width) array (row-major image) scaled to 0..1 (all zeros without fixations).
+    """
+    gx = (np.arange(width) + 0.5) / width
+    gy = (np.arange(height) + 0.5) / height
+    grid = np.zeros((height, width))
+    for f in fixations:
+        if not (math.isfinite(f.x) and math.isfinite(f.y)):
+            continue
+        wx = np.exp(-0.5 * ((gx - f.x) / sigma) ** 2)
+        wy = np.exp(-0.5 * ((gy - f.y) / sigma) ** 2)
+        grid += max(f.duration, 0.0) * np.outer(wy, wx)
+    peak = grid.max()
+    return grid / peak if peak > 0 else grid
+
+
+@dataclass(frozen=True)
+class EyeQuality:
+    valid_share: float  # share of samples with a valid gaze
+    loss_share: float  # share of samples in tracking loss (event code "loss", or no valid eye)
+
+
+def eye_quality(clean: np.ndarray) -> EyeQuality:
+    if len(clean) == 0:
+        return EyeQuality(math.nan, math.nan)
+    validity = np.nan_to_num(clean[:, GAZE_CLEAN.index("validity")])
+    event = clean[:, GAZE_CLEAN.index("event")]
+    return EyeQuality(float(np.mean(validity > 0)), float(np.mean((event == LOSS) | (validity <= 0))))
+
+
+def raw_quality(raw: np.ndarray) -> EyeQuality:
+    if len(raw) == 0:
+        return EyeQuality(math.nan, math.nan)
+    valid = np.zeros(len(raw), bool)
+    for eye in ("left", "right"):
+        valid |= np.nan_to_num(raw[:, GAZE_RAW.index(f"valid.gaze_point.{eye}_eye")]) > 0.5
+    return EyeQuality(float(valid.mean()), float(1 - valid.mean()))
+
+
+def audio_level_db(samples: np.ndarray) -> float:
+    """RMS level in dBFS of the finite samples (-120 for silence or nothing)."""
+    x = samples[np.isfinite(samples)]
+    if x.size == 0:
+        return -120.0
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=float))))
+    return max(-120.0, 20 * math.log10(rms)) if rms > 0 else -120.0
+
+
+@dataclass(frozen=True)
+class FaceState:
+    present: bool
+    box: tuple[float, float, float, float]  # normalised x, y, w, h
+    fer: np.ndarray  # 7 probabilities, CLASSES order
+
+
+def face_state(sample: np.ndarray) -> FaceState:
+    box = tuple(float(sample[FACE.index(f"box_{k}")]) for k in ("x", "y", "w", "h"))
+    fer = np.array([sample[FACE.index(f"fer_{c}")] for c in CLASSES], float)
+    return FaceState(bool(np.nan_to_num(sample[FACE.index("face_present")]) > 0.5), box, np.nan_to_num(fer))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One eyemotion_emotion sample, with the emotion gap between felt emotion (ER) and face (FER) (002)."""
+
+    er: np.ndarray
+    fer: np.ndarray
+    valence: float
+    arousal: float
+    modalities: tuple[str, ...]
+
+    @property
+    def er_class(self) -> str:
+        return CLASSES[int(np.argmax(self.er))]
+
+    @property
+    def fer_class(self) -> str:
+        return CLASSES[int(np.argmax(self.fer))]
+
+    @property
+    def gap(self) -> bool:
+        """The face shows another emotion than the one felt: EMERT's emotion gap (002, Sec. I and V-E)."""
+        return bool(self.er.any() and self.fer.any() and self.er_class != self.fer_class)
+
+    @property
+    def gap_size(self) -> float:
+        """Total-variation distance between ER and FER probabilities (0 = same, 1 = disjoint)."""
+        return float(0.5 * np.abs(self.er - self.fer).sum())
+
+
+def prediction(sample: np.ndarray) -> Prediction:
+    er = np.nan_to_num(np.array([sample[EMOTION.index(f"er_{c}")] for c in CLASSES], float))
+    fer = np.nan_to_num(np.array([sample[EMOTION.index(f"fer_{c}")] for c in CLASSES], float))
+    used = tuple(m for m in ("face", "gaze", "audio") if np.nan_to_num(sample[EMOTION.index(f"uses_{m}")]) > 0.5)
+    return Prediction(er, fer, float(sample[EMOTION.index("valence")]), float(sample[EMOTION.index("arousal")]), used)
+
+
+HEALTH_EVENTS = {"node_restart": "restarted", "node_gap": "gap", "device_lost": "lost",
+                 "device_restored": "ok", "node_started": "ok", "node_stopped": "stopped"}
+
+
+@dataclass
+class SessionState:
+    """The session as told by the markers: current trial and clip, progress, node health, recent events."""
+
+    trial: int | None = None
+    n_trials: int | None = None
+    clip: str = ""
+    clip_emotion: str = ""
+    clip_playing: bool = False
+    protocol: str = ""
+    last_event: str = ""
+    health: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # node -> (state, detail, time)
+    timeline: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=200))
+    errors: int = 0
+
+    @property
+    def progress(self) -> float:
+        if self.trial is None or not self.n_trials:
+            return math.nan
+        return min(1.0, max(0.0, self.trial / self.n_trials))
+
+    def push(self, stamp: float, text: str) -> None:
+        try:
+            marker = json.loads(text)
+            event = marker["event"]
+            assert isinstance(marker, dict) and isinstance(event, str)
+        except Exception:  # noqa: BLE001 - a malformed marker is counted, never fatal
+            self.errors += 1
+            return
+        self.last_event = event
+        get = marker.get
+        if event == "session_start":
+            self.protocol = str(get("protocol", ""))
+            self.n_trials = _int(get("n_trials"), self.n_trials)
+        elif event == "trial_start":
+            self.trial = _int(get("trial", get("trial_index", get("index"))), self.trial)
+            self.n_trials = _int(get("n_trials", get("total")), self.n_trials)
+            self.timeline.append((stamp, f"trial {self.trial if self.trial is not None else ''}".strip()))
+        elif event == "clip_onset":
+            self.clip, self.clip_emotion, self.clip_playing = str(get("clip", "")), str(get("emotion", "")), True
+            self.timeline.append((stamp, f"clip {self.clip}"))
+        elif event == "clip_offset":
+            self.clip_playing = False
+            self.timeline.append((stamp, "clip end"))
+        elif event == "annotation":
+            self.timeline.append((stamp, f"note: {get('label', '')}"))
+        elif event in HEALTH_EVENTS:
+            who = str(get("node", get("device", get("source", "?"))))
+            detail = ", ".join(f"{k}={v}" for k, v in marker.items() if k not in ("event", "source", "node", "device"))
+            self.health[who] = (HEALTH_EVENTS[event], detail, stamp)
+
+
+def _int(value: Any, default: int | None) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+class LevelMeter:
+    """Audio level in dBFS per block (e.g. 50 ms), computed incrementally: chunking does not change it."""
+
+    def __init__(self, block: int, keep: int = 400) -> None:
+        self.block = max(1, block)
+        self.levels: deque[tuple[float, float]] = deque(maxlen=keep)  # (stamp of the block's end, dBFS)
+        self._rest = np.empty(0)
+        self._rest_stamps = np.empty(0)
+
+    def push(self, samples: np.ndarray, stamps: np.ndarray) -> None:
+        x = np.concatenate((self._rest, np.asarray(samples, float).ravel()))
+        t = np.concatenate((self._rest_stamps, np.asarray(stamps, float).ravel()))
+        n = len(x) // self.block
+        if n:
+            blocks = x[:n * self.block].reshape(n, self.block)
+            for i, b in enumerate(blocks):
+                self.levels.append((float(t[(i + 1) * self.block - 1]), audio_level_db(b)))
+        self._rest, self._rest_stamps = x[n * self.block:], t[n * self.block:]
+
+    @property
+    def level_db(self) -> float:
+        return self.levels[-1][1] if self.levels else -120.0

@@ -1,0 +1,75 @@
+"""The base of every dashboard panel: redraw only when one of its feeds changed (or on its own clock)."""
+
+from __future__ import annotations
+
+import math
+
+import pyqtgraph as pg
+from PyQt6.QtWidgets import QLabel, QWidget
+
+from eyemotion.config import Config
+from eyemotion.gui import theme
+from eyemotion.gui.feeds import StreamMonitor
+
+
+class Panel(QWidget):
+    """A dock's content. Subclasses set `title`, `watches` (feed keys) and implement `refresh(now)`.
+
+    `tick(now)` is called by the window's redraw timer; it calls `refresh` only when a watched feed got new
+    samples, or every `period_s` when set (for ages and clocks that change without new data).
+    """
+
+    title = "panel"
+    watches: tuple[str, ...] = ()
+    period_s: float | None = None
+
+    def __init__(self, monitor: StreamMonitor, config: Config) -> None:
+        super().__init__()
+        self.monitor = monitor
+        self.config = config
+        self._seen: tuple[int, ...] | None = None
+        self._last_refresh = -math.inf
+        self.refreshes = 0
+
+    def tick(self, now: float) -> bool:
+        seen = tuple(self.monitor[k].data.total for k in self.watches)
+        due = self.period_s is not None and now - self._last_refresh >= self.period_s
+        if seen == self._seen and not due:
+            return False
+        self._seen = seen
+        self._last_refresh = now
+        self.refresh(now)
+        self.refreshes += 1
+        return True
+
+    def refresh(self, now: float) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget derived state (after a replay seek)."""
+        self._seen = None
+
+
+def label(text: str = "", *, bold: bool = False, muted: bool = False) -> QLabel:
+    widget = QLabel(text)
+    style = []
+    if bold:
+        style.append("font-weight: bold")
+    if muted:
+        style.append(f"color: {theme.MUTED}")
+    if style:
+        widget.setStyleSheet("; ".join(style))
+    return widget
+
+
+def plot(**kwargs) -> pg.PlotWidget:
+    """A PlotWidget that does not react to the mouse wheel by accident and shows a light grid."""
+    widget = pg.PlotWidget(**kwargs)
+    widget.showGrid(x=True, y=True, alpha=0.15)
+    widget.setMenuEnabled(False)
+    widget.hideButtons()
+    return widget
+
+
+def fmt(value: float, spec: str = ".1f", none: str = "–") -> str:
+    return none if value is None or not math.isfinite(value) else format(value, spec)

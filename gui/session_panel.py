@@ -1,0 +1,184 @@
+"""Session panel: participant, start/stop recording through the recorder, elapsed time, free disk, the
+current trial and clip and the progress through the protocol (from the runner's markers), annotation
+hotkeys that push `annotation` markers, and node health from the supervisor's markers."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from PyQt6.QtWidgets import (QGridLayout, QHBoxLayout, QLineEdit, QListWidget, QProgressBar, QPushButton,
+                             QVBoxLayout)
+
+from eyemotion import UserError
+from eyemotion.gui import theme
+from eyemotion.gui.backends import RecorderBackend
+from eyemotion.gui.models import SessionState
+from eyemotion.gui.panel import Panel, label
+
+log = logging.getLogger(__name__)
+HEALTH_COLOURS = {"ok": theme.GOOD, "restarted": theme.WARN, "gap": theme.WARN, "lost": theme.BAD,
+                  "stopped": theme.MUTED}
+
+
+def free_disk_gb(folder: str | Path) -> float:
+    """Free space where `folder` is (or would be created), in GB."""
+    path = Path(folder).resolve()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free / 1e9
+
+
+class SessionPanel(Panel):
+    title = "Session"
+    watches = ("markers",)
+    period_s = 1.0
+
+    def __init__(self, monitor, config, session: SessionState, recorder: RecorderBackend | None,
+                 recorder_missing: str = "", markers=None, participant: str = "") -> None:
+        super().__init__(monitor, config)
+        self.session = session
+        self.recorder = recorder
+        self.markers = markers  # a MarkerOutlet("dashboard") or None
+        self.participant = QLineEdit(participant)
+        self.participant.setPlaceholderText("participant pseudonym, e.g. P001")
+        self.record_button = QPushButton("● Record  (Ctrl+R)")
+        self.record_button.clicked.connect(self.toggle_recording)
+        self.record_state = label(muted=True)
+        self.record_state.setWordWrap(True)
+        if recorder is None:
+            self.record_button.setEnabled(False)
+            self.record_state.setText(f"recording not available: {recorder_missing}")
+        self.elapsed = label("elapsed –")
+        self.disk = label("free disk –")
+        self.trial = label("trial –", bold=True)
+        self.clip = label("clip –")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("protocol –")
+        self.annotation_buttons = []
+        notes = QHBoxLayout()
+        for i, name in enumerate(config.dashboard.annotations):
+            button = QPushButton(f"{i + 1}: {name}")
+            button.setToolTip(f"push an annotation marker '{name}' (key {i + 1})")
+            button.clicked.connect(lambda _=False, n=name: self.annotate(n))
+            button.setEnabled(markers is not None)
+            notes.addWidget(button)
+            self.annotation_buttons.append(button)
+        self.health = QListWidget()
+        self.health.setMaximumHeight(90)
+        self.events = QListWidget()
+        self.events.setMaximumHeight(110)
+        top = QGridLayout()
+        top.addWidget(label("participant"), 0, 0)
+        top.addWidget(self.participant, 0, 1)
+        top.addWidget(self.record_button, 0, 2)
+        top.addWidget(self.record_state, 1, 0, 1, 3)
+        top.addWidget(self.elapsed, 2, 0)
+        top.addWidget(self.disk, 2, 1, 1, 2)
+        top.addWidget(self.trial, 3, 0)
+        top.addWidget(self.clip, 3, 1, 1, 2)
+        top.addWidget(self.progress, 4, 0, 1, 3)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(label("annotations (keys 1-9)", muted=True))
+        layout.addLayout(notes)
+        layout.addWidget(label("node health (supervisor)", muted=True))
+        layout.addWidget(self.health)
+        layout.addWidget(label("recent markers", muted=True))
+        layout.addWidget(self.events)
+        self.started_at: float | None = None
+        self.annotations_sent: list[str] = []
+        self._health_shown: dict = {}
+        self._events_seen = 0
+
+    # -- actions ------------------------------------------------------------------------------------
+    @property
+    def recording(self) -> bool:
+        return self.recorder is not None and self.recorder.recording
+
+    def toggle_recording(self) -> None:
+        if self.recording:
+            self.stop_recording()
+        else:
+            self.start_recording()
+
+    def start_recording(self) -> Path | None:
+        if self.recorder is None or self.recording:
+            return None
+        try:
+            folder = self.recorder.start(self.participant.text().strip())
+        except UserError as exc:
+            self.record_state.setText(f"not recording: {exc}")
+            self.record_state.setStyleSheet(f"color: {theme.BAD}")
+            return None
+        self.started_at = time.monotonic()
+        self.record_button.setText("■ Stop recording  (Ctrl+R)")
+        self.record_state.setText(f"recording to {folder}")
+        self.record_state.setStyleSheet(f"color: {theme.BAD}; font-weight: bold")
+        self.participant.setEnabled(False)
+        if self.markers is not None:
+            self.markers.push("recording_start", folder=str(folder))
+        return folder
+
+    def stop_recording(self) -> None:
+        if self.recorder is None or not self.recording:
+            return
+        folder = self.recorder.folder
+        if self.markers is not None:
+            self.markers.push("recording_stop", folder=str(folder))
+        self.recorder.stop()
+        self.started_at = None
+        self.record_button.setText("● Record  (Ctrl+R)")
+        self.record_state.setText(f"saved {folder}")
+        self.record_state.setStyleSheet(f"color: {theme.GOOD}")
+        self.participant.setEnabled(True)
+
+    def annotate(self, name: str) -> None:
+        if self.markers is None:
+            return
+        self.markers.push("annotation", label=name)
+        self.annotations_sent.append(name)
+        log.info("annotation %s", name)
+
+    # -- display ------------------------------------------------------------------------------------
+    def refresh(self, now: float) -> None:
+        if self.started_at is not None:
+            s = int(time.monotonic() - self.started_at)
+            self.elapsed.setText(f"elapsed {s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}")
+        else:
+            self.elapsed.setText("elapsed – (not recording)")
+        gb = free_disk_gb(self.config.recorder.sessions_dir)
+        low = gb < self.config.recorder.min_free_gb
+        self.disk.setText(f"free disk {gb:.1f} GB{'  ⚠ LOW' if low else ''}")
+        self.disk.setStyleSheet(f"color: {theme.BAD if low else theme.TEXT}")
+        s = self.session
+        of = f" of {s.n_trials}" if s.n_trials else ""
+        self.trial.setText(f"trial {s.trial if s.trial is not None else '–'}{of}")
+        self.clip.setText(f"clip {s.clip or '–'}" + (f" ({s.clip_emotion})" if s.clip_emotion else "")
+                          + ("  ▶ playing" if s.clip_playing else ""))
+        if s.progress == s.progress:  # not NaN
+            self.progress.setValue(int(1000 * s.progress))
+            self.progress.setFormat(f"protocol {100 * s.progress:.0f}%")
+        if s.health != self._health_shown:
+            self._health_shown = dict(s.health)
+            self.health.clear()
+            for node, (state, detail, _) in sorted(s.health.items()):
+                self.health.addItem(f"{node}: {state}  {detail}")
+                self.health.item(self.health.count() - 1).setForeground(
+                    _colour(HEALTH_COLOURS.get(state, theme.TEXT)))
+        log_ = self.monitor["markers"].data
+        if log_.total != self._events_seen:
+            self._events_seen = log_.total
+            self.events.clear()
+            for ev in log_.last(6)[::-1]:
+                self.events.addItem(ev.text[:140])
+
+
+def _colour(name: str):
+    from PyQt6.QtGui import QColor
+
+    return QColor(name)

@@ -1,0 +1,250 @@
+"""The dashboard's main window: dock panels over one `StreamMonitor`, a throttled redraw timer, the
+remembered layout (QSettings), keyboard shortcuts, replay, and a safe close while recording.
+
+Redraws follow pyqtgraph's performance guidance: every plot item is created once and updated with
+`setData`/`setOpts`; a panel redraws only when one of its streams got new samples (or on its own slow
+clock); long traces are clipped to the view and downsampled; the timer runs at `[dashboard] fps`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from pathlib import Path
+
+import pylsl
+from PyQt6.QtCore import QSettings, Qt, QTimer
+from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PyQt6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
+
+from eyemotion import UserError
+from eyemotion.config import Config
+from eyemotion.gui import theme
+from eyemotion.gui.backends import RecorderBackend, ReplayBackend, open_recorder
+from eyemotion.gui.emotion_panel import EmotionPanel
+from eyemotion.gui.eye_panel import EyePanel
+from eyemotion.gui.face_panel import FacePanel
+from eyemotion.gui.feeds import StreamMonitor
+from eyemotion.gui.gaze_panel import GazePanel
+from eyemotion.gui.models import SessionState
+from eyemotion.gui.panel import Panel
+from eyemotion.gui.replay_panel import ReplayPanel
+from eyemotion.gui.session_panel import SessionPanel
+from eyemotion.gui.streams_panel import StreamsPanel
+
+log = logging.getLogger(__name__)
+
+SETTINGS_ORG, SETTINGS_APP = "eyemotion", "dashboard"
+LAYOUT_VERSION = 1
+_AUTO = object()
+
+
+class Dashboard(QMainWindow):
+    """The eyemotion dashboard. `recorder=_AUTO` uses the installed recorder; pass None for none."""
+
+    def __init__(self, config: Config, *, settings: QSettings | None = None, participant: str = "",
+                 recorder: RecorderBackend | None | object = _AUTO, marker_outlet: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.settings = settings or QSettings(SETTINGS_ORG, SETTINGS_APP)
+        self.setWindowTitle("eyemotion dashboard — live")
+        self.setObjectName("eyemotion-dashboard")
+        self.setDockNestingEnabled(True)
+        self.monitor = StreamMonitor(config)
+        self.session = SessionState()
+        self.markers = None
+        if marker_outlet:
+            from eyemotion.acquisition.markers import MarkerOutlet
+
+            self.markers = MarkerOutlet("dashboard", namespace=config.lsl.namespace)
+        why = "no recorder given"
+        if recorder is _AUTO:
+            recorder, why = open_recorder(config)
+        self.replay: ReplayBackend | None = None
+        self.streams_panel = StreamsPanel(self.monitor, config)
+        self.gaze_panel = GazePanel(self.monitor, config)
+        self.eye_panel = EyePanel(self.monitor, config)
+        self.face_panel = FacePanel(self.monitor, config)
+        self.emotion_panel = EmotionPanel(self.monitor, config, self.session)
+        self.session_panel = SessionPanel(self.monitor, config, self.session, recorder, why,  # type: ignore[arg-type]
+                                          markers=self.markers, participant=participant)
+        self.replay_panel = ReplayPanel(self.monitor, config, on_seek=self._after_seek)
+        self.panels: list[Panel] = [self.streams_panel, self.gaze_panel, self.eye_panel, self.face_panel,
+                                    self.emotion_panel, self.session_panel, self.replay_panel]
+        self.docks: dict[str, QDockWidget] = {}
+        self._build_docks()
+        self._build_actions()
+        self.alert = QLabel()
+        self.statusBar().addPermanentWidget(self.alert)
+        self.resize(1680, 1050)
+        self._default_state = self.saveState(LAYOUT_VERSION)
+        self.restore_layout()
+        self._markers_seen = 0
+        self.frame_times: deque[float] = deque(maxlen=600)  # seconds per redraw pass
+        self.frames = 0
+        self.timer = QTimer(self)
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.timeout.connect(self.redraw)
+        self.monitor.start()
+        self.timer.start(int(round(1000 / config.dashboard.fps)))
+
+    # -- layout -------------------------------------------------------------------------------------
+    def _dock(self, panel: Panel, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(panel.title, self)
+        dock.setObjectName(f"dock-{panel.title.lower().replace(' ', '-')}")
+        dock.setWidget(panel)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        self.docks[panel.title] = dock
+        return dock
+
+    def _build_docks(self) -> None:
+        left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        streams = self._dock(self.streams_panel, Qt.DockWidgetArea.TopDockWidgetArea)
+        gaze = self._dock(self.gaze_panel, left)
+        eye = self._dock(self.eye_panel, left)
+        face = self._dock(self.face_panel, right)
+        emotion = self._dock(self.emotion_panel, right)
+        session = self._dock(self.session_panel, right)
+        replay = self._dock(self.replay_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.splitDockWidget(gaze, eye, Qt.Orientation.Vertical)
+        self.splitDockWidget(face, session, Qt.Orientation.Horizontal)
+        self.splitDockWidget(face, emotion, Qt.Orientation.Vertical)
+        self.resizeDocks([gaze, face], [760, 900], Qt.Orientation.Horizontal)
+        self.resizeDocks([gaze, eye], [520, 330], Qt.Orientation.Vertical)
+        self.resizeDocks([face, emotion], [380, 470], Qt.Orientation.Vertical)
+        self.resizeDocks([face, session], [520, 380], Qt.Orientation.Horizontal)
+        self.resizeDocks([streams], [255], Qt.Orientation.Vertical)
+        self.resizeDocks([replay], [50], Qt.Orientation.Vertical)
+
+    def _build_actions(self) -> None:
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        view_menu = menu.addMenu("&View")
+        self._action(file_menu, "Open session for replay…", "Ctrl+O", self._choose_replay)
+        self._action(file_menu, "Start/stop recording", "Ctrl+R", self.session_panel.toggle_recording)
+        self._action(file_menu, "Quit", "Ctrl+Q", self.close)
+        self._action(view_menu, "Heat map", "H", lambda: self.gaze_panel.set_heat_map(
+            not self.gaze_panel.heat_button.isChecked()))
+        self._action(view_menu, "Full screen", "F11", lambda: self.showNormal() if self.isFullScreen()
+                     else self.showFullScreen())
+        self._action(view_menu, "Reset layout", "Ctrl+Shift+L", self.reset_layout)
+        view_menu.addSeparator()
+        for dock in self.docks.values():
+            view_menu.addAction(dock.toggleViewAction())
+        replay_menu = menu.addMenu("&Replay")
+        self._action(replay_menu, "Play/pause", "Space", self.replay_panel.toggle)
+        self._action(replay_menu, "Back 5 s", "Left", lambda: self.replay_panel.step(-5))
+        self._action(replay_menu, "Forward 5 s", "Right", lambda: self.replay_panel.step(5))
+        self.annotation_shortcuts = []
+        for i, name in enumerate(self.config.dashboard.annotations):
+            shortcut = QShortcut(QKeySequence(str(i + 1)), self)
+            shortcut.activated.connect(lambda n=name: self.session_panel.annotate(n))
+            self.annotation_shortcuts.append(shortcut)
+
+    def _action(self, menu, text: str, keys: str, slot) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(keys))
+        action.triggered.connect(lambda _=False: slot())
+        menu.addAction(action)
+        self.addAction(action)
+        return action
+
+    def restore_layout(self) -> None:
+        geometry, state = self.settings.value("geometry"), self.settings.value("state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state, LAYOUT_VERSION)
+
+    def save_layout(self) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("state", self.saveState(LAYOUT_VERSION))
+        self.settings.sync()
+
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_state, LAYOUT_VERSION)
+        for dock in self.docks.values():
+            dock.setVisible(True)
+
+    # -- redraw -------------------------------------------------------------------------------------
+    def redraw(self) -> None:
+        start = time.perf_counter()
+        now = pylsl.local_clock()
+        events, self._markers_seen = self.monitor["markers"].data.since(self._markers_seen)
+        for ev in events:
+            self.session.push(ev.timestamp, ev.text)
+        for panel in self.panels:
+            if panel.isVisible():
+                try:
+                    panel.tick(now)
+                except Exception:  # noqa: BLE001 - one bad sample must not freeze the whole window
+                    log.exception("%s panel failed to redraw", panel.title)
+        bad = self.streams_panel.alerted
+        self.alert.setText("⚠ " + ", ".join(bad) if bad else "all streams live")
+        self.alert.setStyleSheet(f"color: {theme.BAD if bad else theme.GOOD}; font-weight: bold")
+        self.frames += 1
+        self.frame_times.append(time.perf_counter() - start)
+
+    # -- replay -------------------------------------------------------------------------------------
+    def _choose_replay(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a session folder to replay",
+                                                  self.config.recorder.sessions_dir)
+        if folder:
+            self.open_replay(folder)
+
+    def open_replay(self, source: str | Path, speed: float = 1.0) -> bool:
+        """Replay a session folder (or .xdf); a folder that cannot be replayed gets a clear dialog."""
+        try:
+            backend = ReplayBackend(source, self.config, speed=speed)
+            backend.start()
+        except UserError as exc:
+            log.error("cannot replay %s: %s", source, exc)
+            self.error_dialog = QMessageBox(QMessageBox.Icon.Critical, "Cannot replay this session",
+                                            f"{source}\n\n{exc}", QMessageBox.StandardButton.Ok, self)
+            self.error_dialog.open()  # not modal-blocking: the window stays live
+            self.replay_panel.position.setText(f"cannot replay: {exc}")
+            return False
+        if self.replay is not None:
+            self.replay.close()
+        self.replay = backend
+        self.replay_panel.set_backend(backend)
+        self.setWindowTitle(f"eyemotion dashboard — replay {source}")
+        self._after_seek(0.0)
+        return True
+
+    def _after_seek(self, _seconds: float) -> None:
+        for feed in self.monitor.feeds.values():
+            feed.reset_data()
+        self._markers_seen = 0
+        for panel in self.panels:
+            panel.reset()
+
+    # -- closing ------------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if self.session_panel.recording:
+            answer = QMessageBox.question(
+                self, "Recording in progress",
+                "A recording is running. Stop it cleanly and close the dashboard?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self.session_panel.stop_recording()
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """Stop redrawing, reading and replaying, and remember the layout (idempotent)."""
+        if not self.timer.isActive() and self.monitor._thread is None:
+            return
+        self.timer.stop()
+        self.save_layout()
+        if self.replay is not None:
+            self.replay.close()
+            self.replay = None
+        self.monitor.stop()
+        self.monitor._thread = None
