@@ -301,6 +301,26 @@ class FaceConfig:
 
 
 @dataclass(frozen=True)
+class StimuliConfig:
+    """The stimulus runner on this lab PC (the study design itself lives in the protocol TOML)."""
+
+    audio: str = "auto"  # clip sound: "auto" (play if an output device exists, else silent), "on", "off"
+    audio_device: str = ""  # sounddevice output name or index ("" = default)
+    fullscreen: bool = True
+    screen_index: int = 0  # which monitor shows the stimuli
+    refresh_hz: float = 60.0  # flip pacing when the display has no vsync (Xvfb)
+    tracker_timeout_s: float = 3.0  # how long to look for Tobii_gaze at start
+    wait_for_recorder_s: float = 0.0  # wait this long for a consumer of eyemotion_markers (LabRecorder)
+
+    def validate(self) -> None:
+        _check(self.audio in ("auto", "on", "off"), "stimuli.audio", "must be 'auto', 'on' or 'off'")
+        _check(20 <= self.refresh_hz <= 500, "stimuli.refresh_hz", "must be within 20-500 Hz")
+        _check(self.screen_index >= 0, "stimuli.screen_index", "must be >= 0")
+        _check(self.tracker_timeout_s > 0, "stimuli.tracker_timeout_s", "must be > 0")
+        _check(self.wait_for_recorder_s >= 0, "stimuli.wait_for_recorder_s", "must be >= 0")
+
+
+@dataclass(frozen=True)
 class Config:
     screen: ScreenConfig = field(default_factory=ScreenConfig)
     lsl: LslConfig = field(default_factory=LslConfig)
@@ -313,6 +333,7 @@ class Config:
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     face: FaceConfig = field(default_factory=FaceConfig)
+    stimuli: StimuliConfig = field(default_factory=StimuliConfig)
 
     def replace(self, **sections: Any) -> "Config":
         """A copy with some sections replaced, e.g. `cfg.replace(lsl=LslConfig(namespace="t1"))`."""
