@@ -1,0 +1,108 @@
+"""Eye events from the per-sample codes of eyemotion_gaze: onsets, offsets and summaries.
+
+`EventTracker` follows the `event` channel of the processor's final output samples. When a fixation,
+saccade, blink or tracking loss starts it emits an `onset` event; when it ends, an `offset` event with
+its summary (duration, mean position, saccade amplitude, peak velocity). Summaries are computed once, on
+all of the event's samples together, so they do not depend on chunking either. Unclassified samples
+end an event without starting one. The JSON layout is documented at `eyemotion.streams.EYE_EVENTS`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from eyemotion.streams import EVENT_CODES
+
+NAMES = {code: name for name, code in EVENT_CODES.items()}
+_SUMMARISED = (EVENT_CODES["fixation"], EVENT_CODES["saccade"])
+
+
+def _num(value: float, digits: int = 4) -> float | None:
+    """A JSON-safe rounded float (None for NaN/inf)."""
+    return round(float(value), digits) if math.isfinite(value) else None
+
+
+def direction(angle_x: np.ndarray, angle_y: np.ndarray) -> np.ndarray:
+    """Unit gaze vectors (n, 3) from the gaze angles of eyemotion_gaze."""
+    v = np.stack((np.tan(np.radians(angle_x)), np.tan(np.radians(angle_y)), np.ones_like(angle_x)), axis=-1)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+class EventTracker:
+    """Turns final eyemotion_gaze samples into (timestamp, event dict) pairs."""
+
+    def __init__(self) -> None:
+        from eyemotion.inference.eyesignal.processor import OUT
+
+        self._cols = [OUT[c] for c in ("x", "y", "angle_x", "angle_y", "velocity")]
+        self._event = OUT["event"]
+        self._code = EVENT_CODES["unclassified"]
+        self._onset = 0.0
+        self._last = 0.0
+        self._count = 0
+        self._rate = 0.0
+        self._parts: list[np.ndarray] = []
+
+    def push(self, timestamps: np.ndarray, samples: np.ndarray, rate: float,
+             notes: dict[int, dict[str, Any]] | None = None) -> list[tuple[float, dict[str, Any]]]:
+        """Events completed or started by these samples; `notes` are extra events at given rows."""
+        events: list[tuple[float, dict[str, Any]]] = []
+        self._rate = rate
+        n = len(timestamps)
+        codes = samples[:, self._event]
+        cuts = set(np.flatnonzero(codes[1:] != codes[:-1]) + 1)
+        cuts |= {i for i in (notes or {}) if i < n}
+        bounds = [0, *sorted(c for c in cuts if c > 0), n]
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if notes and a in notes:
+                events.extend(self.close())
+                events.append((float(timestamps[a]) if a < n else self._last, notes[a]))
+            if a >= b:
+                continue
+            code = int(codes[a]) if math.isfinite(codes[a]) else EVENT_CODES["unclassified"]
+            if code != self._code:
+                events.extend(self.close())
+                events.extend(self._start(code, float(timestamps[a])))
+            self._extend(timestamps[a:b], samples[a:b])
+        return events
+
+    def close(self) -> list[tuple[float, dict[str, Any]]]:
+        """End the current event (at a code change, a discontinuity or the end of the stream)."""
+        if self._code == EVENT_CODES["unclassified"] or not self._count:
+            self._code = EVENT_CODES["unclassified"]
+            return []
+        event = {"event": NAMES[self._code], "phase": "offset", "onset": self._onset, "offset": self._last,
+                 "duration_ms": _num(self._count * 1000.0 / self._rate, 2), "samples": self._count}
+        if self._code in _SUMMARISED:
+            data = np.concatenate(self._parts)
+            x, y, ax, ay, v = (data[:, i] for i in range(5))
+            event["x"], event["y"] = _num(np.nanmean(x) if np.isfinite(x).any() else math.nan), \
+                _num(np.nanmean(y) if np.isfinite(y).any() else math.nan)
+            event["peak_velocity_deg_s"] = _num(np.nanmax(v) if np.isfinite(v).any() else math.nan, 2)
+            if self._code == EVENT_CODES["saccade"]:
+                d = direction(ax[[0, -1]], ay[[0, -1]])
+                amp = math.degrees(math.acos(min(1.0, max(-1.0, float(d[0] @ d[1])))))
+                event["amplitude_deg"] = _num(amp, 3)
+                event["start_x"], event["start_y"] = _num(x[0]), _num(y[0])
+                event["end_x"], event["end_y"] = _num(x[-1]), _num(y[-1])
+        self._code = EVENT_CODES["unclassified"]
+        self._parts = []
+        self._count = 0
+        return [(self._last, event)]
+
+    def _start(self, code: int, t: float) -> list[tuple[float, dict[str, Any]]]:
+        self._code, self._onset, self._count, self._parts = code, t, 0, []
+        if code == EVENT_CODES["unclassified"]:
+            return []
+        return [(t, {"event": NAMES[code], "phase": "onset", "onset": t})]
+
+    def _extend(self, timestamps: np.ndarray, samples: np.ndarray) -> None:
+        if self._code == EVENT_CODES["unclassified"]:
+            return
+        self._count += len(timestamps)
+        self._last = float(timestamps[-1])
+        if self._code in _SUMMARISED:
+            self._parts.append(samples[:, self._cols])
