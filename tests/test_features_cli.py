@@ -1,0 +1,102 @@
+"""`eyemotion features SESSION` on a recorded session (an XDF written like LabRecorder, plus camera.mp4)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from eyemotion.acquisition.replay import XdfWriter
+from eyemotion.cli import main
+from eyemotion.inference.features.gaze_stats import FEATURE_NAMES
+from eyemotion.session import CAMERA_MP4, RECORDING_XDF, create_session_folder
+from eyemotion.streams import AUDIO, CAMERA, EVENT_CODES, GAZE_CLEAN, stream_info
+
+T0 = 5000.0
+
+
+def make_session(root: Path, *, audio: bool = True, video: bool = True, gaze: bool = True) -> Path:
+    folder = create_session_folder(root, "P001", "20261123T100000")
+    rng = np.random.default_rng(0)
+    with XdfWriter(folder / RECORDING_XDF) as w:
+        if gaze:
+            n = 6 * 120
+            data = np.zeros((n, GAZE_CLEAN.channel_count))
+            data[:, GAZE_CLEAN.index("angle_x")] = np.cumsum(rng.normal(0, 0.05, n))
+            data[:, GAZE_CLEAN.index("pupil")] = 3 + 0.1 * np.sin(np.arange(n) / 50)
+            data[:, GAZE_CLEAN.index("event")] = EVENT_CODES["fixation"]
+            data[:, GAZE_CLEAN.index("eye_openness")] = 10.0
+            data[:, GAZE_CLEAN.index("eye_distance")] = 650.0
+            data[:, GAZE_CLEAN.index("validity")] = 3
+            w.add_stream(1, stream_info(GAZE_CLEAN, rate=120.0).as_xml())
+            w.write_samples(1, T0 + np.arange(n) / 120.0, data)
+        if audio:
+            n = 6 * 16000
+            w.add_stream(2, stream_info(AUDIO).as_xml())
+            w.write_samples(2, T0 + np.arange(n) / 16000.0, rng.normal(0, 0.05, (n, 1)).astype(np.float32))
+        if video:
+            frames = 45
+            writer = cv2.VideoWriter(str(folder / CAMERA_MP4), cv2.VideoWriter_fourcc(*"mp4v"), 15.0, (640, 480))
+            face = np.zeros((480, 640, 3), np.uint8)
+            face[:, 80:560] = cv2.resize(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR), (480, 480))
+            for i in range(frames):
+                writer.write(face if i < 30 else np.zeros_like(face))
+            writer.release()
+            w.add_stream(3, stream_info(CAMERA, rate=15.0).as_xml())
+            w.write_samples(3, T0 + np.arange(frames) / 15.0, np.arange(frames, dtype=float)[:, None])
+    return folder
+
+
+def read_csv(path: Path) -> tuple[list[str], np.ndarray]:
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], np.array(rows[1:], dtype=float)
+
+
+def test_features_command_writes_the_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = make_session(tmp_path)
+    before = (folder / RECORDING_XDF).read_bytes()
+    assert main(["features", str(folder)]) == 0
+    out = folder / "features"
+    cols, gaze = read_csv(out / "gaze_statistics.csv")
+    assert cols[:2] == ["time", "valid"] and cols[2:] == list(FEATURE_NAMES)
+    assert len(gaze) == pytest.approx((6 - 1) / 0.1, abs=2) and gaze[:, 1].all()
+    assert np.isfinite(gaze[:, 2:]).all()
+    cols, audio = read_csv(out / "audio_egemaps.csv")
+    assert cols[:5] == ["time", "valid", "speech", "voiced_ratio", "level_dbfs"] and len(cols) == 5 + 88
+    assert len(audio) == 2 and audio[:, 1].all()  # 4-s windows ending at 4 s and 5 s (6 s of audio)
+    cols, face = read_csv(out / "face.csv")
+    assert cols[:2] == ["time", "face_present"] and len(face) == pytest.approx(3 * 12, abs=2)
+    present = face[:, 1]
+    assert present[face[:, 0] < T0 + 1.9].all() and not present[face[:, 0] > T0 + 2.1].any()
+    summary = json.loads((out / "features.json").read_text())
+    assert set(summary["tables"]) == {"gaze_statistics.csv", "audio_egemaps.csv", "face.csv"}
+    assert summary["tables"]["face.csv"]["source"] == "camera.mp4"
+    assert (folder / RECORDING_XDF).read_bytes() == before  # the recording is never touched
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_features_command_refuses_a_session_without_usable_streams(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    folder = create_session_folder(tmp_path, "P002", "20261123T110000")
+    with XdfWriter(folder / RECORDING_XDF) as w:
+        w.add_stream(1, stream_info(CAMERA, rate=15.0).as_xml())
+        w.write_samples(1, T0 + np.arange(10) / 15.0, np.arange(10, dtype=float)[:, None])
+    assert main(["features", str(folder)]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothing to compute" in err
+    assert main(["features", str(tmp_path / "nope")]) != 0
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_features_help_documents_the_task() -> None:
+    out = subprocess.run([sys.executable, "-m", "eyemotion.cli", "features", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "103" in out and "eGeMAPS" in out and "SESSION" in out
