@@ -1,0 +1,125 @@
+"""CLI: `eyemotion dataset ...`, `eyemotion train {emert,crossmodal} DATASET`, `eyemotion export-onnx CHECKPOINT`.
+
+torch is imported inside the handlers (it lives in the `train` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+from pathlib import Path
+
+from eyemotion import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_dataset(subparsers)
+    _register_train(subparsers)
+    _register_export(subparsers)
+
+
+def _register_dataset(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "dataset", help="build training datasets (windows.npz + dataset.json)",
+        description="Training datasets for `eyemotion train`; the format is documented in "
+                    "eyemotion.models.dataset.")
+    sub = p.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
+    # `eyemotion dataset build SESSIONS... OUT` (windows from recorded sessions, labels from trials.csv)
+    # is registered here by the session dataset builder; it writes through models.dataset.write_dataset.
+    s = sub.add_parser(
+        "synthetic", help="write a synthetic dataset with a planted class signal (pipeline testing)",
+        description="Write a dataset in the training format whose features carry a planted class signal "
+                    "(per-class prototypes plus noise and per-participant offsets). For testing the "
+                    "training pipeline only: it is not emotion data.")
+    s.add_argument("out", type=Path, help="output directory")
+    s.add_argument("--participants", type=int, default=10)
+    s.add_argument("--windows-per-class", type=int, default=4)
+    s.add_argument("--signal", type=float, default=0.5, help="strength of the planted signal (default 0.5)")
+    s.add_argument("--folds", type=int, default=5)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_dataset_synthetic)
+
+
+def _dataset_synthetic(args: argparse.Namespace, config) -> int:
+    from eyemotion.models.dataset import make_synthetic_dataset
+
+    if args.participants < 1 or args.windows_per_class < 1:
+        raise UserError("--participants and --windows-per-class must be >= 1")
+    out = make_synthetic_dataset(args.out, participants=args.participants, windows_per_class=args.windows_per_class,
+                                 signal=args.signal, n_folds=args.folds, seed=args.seed)
+    print(f"wrote {out}")
+    return 0
+
+
+def _register_train(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train EMERT or the crossmodal model with participant-wise cross-validation",
+        description="Cross-validate a model over the dataset's participant folds (metrics per fold and mean "
+                    "+- standard error: micro/macro-F1, WAR, UAR; MAE/MSE/RMSE of valence and arousal), "
+                    "then train a final model on all participants. Writes report.json, confusion.png and "
+                    "model.pt into --out; `eyemotion export-onnx OUT/model.pt` makes the ONNX files.")
+    p.add_argument("model", choices=("emert", "crossmodal"))
+    p.add_argument("dataset", type=Path, help="dataset directory (windows.npz + dataset.json)")
+    p.add_argument("--out", type=Path, help="output directory (default: runs/<model>-<time>)")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=0, help="default: the paper's (EMERT 16, crossmodal 64)")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4, as both papers)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--folds", help="comma-separated fold numbers to run (default: all)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--variant", default="model-averaged",
+                   help="crossmodal: early-windowed, model-windowed, model-averaged (default) or no-gaze")
+    p.add_argument("--no-final", action="store_true", help="skip the final model on all participants")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace, config) -> int:
+    from eyemotion.models.train import TrainSettings, train
+
+    try:
+        folds = None if not args.folds else [int(f) for f in args.folds.split(",")]
+    except ValueError:
+        raise UserError(f"--folds must be comma-separated integers, not {args.folds!r}") from None
+    out = args.out or Path("runs") / f"{args.model}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, folds=folds,
+                             device=args.device, threads=args.threads, final_model=not args.no_final,
+                             progress=not args.quiet, variant=args.variant)
+    report = train(args.model, args.dataset, out, settings)
+    print(f"{args.model}: mean +- standard error over {len(report.folds)} fold(s)")
+    for task, metrics in report.summary.items():
+        cells = []
+        for name, v in metrics.items():
+            se = "" if v["se"] is None else f" +- {v['se']:.3f}"
+            cells.append(f"{name} {v['mean']:.3f}{se}")
+        print(f"  {task:11s} " + ", ".join(cells))
+    print(f"report: {report.path}")
+    if report.checkpoint:
+        print(f"model: {report.checkpoint} (export with `eyemotion export-onnx {report.checkpoint}`)")
+    return 0
+
+
+def _register_export(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export-onnx", help="export a trained model.pt to ONNX with model cards",
+        description="Write ONNX graphs (opset 17, dynamic batch and sequence length) and a model card JSON "
+                    "beside each: EMERT -> NAME.onnx; crossmodal -> NAME-visual.onnx, NAME-audio.onnx "
+                    "(monomodal) and NAME-joint.onnx. Each graph is checked against PyTorch with "
+                    "onnxruntime (max abs diff <= 1e-4) before it is kept.")
+    p.add_argument("checkpoint", type=Path, help="model.pt written by `eyemotion train`")
+    p.add_argument("--out", type=Path, default=Path("."), help="output directory (default: current directory)")
+    p.add_argument("--name", help="file stem (default: the model kind, emert or crossmodal)")
+    p.add_argument("--licence", help="licence of the weights for the model card")
+    p.add_argument("--notes", default="", help="free text for the model card (e.g. intended use)")
+    p.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace, config) -> int:
+    from eyemotion.models.export import DEFAULT_LICENCE, export_checkpoint
+
+    paths = export_checkpoint(args.checkpoint, args.out, name=args.name, licence=args.licence or DEFAULT_LICENCE,
+                              notes=args.notes)
+    for path in paths:
+        print(f"wrote {path} and {path.with_suffix('.json').name}")
+    return 0
