@@ -153,15 +153,31 @@ class MicrophoneConfig:
 
 @dataclass(frozen=True)
 class RecorderConfig:
-    """Recording sessions with LabRecorder."""
+    """Recording sessions with LabRecorder (see `eyemotion.acquisition.recorder`).
+
+    Every contract stream with `recorded=True` found in `[lsl] namespace` (and on `[lsl] hostname`, if
+    set) is recorded; a recording refuses to start while a stream of `required` is missing.
+    """
 
     sessions_dir: str = "sessions"
-    min_free_gb: float = 1.0
-    stall_s: float = 5.0
+    min_free_gb: float = 1.0  # refuse to start / stop cleanly with a disk_low marker below this
+    stall_s: float = 5.0  # the file not growing for this long is reported as a stall
+    required: tuple[str, ...] = ("Tobii_gaze", "eyemotion_camera", "eyemotion_audio")
+    discover_s: float = 2.0  # how long to look for streams before starting
+    check_interval_s: float = 1.0  # how often the file growth, free disk and LabRecorder are checked
+    start_timeout_s: float = 15.0  # how long LabRecorderCLI may take to connect to every stream
 
     def validate(self) -> None:
         _check(self.min_free_gb >= 0, "recorder.min_free_gb", "must be >= 0")
         _check(self.stall_s > 0, "recorder.stall_s", "must be > 0")
+        _check(self.discover_s > 0, "recorder.discover_s", "must be > 0")
+        _check(0 < self.check_interval_s <= self.stall_s, "recorder.check_interval_s", "must be > 0 and <= stall_s")
+        _check(self.start_timeout_s > 0, "recorder.start_timeout_s", "must be > 0")
+        from eyemotion.streams import BY_NAME
+
+        unknown = [n for n in self.required if n not in BY_NAME or not BY_NAME[n].recorded]
+        _check(not unknown, "recorder.required", f"has unknown or unrecorded streams {unknown}; "
+               f"use names of {', '.join(n for n, s in BY_NAME.items() if s.recorded)}")
 
 
 @dataclass(frozen=True)
@@ -286,8 +302,8 @@ class FaceConfig:
     preview_height: int = 120
     preview_jpeg_quality: int = 70
     model: str = ""  # .onnx with its card beside it; "" = the shipped models/face_fer.onnx
-    detect_width: int = 320  # frames are downscaled to this width for detection
-    min_face_fraction: float = 0.1  # smallest face side, as a fraction of the frame height
+    detect_width: int = 240  # frames are downscaled to this width for detection
+    min_face_fraction: float = 0.15  # smallest face side, as a fraction of the frame height
     align: bool = True  # rotate the face upright from the detected eyes
 
     def validate(self) -> None:
