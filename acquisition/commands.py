@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Start the acquisition sources and publish their LSL streams until Ctrl-C: the Tobii "
                     "eye tracker through TittaLSL (or the simulated one with --simulate), the camera, the "
                     "microphone and eyemotion_markers. With --simulate the camera plays a generated demo "
-                    "video and the microphone is virtual unless [camera]/[microphone] name real devices. "
+                    "video and the microphone is a generated speech-like signal, unless [camera] source / "
+                    "[microphone] device name real ones. "
                     "The simulated tracker follows clip_onset/clip_offset markers (emotion conditioning) "
                     "and drops out on `eyemotion markers push simulate_disconnect seconds=N`.")
     p.add_argument("--simulate", action="store_true", help="use the simulated eye tracker and demo media")
@@ -235,11 +236,13 @@ def build_sources(config: Config, chosen: list[str], *, simulate: bool, truth: s
         nodes.append(CameraNode(cam_config, output_dir=Path(output_dir) if output_dir else None))
     if "microphone" in chosen:
         try:
-            from eyemotion.acquisition.microphone import MicrophoneNode
+            from eyemotion.acquisition.microphone import GeneratedAudioNode, MicrophoneNode
         except ImportError as exc:
             raise UserError(f"the microphone node is not available ({exc}); pass --sources without "
                             "microphone") from None
-        nodes.append(MicrophoneNode(config))
+        # the demo needs no sound card: generated speech-like audio unless [microphone] device names one
+        use_generator = simulate and not config.microphone.device
+        nodes.append(GeneratedAudioNode(config) if use_generator else MicrophoneNode(config))
     if "markers" in chosen:
         nodes.append(StreamMarkers(config, simulate))
     return nodes

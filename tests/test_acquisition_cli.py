@@ -115,15 +115,18 @@ def test_stream_simulate_publishes_contract_streams_and_follows_cli_markers(tmp_
     cfg = write_config(tmp_path, f"[lsl]\nnamespace = '{namespace}'\n[simulator]\nloss_per_min = 0\n")
     truth = tmp_path / "truth.npz"
     proc = subprocess.Popen([str(EYEMOTION), "--config", str(cfg), "stream", "--simulate", "--seconds", "14",
-                             "--sources", "tracker,camera,markers", "--truth", str(truth)],
+                             "--truth", str(truth)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(streams.GAZE_RAW, namespace, proc=proc)
         wait_for(streams.CAMERA, namespace, proc=proc)
+        wait_for(streams.AUDIO, namespace, proc=proc)
         wait_for(streams.MARKERS, namespace, minimum=2, proc=proc)
         gaze = streams.open_inlet(streams.GAZE_RAW, namespace=namespace, processing=pylsl.proc_none)
         camera = streams.open_inlet(streams.CAMERA, namespace=namespace)
         assert streams.check_info(streams.CAMERA, camera.info()) == []
+        audio = streams.open_inlet(streams.AUDIO, namespace=namespace)
+        assert streams.check_info(streams.AUDIO, audio.info()) == []
         ginfo = gaze.info()
         assert streams.check_info(streams.GAZE_RAW, ginfo) == []
         assert ginfo.source_id() == f"TittaLSL:Tobii_gaze@SIM-FUSION-0001#{namespace}"
