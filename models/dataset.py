@@ -191,8 +191,9 @@ def load_dataset(path: str | Path, require: Sequence[str] = ()) -> WindowDataset
     inputs = {k: v for k, v in arrays.items() if k in shapes.ALL_INPUTS}
     for name, arr in inputs.items():
         _check_input(name, arr, n, str(root / WINDOWS_FILE))
-    if not (arrays["er7"].min() >= 0 and arrays["er7"].max() < shapes.N_CLASSES):
-        raise DatasetError(f"{root / WINDOWS_FILE}: er7 labels outside 0-{shapes.N_CLASSES - 1}; {fix}")
+    for label, n_classes in (("er7", shapes.N_CLASSES), ("fer7", shapes.N_CLASSES), ("er3", len(shapes.CLASSES_3))):
+        if n and not (arrays[label].min() >= 0 and arrays[label].max() < n_classes):
+            raise DatasetError(f"{root / WINDOWS_FILE}: {label} labels outside 0-{n_classes - 1}; {fix}")
     labels = {k: arrays[k] for k in LABELS}
     return WindowDataset(root, inputs, labels, meta)
 
