@@ -1,0 +1,156 @@
+"""CLI: `eyemotion record`, `eyemotion replay` and `eyemotion export`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+
+from eyemotion import UserError
+from eyemotion.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "record", help="record the session's LSL streams to sessions/<participant>/<id>/recording.xdf",
+        description="Record every eyemotion stream in [lsl] namespace (and on [lsl] hostname) with LabRecorder "
+                    "into sessions/<participant>/<session-id>/recording.xdf, until Ctrl-C or --seconds. "
+                    "Refuses to start while a [recorder] required stream is missing or the disk has less than "
+                    "[recorder] min_free_gb free; reports stalls and stops cleanly when the disk fills. "
+                    "Writes session.json (streams, devices, screen, software versions, start/end). Start the "
+                    "sources first, e.g. `eyemotion stream --simulate --output-dir sessions/P001/S01` (that "
+                    "folder's camera.mp4 is kept) and then `eyemotion record --participant P001 --session-id S01`.")
+    p.add_argument("--participant", required=True, help="pseudonymous participant id, e.g. P001 (never a name)")
+    p.add_argument("--session-id", help="session folder name (default: the start time, e.g. 20261123T094501)")
+    p.add_argument("--sessions-dir", help="root folder of the sessions (default: [recorder] sessions_dir)")
+    p.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--require", metavar="NAMES",
+                   help="comma-separated streams that must be present (default: [recorder] required; '' = none)")
+    p.add_argument("--protocol", default="", help="protocol name stored in session.json")
+    p.add_argument("--notes", default="", help="free-text notes stored in session.json")
+    p.set_defaults(func=cmd_record)
+
+    p = subparsers.add_parser(
+        "replay", help="re-publish a recorded session's raw streams on LSL",
+        description="Replay SESSION (a session folder or an .xdf file): its raw streams (Tobii_gaze, "
+                    "eyemotion_camera, eyemotion_audio, eyemotion_markers, eyemotion_face) are published again "
+                    "with their recorded layout and desc plus desc/eyemotion/replay = 1, in [lsl] namespace. "
+                    "Timestamps are shifted to now and keep their relative timing exactly. Derived streams "
+                    "and streams outside the contract are skipped with a warning.")
+    p.add_argument("session", help="session folder or recording .xdf")
+    p.add_argument("--speed", type=float, default=1.0, help="playback speed, 0.25-20 (default 1)")
+    p.add_argument("--start", type=float, help="start at this many seconds into the recording")
+    p.add_argument("--end", type=float, help="stop at this many seconds into the recording")
+    p.add_argument("--loop", action="store_true", help="start over at the end, until Ctrl-C")
+    p.add_argument("--wait-consumers", type=float, default=0.0, metavar="S",
+                   help="wait up to S seconds for every stream to have a consumer before playing")
+    p.set_defaults(func=cmd_replay)
+
+    p = subparsers.add_parser(
+        "export", help="export a session to BIDS eye tracking or to plain CSV",
+        description="Export SESSION. --bids OUT writes (or adds to) a BIDS dataset with eye-tracking physio "
+                    "files (BEP020, BIDS 1.11: *_recording-eye1/eye2_physio.tsv.gz + JSON, physio events with "
+                    "fixations, saccades, blinks and marker messages, events and the trials' self-reports in "
+                    "beh/). --csv OUT writes one CSV per stream plus trials.csv.")
+    p.add_argument("session", help="session folder (sessions/<participant>/<session-id>)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--bids", metavar="OUT", help="BIDS dataset folder to write into")
+    what.add_argument("--csv", metavar="OUT", help="folder for the CSV files")
+    p.add_argument("--task", default="emotion", help="BIDS task label (default: emotion)")
+    p.add_argument("--overwrite", action="store_true", help="replace this session's files if already exported")
+    p.set_defaults(func=cmd_export)
+
+
+def _session_folder(args: argparse.Namespace, config: Config) -> Path:
+    from eyemotion.session import (RECORDING_XDF, SESSION_JSON, check_participant_id, create_session_folder,
+                                   new_session_id, update_session_json)
+
+    root = Path(args.sessions_dir or config.recorder.sessions_dir)
+    participant = check_participant_id(args.participant)
+    sid = args.session_id or new_session_id()
+    folder = root / participant / sid
+    fields = {"protocol": args.protocol, "notes": args.notes}
+    if folder.exists():  # e.g. made by `eyemotion stream --output-dir` for camera.mp4
+        if (folder / RECORDING_XDF).exists():
+            raise UserError(f"{folder} already has a recording; pick another --session-id")
+        if not (folder / SESSION_JSON).exists():
+            update_session_json(folder, participant=participant, session_id=sid, **fields)
+        return folder
+    return create_session_folder(root, participant, sid, **fields)
+
+
+def cmd_record(args: argparse.Namespace, config: Config) -> int:
+    from tqdm import tqdm
+
+    from eyemotion.acquisition.recorder import Recorder
+
+    required = None if args.require is None else tuple(n for n in args.require.split(",") if n)
+    folder = _session_folder(args, config)
+    recorder = Recorder(config, folder, required=required)
+    recorder.start()
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    print(f"recording {len(recorder.streams)} streams to {recorder.xdf} (Ctrl-C to stop)")
+    start = time.monotonic()
+    try:
+        with tqdm(total=args.seconds, unit="s", desc="recording", bar_format=None if args.seconds else
+                  "{desc}: {n:.0f} s {postfix}") as bar:
+            while not stop.is_set() and recorder.recording:
+                elapsed = time.monotonic() - start
+                if args.seconds is not None and elapsed >= args.seconds:
+                    break
+                stop.wait(min(1.0, args.seconds - elapsed) if args.seconds else 1.0)
+                bar.n = round(time.monotonic() - start, 1)
+                bar.set_postfix_str(f"{recorder.xdf.stat().st_size / 1e6:.1f} MB, {recorder.stalls} stalls")
+    finally:
+        recorder.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print(f"saved {recorder.xdf}")
+    if recorder.failed or recorder.stop_reason == "disk_low":
+        raise UserError(f"the recording ended early ({recorder.failed or recorder.stop_reason}); "
+                        f"what was recorded is in {recorder.xdf}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, config: Config) -> int:
+    from tqdm import tqdm
+
+    from eyemotion.acquisition.replay import ReplayController
+
+    replay = ReplayController(args.session, namespace=config.lsl.namespace, speed=args.speed, start=args.start,
+                              end=args.end, loop=args.loop)
+    replay.open()
+    if args.wait_consumers > 0 and not replay.wait_for_consumers(args.wait_consumers):
+        log.warning("not every replayed stream has a consumer after %g s; playing anyway", args.wait_consumers)
+    end = replay.duration if args.end is None else min(args.end, replay.duration)
+    previous = {sig: signal.signal(sig, lambda *_: replay.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with tqdm(total=None if args.loop else round(end - replay.start_s, 1), unit="s", desc="replay") as bar:
+            replay.start()
+            while not replay.wait(0.5):
+                bar.n = round(replay.position - replay.start_s, 1)
+                bar.refresh()
+    finally:
+        replay.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("replayed " + ", ".join(f"{sid}: {n}" for sid, n in replay.stats.pushed.items()) + " samples")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, config: Config) -> int:
+    from eyemotion.acquisition.export import export_bids, export_csv
+
+    if args.bids:
+        files = export_bids(args.session, args.bids, config, task=args.task, overwrite=args.overwrite)
+        print(f"wrote {len(files)} files into the BIDS dataset {args.bids}")
+    else:
+        files = export_csv(args.session, args.csv, overwrite=args.overwrite)
+        print(f"wrote {len(files)} CSV files into {args.csv}")
+    return 0
