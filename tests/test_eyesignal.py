@@ -1,0 +1,390 @@
+"""Eye-signal processing on small hand-made signals: each step, the fixed delay, bad input, chunk invariance."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from eyemotion import UserError
+from eyemotion.acquisition.simulator import simulate_recording
+from eyemotion.config import ConfigError, EyesignalConfig, ScreenConfig, config_from_dict
+from eyemotion.inference.eyesignal.events import direction
+from eyemotion.inference.eyesignal.maps import FixationMapper, MapGrid, window_maps
+from eyemotion.inference.eyesignal.processor import (
+    OUT, EyeSignalOutput, EyeSignalProcessor, Timing, process_recording,
+)
+from eyemotion.streams import EVENT_CODES, GAZE_RAW, GAZE_VALIDITY_BITS, ContractError
+
+RATE = 250.0
+FIX, SAC, BLINK, LOSS, UNCL = (EVENT_CODES[k] for k in ("fixation", "saccade", "blink", "loss", "unclassified"))
+BIT = GAZE_VALIDITY_BITS
+L = {c.label: i for i, c in enumerate(GAZE_RAW.channels)}
+SCREEN = ScreenConfig()
+
+
+def make_raw(x, y, pupil=4.0, valid=True, openness=11.0, dist=650.0) -> np.ndarray:
+    """Tobii_gaze samples with both eyes at (x, y); invalid samples are NaN with validity 0 (Tobii)."""
+    x = np.asarray(x, float)
+    n = len(x)
+    y = np.broadcast_to(np.asarray(y, float), (n,))
+    pupil = np.broadcast_to(np.asarray(pupil, float), (n,))
+    valid = np.broadcast_to(np.asarray(valid, bool), (n,))
+    openness = np.broadcast_to(np.asarray(openness, float), (n,))
+    raw = np.full((n, 37), np.nan)
+    for eye, dx in (("left", -31.5), ("right", 31.5)):
+        cols = {
+            f"x.position_on_display_area.gaze_point.{eye}_eye": x,
+            f"y.position_on_display_area.gaze_point.{eye}_eye": y,
+            f"diameter.pupil.{eye}_eye": pupil,
+            f"x.position_in_user_coordinates.gaze_origin.{eye}_eye": np.full(n, dx),
+            f"y.position_in_user_coordinates.gaze_origin.{eye}_eye": np.full(n, 15 + 299 / 2),
+            f"z.position_in_user_coordinates.gaze_origin.{eye}_eye": np.full(n, dist),
+        }
+        for label, values in cols.items():
+            raw[:, L[label]] = np.where(valid, values, np.nan)
+        for what in ("gaze_point", "pupil", "gaze_origin"):
+            raw[:, L[f"valid.{what}.{eye}_eye"]] = valid
+            raw[:, L[f"available.{what}.{eye}_eye"]] = 1
+        raw[:, L[f"diameter.eye_openness.{eye}_eye"]] = openness
+        raw[:, L[f"valid.eye_openness.{eye}_eye"]] = 1
+        raw[:, L[f"available.eye_openness.{eye}_eye"]] = 1
+    raw[:, 36] = np.arange(n) / RATE
+    return raw
+
+
+def stamps(n: int, rate: float = RATE, t0: float = 100.0) -> np.ndarray:
+    return t0 + np.arange(n) / rate
+
+
+def run(raw: np.ndarray, t: np.ndarray | None = None, cfg: EyesignalConfig | None = None, rate: float = RATE):
+    out = process_recording(stamps(len(raw), rate) if t is None else t, raw, rate, cfg, SCREEN)
+    return out, out.samples
+
+
+def col(out: np.ndarray, name: str) -> np.ndarray:
+    return out[:, OUT[name]]
+
+
+def has(out: np.ndarray, bit: str) -> np.ndarray:
+    return (col(out, "validity").astype(np.int64) & BIT[bit]) > 0
+
+
+def angle_between(x0, y0, x1, y1) -> float:
+    """Visual angle between two display points seen from 650 mm in front of the display centre."""
+    def vec(x, y):
+        return np.array([(x - 0.5) * SCREEN.width_mm, (0.5 - y) * SCREEN.height_mm, 650.0])
+    a, b = vec(x0, y0), vec(x1, y1)
+    return math.degrees(math.acos(a @ b / np.linalg.norm(a) / np.linalg.norm(b)))
+
+
+# -- steps ------------------------------------------------------------------------------------------------
+
+def test_timing_follows_the_parameters():
+    tm = Timing.of(EyesignalConfig(), 250.0)
+    assert (tm.gap_n, tm.blink_max_n, tm.min_fix_n, tm.vel_k) == (19, 106, 15, 2)  # 75 ms, 425 ms, 60 ms, +-8 ms
+    assert tm.delay == tm.lookahead + tm.block_n and tm.block_n == 50
+    tm60 = Timing.of(EyesignalConfig(), 60.0)
+    assert (tm60.gap_n, tm60.blink_max_n, tm60.min_fix_n, tm60.vel_k) == (5, 25, 4, 1)
+    assert Timing.of(dataclasses.replace(EyesignalConfig(), blink_max_ms=600.0), 250.0).lookahead > tm.lookahead
+
+
+def test_fixation_saccade_fixation_events_and_saccade_correction():
+    x = np.r_[np.full(200, 0.3), np.linspace(0.3, 0.6, 7)[1:-1], np.full(200, 0.6)]
+    res, out = run(make_raw(x, 0.5))
+    code = col(out, "event")
+    assert np.all(code[10:195] == FIX) and np.all(code[212:395] == FIX)
+    assert np.all(code[200:205] == SAC)
+    assert np.nanmax(col(out, "velocity")) > 300  # 0.3 display widths (~14 deg) in 24 ms
+    sacc = [e for _, e in res.events if e["event"] == "saccade" and e["phase"] == "offset"]
+    assert len(sacc) == 1
+    assert sacc[0]["amplitude_deg"] == pytest.approx(angle_between(0.3, 0.5, 0.6, 0.5), abs=1.5)
+    fix = [e for _, e in res.events if e["event"] == "fixation" and e["phase"] == "offset"]
+    assert [f["x"] for f in fix] == [pytest.approx(0.3, abs=0.01), pytest.approx(0.6, abs=0.01)]
+    assert [e["phase"] for _, e in res.events] == ["onset", "offset"] * 3
+    # saccade correction: a straight line between the samples either side of the saccade
+    sac = np.flatnonzero(code == SAC)
+    a, b = sac[0] - 1, sac[-1] + 1
+    xs = col(out, "x_saccade_corrected")
+    assert np.allclose(xs[a:b + 1], np.linspace(x[a], x[b], b - a + 1))
+    assert np.array_equal(xs[:a], x[:a]) and np.array_equal(col(out, "x"), x)
+    # angles: right of centre is positive
+    assert col(out, "angle_x")[0] < 0 < col(out, "angle_x")[-1]
+
+
+def test_short_gap_is_filled_and_classified():
+    x = np.full(300, 0.4)
+    valid = np.ones(300, bool)
+    valid[100:110] = False  # 40 ms < 75 ms
+    _, out = run(make_raw(x, 0.5, valid=valid))
+    assert np.allclose(col(out, "x")[100:110], 0.4)
+    assert has(out, "gaze_interpolated")[100:110].all() and not has(out, "gaze_interpolated")[:100].any()
+    assert np.all(col(out, "event")[5:295] == FIX)  # one fixation across the gap
+
+
+def test_blink_is_interpolated_with_margins():
+    n = 600
+    pupil = 3.0 + np.arange(n) * 0.002  # a slow linear dilation
+    valid = np.ones(n, bool)
+    valid[250:300] = False  # 200 ms: a blink
+    _, out = run(make_raw(np.full(n, 0.5), 0.5, pupil=pupil, valid=valid))
+    code = col(out, "event")
+    assert np.all(code[250:300] == BLINK) and not np.any(code[:250] == BLINK) and not np.any(code[300:] == BLINK)
+    margin = Timing.of(EyesignalConfig(), RATE).margin_n
+    region = slice(250 - margin, 300 + margin)
+    assert has(out, "pupil_interpolated")[region].all()
+    assert not has(out, "pupil_interpolated")[250 - margin - 1] and not has(out, "pupil_interpolated")[300 + margin]
+    assert np.allclose(col(out, "pupil")[region], pupil[region])  # linear truth is recovered
+    assert np.isnan(col(out, "pupil_raw")[250:300]).all()
+    fluct = col(out, "pupil_fluctuation")
+    assert np.isnan(fluct[0]) and np.allclose(fluct[1:], 0.002)
+    assert np.allclose(col(out, "x"), 0.5)
+
+
+def test_long_invalid_run_is_tracking_loss():
+    n = 800
+    valid = np.ones(n, bool)
+    valid[300:500] = False  # 800 ms
+    _, out = run(make_raw(np.full(n, 0.5), 0.5, valid=valid))
+    code = col(out, "event")
+    assert np.all(code[300:500] == LOSS)
+    assert np.isnan(col(out, "x")[300:500]).all() and np.isnan(col(out, "eye_distance")[300:500]).all()
+    margin = Timing.of(EyesignalConfig(), RATE).margin_n
+    assert np.allclose(col(out, "x")[300 - margin:300], 0.5)  # valid margin gaze stays
+    assert np.isnan(col(out, "pupil")[300 - margin:300]).all()  # pupil next to a loss is not trusted
+
+
+def test_eye_openness_marks_closed_eyes():
+    n = 500
+    openness = np.full(n, 11.0)
+    openness[200:260] = 0.5  # lids closed while the tracker still reports gaze
+    _, out = run(make_raw(np.full(n, 0.5), 0.5, openness=openness))
+    assert has(out, "eyes_closed")[200:260].all()
+    assert np.all(col(out, "event")[200:260] == BLINK)
+    assert np.allclose(col(out, "eye_openness")[:200], 11.0)
+
+
+def test_monocular_fallback_is_marked():
+    raw = make_raw(np.full(300, 0.5), 0.5)
+    right = [L[f"{k}.right_eye"] for k in ("x.position_on_display_area.gaze_point",
+                                           "y.position_on_display_area.gaze_point", "diameter.pupil")]
+    raw[100:, right] = np.nan
+    raw[100:, L["valid.gaze_point.right_eye"]] = 0
+    raw[100:, L["valid.pupil.right_eye"]] = 0
+    raw[:, L["x.position_on_display_area.gaze_point.left_eye"]] = 0.48
+    _, out = run(raw)
+    assert has(out, "left_gaze").all() and has(out, "right_gaze")[:100].all() and not has(out, "right_gaze")[100:].any()
+    assert np.allclose(col(out, "x")[:100], 0.49) and np.allclose(col(out, "x")[100:], 0.48)
+    cfg = dataclasses.replace(EyesignalConfig(), eye_selection="left")
+    _, left = run(raw, cfg=cfg)
+    assert np.allclose(col(left, "x"), 0.48) and not has(left, "right_gaze").any()
+
+
+def test_merge_close_fixations_and_discard_short_ones():
+    base = np.full(400, 0.5)
+    # a one-sample spike (a 20 ms "saccade") between fixations 0.07 deg apart: merged
+    x = base.copy()
+    x[200] = 0.53
+    x[201:] = 0.5015
+    _, out = run(make_raw(x, 0.5))
+    assert np.all(col(out, "event")[10:390] == FIX)
+    no_merge = dataclasses.replace(EyesignalConfig(), merge_max_gap_ms=0.0)
+    _, split = run(make_raw(x, 0.5), cfg=no_merge)
+    assert np.any(col(split, "event")[195:210] == SAC)
+    # a 40 ms fixation between two saccades: too short, unclassified
+    x = np.r_[np.full(200, 0.2), np.full(10, 0.5), np.full(200, 0.8)]
+    _, out = run(make_raw(x, 0.5))
+    code = col(out, "event")
+    assert not np.any(code[200:210] == FIX) and np.any(code[200:210] == UNCL)
+    assert np.all(code[10:195] == FIX) and np.all(code[215:400] == FIX)
+
+
+def test_pupil_speed_outliers_are_removed():
+    n = 1000  # 4 s: the MAD threshold exists from the second 1 s block on
+    rng = np.random.default_rng(1)
+    pupil = 4.0 + 0.01 * rng.standard_normal(n)
+    pupil[600] = 6.5  # a one-sample artefact
+    _, out = run(make_raw(np.full(n, 0.5), 0.5, pupil=pupil))
+    assert has(out, "pupil_outlier")[600] and has(out, "pupil_interpolated")[600]
+    assert abs(col(out, "pupil")[600] - 4.0) < 0.05
+    assert col(out, "pupil_raw")[600] == 6.5
+    assert has(out, "pupil_outlier").sum() <= 3
+
+
+# -- delay and chunk invariance ------------------------------------------------------------------------------
+
+def test_fixed_delay():
+    raw = make_raw(np.full(2000, 0.5), 0.5)
+    t = stamps(2000)
+    proc = EyeSignalProcessor(RATE, EyesignalConfig(), SCREEN)
+    d = proc.delay_samples
+    assert proc.delay_s == pytest.approx(d / RATE)
+    got = 0
+    for i in range(0, 2000, 7):
+        out = proc.push(t[i:i + 7], raw[i:i + 7])
+        got += len(out.timestamps)
+        assert got == max(0, min(i + 7, 2000) - d)  # exactly `delay` samples behind, always
+        if len(out.timestamps):
+            assert out.timestamps[-1] == t[got - 1]  # the raw samples' own timestamps
+    assert got + len(proc.flush().timestamps) == 2000
+
+
+def assert_same(a: EyeSignalOutput, b: EyeSignalOutput) -> None:
+    assert np.array_equal(a.timestamps, b.timestamps)
+    assert np.array_equal(a.samples, b.samples, equal_nan=True)  # bit-identical
+    assert a.events == b.events
+
+
+def chunked(t: np.ndarray, raw: np.ndarray, sizes: np.ndarray, rate: float = RATE,
+            cfg: EyesignalConfig | None = None) -> EyeSignalOutput:
+    proc = EyeSignalProcessor(rate, cfg, SCREEN)
+    bounds = np.r_[0, np.cumsum(sizes)]
+    parts = [proc.push(t[a:b], raw[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if a < len(t)]
+    return EyeSignalOutput.concat([*parts, proc.flush()])
+
+
+@pytest.fixture(scope="module")
+def ten_minutes():
+    t, raw, _ = simulate_recording(600.0, RATE, seed=11)
+    return t + 1000.0, raw
+
+
+def test_chunk_invariance_ten_minutes(ten_minutes):
+    t, raw = ten_minutes
+    whole = process_recording(t, raw, RATE, None, SCREEN)
+    assert len(whole.timestamps) == len(t) and len(whole.events) > 1000
+    rng = np.random.default_rng(0)
+    for sizes in (rng.integers(1, 40, len(t)), rng.integers(1, 2000, len(t) // 1000 + 1)):
+        assert_same(whole, chunked(t, raw, sizes))
+    no_block = dataclasses.replace(EyesignalConfig(), compute_block_ms=0.0)
+    assert np.array_equal(process_recording(t, raw, RATE, no_block, SCREEN).samples, whole.samples, equal_nan=True)
+
+
+def test_chunk_invariance_with_bad_input():
+    t, raw, _ = simulate_recording(40.0, 120.0, seed=2)
+    t = t + 50.0
+    raw = raw.copy()
+    raw[100:105, L["x.position_on_display_area.gaze_point.left_eye"]] = np.inf
+    raw[200, L["diameter.pupil.right_eye"]] = -3.0
+    t = t.copy()
+    t[300] = t[299]  # duplicate
+    t[500:503] = t[400]  # backwards
+    t[700] = np.nan
+    t[2000:] += 1.0  # a 1 s time gap
+    t[3000:] = t[3000] + np.arange(len(t) - 3000) / 60.0  # the tracker switches to 60 Hz
+    whole = process_recording(t, raw, 120.0, None, SCREEN)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        assert_same(whole, chunked(t, raw, rng.integers(1, 50, len(t)), rate=120.0))
+
+
+# -- bad input ---------------------------------------------------------------------------------------------
+
+def test_bad_values_are_rejected_and_marked():
+    n = 400
+    raw = make_raw(np.full(n, 0.5), 0.5)
+    raw[50, L["x.position_on_display_area.gaze_point.left_eye"]] = np.nan  # NaN but flagged valid
+    raw[60, L["y.position_on_display_area.gaze_point.right_eye"]] = np.inf
+    raw[70, L["x.position_on_display_area.gaze_point.left_eye"]] = 25.0  # far off the display
+    raw[80, L["diameter.pupil.left_eye"]] = -2.0  # negative pupil
+    raw[90, L["diameter.pupil.right_eye"]] = 14.0  # impossible pupil
+    _, out = run(raw)
+    bad = has(out, "bad_input")
+    assert bad[[50, 60, 70, 80]].all() and bad.sum() == 4
+    assert has(out, "pupil_outlier")[90]
+    assert np.isfinite(col(out, "x")).all() and np.allclose(col(out, "x"), 0.5)
+    assert np.allclose(col(out, "pupil")[[80, 90]], 4.0)
+    assert not has(out, "left_gaze")[[50, 70]].any() and has(out, "right_gaze")[[50, 70]].all()
+
+
+def test_bad_timestamps_are_dropped_and_reported():
+    raw = make_raw(np.full(500, 0.5), 0.5)
+    t = stamps(500)
+    t[100] = t[99]  # duplicate
+    t[200:203] = t[150]  # backwards
+    t[300] = np.nan
+    t[301] = np.inf
+    res, out = run(raw, t)
+    assert len(res.timestamps) == 500 - 1 - 3 - 2
+    assert np.all(np.diff(res.timestamps) > 0)
+    drops = [e for _, e in res.events if e["event"] == "discontinuity"]
+    assert [d["dropped"] for d in drops] == [1, 3, 2]
+    assert np.all(col(out, "event")[10:-10] == FIX)
+
+
+def test_time_gap_and_rate_change_start_new_segments():
+    raw = make_raw(np.full(3000, 0.5), 0.5)
+    t = stamps(3000)
+    t[1000:] += 2.0  # the tracker stops for 2 s
+    t[2000:] = t[2000] + np.arange(1000) / 120.0  # ... and comes back at 120 Hz
+    proc = EyeSignalProcessor(RATE, None, SCREEN)
+    res = EyeSignalOutput.concat([proc.push(t[i:i + 10], raw[i:i + 10]) for i in range(0, 3000, 10)] + [proc.flush()])
+    assert len(res.timestamps) == 3000
+    notes = [(ts, e) for ts, e in res.events if e["event"] == "discontinuity"]
+    assert [e["reason"] for _, e in notes] == ["time_gap", "rate_change"]
+    assert notes[0][0] == t[1000] and notes[1][1]["rate"] == 120.0
+    starts = np.flatnonzero(has(res.samples, "segment_start"))
+    assert starts[0] == 0 and starts[1] == 1000 and 2000 < starts[2] < 2030
+    assert np.all(col(res.samples, "event")[10:990] == FIX)
+
+
+def test_wrong_layout_and_rate_are_refused():
+    proc = EyeSignalProcessor(RATE)
+    with pytest.raises(ContractError, match="37 channels"):
+        proc.push(stamps(5), np.zeros((5, 36)))
+    with pytest.raises(UserError, match="timestamps"):
+        proc.push(stamps(4), np.zeros((5, 37)))
+    with pytest.raises(UserError, match="rate"):
+        EyeSignalProcessor(0.0)
+    out = proc.push(np.zeros(0), np.zeros((0, 37)))
+    assert len(out.timestamps) == 0
+
+
+def test_config_is_checked():
+    with pytest.raises(ConfigError, match="eyesignal.blink_max_ms"):
+        config_from_dict({"eyesignal": {"blink_max_ms": 50.0}})
+    with pytest.raises(ConfigError, match="eyesignal.eye_selection"):
+        config_from_dict({"eyesignal": {"eye_selection": "both"}})
+    cfg = config_from_dict({"eyesignal": {"velocity_threshold_deg_s": 40, "map_columns": 64}}).eyesignal
+    assert cfg.velocity_threshold_deg_s == 40.0 and cfg.map_columns == 64
+
+
+# -- fixation maps -------------------------------------------------------------------------------------------
+
+def test_fixation_map_density():
+    grid = MapGrid.of(EyesignalConfig(), SCREEN)
+    m = grid.density(np.array([0.5]), np.array([0.5]), 1.0)
+    assert m.shape == (18, 32) and m.sum() == pytest.approx(1.0, abs=1e-6)
+    assert np.unravel_index(np.argmax(m), m.shape) in {(8, 15), (8, 16), (9, 15), (9, 16)}
+    edge = grid.density(np.array([0.0]), np.array([0.5]), 1.0)
+    assert 0.45 < edge.sum() < 0.55  # half of a kernel on the left edge falls off the display
+    sigma_cells = 650 * math.tan(math.radians(1.0)) / SCREEN.width_mm * 32
+    assert m[8:10, 15:17].sum() < 1.0 and sigma_cells == pytest.approx(0.68, abs=0.01)
+
+
+def test_window_maps_and_online_mapper_agree():
+    t, raw, _ = simulate_recording(20.0, RATE, seed=4)
+    res = process_recording(t, raw, RATE, None, SCREEN)
+    ts, out = res.timestamps, res.samples
+    fix_time = np.sum(col(out, "event") == FIX) / RATE
+    maps = window_maps(ts, out, ts[0], ts[0] + 16.0, RATE, slices=32)
+    assert maps.shape == (32, 18, 32)
+    in_window = np.sum((col(out, "event") == FIX) & (ts < ts[0] + 16.0)) / RATE
+    assert maps.sum() == pytest.approx(in_window, rel=0.02) and in_window < fix_time
+    mapper = FixationMapper(RATE, 0.5, origin=float(ts[0]))
+    done = []
+    for i in range(0, len(ts), 13):
+        done += mapper.push(ts[i:i + 13], out[i:i + 13])
+    assert len(done) == 39
+    assert np.allclose(np.stack([d.map for d in done[:32]]), maps, rtol=1e-9, atol=1e-12)
+    assert mapper.trial_map().sum() == pytest.approx(maps.sum() + np.sum([d.map.sum() for d in done[32:]])
+                                                     + mapper._current().sum(), rel=1e-9)
+    mapper.reset_trial()
+    assert mapper.trial_map().sum() < 0.5 + 1e-9
+
+
+def test_direction_is_unit():
+    d = direction(np.array([0.0, 10.0]), np.array([0.0, -5.0]))
+    assert np.allclose(np.linalg.norm(d, axis=1), 1.0) and np.allclose(d[0], [0, 0, 1])
