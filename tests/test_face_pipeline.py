@@ -10,10 +10,15 @@ import numpy as np
 import pylsl
 import pytest
 import skimage.data
-
 from eyemotion.inference.features.face import (
-    FaceAnalyzer, FacePipeline, FaceResult, PreviewAnalyzer, RateGate, decode_preview,
+    FaceAnalyzer,
+    FacePipeline,
+    FaceResult,
+    PreviewAnalyzer,
+    RateGate,
+    decode_preview,
 )
+
 from eyemotion.streams import CLASSES, FACE, PREVIEW, open_inlet
 
 
@@ -104,8 +109,8 @@ def test_analyzers_publish_face_and_preview_from_a_video(config, tmp_path: Path,
     face_frame = frame_640x480(astronaut)
     write_video(video, [face_frame] * 30 + [np.zeros((480, 640, 3), np.uint8)] * 30)
     face, preview = FaceAnalyzer(config), PreviewAnalyzer(config)
-    face_inlet = open_inlet(FACE, namespace=config.lsl.namespace, timeout=5)
-    preview_inlet = open_inlet(PREVIEW, namespace=config.lsl.namespace, timeout=5)
+    face_inlet = open_inlet(FACE, namespace=config.lsl.namespace, timeout=15)  # generous on a busy machine
+    preview_inlet = open_inlet(PREVIEW, namespace=config.lsl.namespace, timeout=15)
     face_inlet.open_stream(timeout=5)
     preview_inlet.open_stream(timeout=5)
     capture = cv2.VideoCapture(str(video))

@@ -9,9 +9,14 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
-
 from eyemotion.inference.features.audio import (
-    N_EGEMAPS, SAMPLE_RATE, AudioSettings, EgemapsFeatures, egemaps_llds, egemaps_windows, resample_to_16k,
+    N_EGEMAPS,
+    SAMPLE_RATE,
+    AudioSettings,
+    EgemapsFeatures,
+    egemaps_llds,
+    egemaps_windows,
+    resample_to_16k,
 )
 from eyemotion.inference.features.windows import FeatureWindows
 
@@ -23,8 +28,8 @@ def speech_then_silence(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.nd
     """About 4.5 s of espeak-ng speech at 16 kHz followed by 4 s of silence (a faint noise floor)."""
     assert shutil.which("espeak-ng"), "espeak-ng is part of the test environment (setup.sh installs it)"
     wav = tmp_path_factory.mktemp("audio") / "speech.wav"
-    subprocess.run(["espeak-ng", "-w", str(wav), "The quick brown fox jumps over the lazy dog. "
-                    "I am feeling really happy about this wonderful day."], check=True, capture_output=True)
+    text = "The quick brown fox jumps over the lazy dog. I am feeling really happy about this wonderful day."
+    subprocess.run(["espeak-ng", "-w", str(wav), text], check=True, capture_output=True)
     signal, rate = sf.read(wav, dtype="float32")
     speech = resample_to_16k(signal, rate)
     noise = np.random.default_rng(0).normal(0, 1e-4, 4 * SAMPLE_RATE).astype(np.float32)

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from eyemotion.inference.features.builders import (
-    CrossmodalWindowBuilder, EmertWindowBuilder, even_indices,
+    CrossmodalWindowBuilder,
+    EmertWindowBuilder,
+    even_indices,
 )
 from eyemotion.inference.features.normalisation import NormStats, load_norm_stats, save_norm_stats
 from eyemotion.inference.features.windows import FeatureWindows
 from eyemotion.inference.runtime import ModelError
+
 from eyemotion.streams import FACE, FACE_EMBEDDING_DIM, GAZE_CLEAN
 
 EMB = FACE.index("embedding_000")

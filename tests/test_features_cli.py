@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
-
 from eyemotion.acquisition.replay import XdfWriter
-from eyemotion.cli import main
 from eyemotion.inference.features.gaze_stats import FEATURE_NAMES
+
+from eyemotion.cli import main
 from eyemotion.session import CAMERA_MP4, RECORDING_XDF, create_session_folder
 from eyemotion.streams import AUDIO, CAMERA, EVENT_CODES, GAZE_CLEAN, stream_info
 

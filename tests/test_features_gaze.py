@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from eyemotion.inference.features.gaze_stats import (
-    FEATURE_NAMES, N_FEATURES, TABLE_1, GazeStatistics, GazeStatsSettings, gaze_statistics,
+    FEATURE_NAMES,
+    N_FEATURES,
+    TABLE_1,
+    GazeStatistics,
+    GazeStatsSettings,
+    gaze_statistics,
 )
 from eyemotion.inference.features.windows import FeatureWindows
+
 from eyemotion.streams import EVENT_CODES, GAZE_CLEAN, GAZE_VALIDITY_BITS
 
 RATE = 100.0

@@ -51,7 +51,7 @@ class AudioSettings:
     min_level_dbfs: float = -50.0
 
     @classmethod
-    def from_config(cls, cfg: FeaturesConfig) -> "AudioSettings":
+    def from_config(cls, cfg: FeaturesConfig) -> AudioSettings:
         return cls(cfg.audio_window_s, cfg.audio_hop_s, cfg.vad_min_voiced_ratio, cfg.vad_min_level_dbfs)
 
 

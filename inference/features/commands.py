@@ -126,13 +126,13 @@ def run_features(args: argparse.Namespace, config: Config) -> int:
     session = Session.load(args.session)
     out = args.out or session.path / "features"
     out.mkdir(parents=True, exist_ok=True)
-    progress = lambda items, **kw: tqdm(items, leave=False, **kw)  # noqa: E731
+    progress = lambda items, **kw: tqdm(items, leave=False, **kw)
     written: dict[str, dict[str, Any]] = {}
 
     def save(name: str, source: str, table: tuple[list[str], np.ndarray]) -> None:
         columns, data = table
         write_table(out / name, columns, data)
-        written[name] = {"source": source, "rows": int(len(data)), "columns": len(columns)}
+        written[name] = {"source": source, "rows": len(data), "columns": len(columns)}
         log.info("wrote %s (%d rows)", out / name, len(data))
 
     if GAZE_CLEAN.name in session.streams:

@@ -51,7 +51,7 @@ class FaceResult:
         return [float(self.present), *self.box, *self.probabilities, *self.embedding]
 
     @classmethod
-    def absent(cls) -> "FaceResult":
+    def absent(cls) -> FaceResult:
         return cls(False, np.full(4, np.nan), np.full(len(CLASSES), np.nan), np.full(FACE_EMBEDDING_DIM, np.nan))
 
 
@@ -70,9 +70,10 @@ def model_path(cfg: FaceConfig) -> Path:
 class FacePipeline:
     """frame (BGR) -> FaceResult. The same object runs live (camera node) and offline (video files)."""
 
-    def __init__(self, cfg: FaceConfig = FaceConfig()) -> None:
+    def __init__(self, cfg: FaceConfig | None = None) -> None:
         from eyemotion.inference.runtime import OnnxModel
 
+        cfg = cfg or FaceConfig()
         self.cfg = cfg
         self.faces = _cascade("haarcascade_frontalface_default.xml")
         self.eyes = _cascade("haarcascade_eye.xml")
@@ -91,7 +92,7 @@ class FacePipeline:
         if len(found) == 0:
             return None
         x, y, bw, bh = found[int(np.argmax(neighbours))]  # the best-supported face, not the largest
-        return tuple(int(round(v / scale)) for v in (x, y, bw, bh))  # type: ignore[return-value]
+        return tuple(round(float(v) / scale) for v in (x, y, bw, bh))  # type: ignore[return-value]
 
     def eye_tilt(self, face: np.ndarray) -> float:
         """Angle (deg) of the line through the two eyes found in the face's upper half (0 if not two)."""
@@ -115,7 +116,7 @@ class FacePipeline:
         # rotate around the face centre, then take the square of side 2*half centred there
         m = cv2.getRotationMatrix2D((cx, cy), tilt, 1.0)
         m[:, 2] += (half - cx, half - cy)
-        side = int(round(2 * half))
+        side = round(2 * half)
         patch = cv2.warpAffine(gray, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return cv2.resize(patch, (FER_SIZE, FER_SIZE), interpolation=cv2.INTER_AREA), tilt
 

@@ -195,7 +195,7 @@ class GazeStatsSettings:
     pupil_change_threshold_mm: float = 0.0
 
     @classmethod
-    def from_config(cls, cfg: FeaturesConfig, rate: float) -> "GazeStatsSettings":
+    def from_config(cls, cfg: FeaturesConfig, rate: float) -> GazeStatsSettings:
         return cls(rate, cfg.gaze_window_s, cfg.gaze_hop_s, cfg.gaze_min_valid_fraction, cfg.eye_open_mm,
                    cfg.pupil_change_threshold_mm)
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from eyemotion.inference.runtime import ModelError, card_path
 
 MIN_STD = 1e-8
@@ -28,7 +27,7 @@ class NormStats:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, data: np.ndarray, names: tuple[str, ...] | list[str]) -> "NormStats":
+    def fit(cls, data: np.ndarray, names: tuple[str, ...] | list[str]) -> NormStats:
         """Mean/std over every row of `data` (any leading shape, last axis = features); NaNs ignored."""
         flat = np.asarray(data, float).reshape(-1, len(names))
         if not np.isfinite(flat).any(axis=0).all():
@@ -49,7 +48,7 @@ class NormStats:
         return {"names": list(self.names), "mean": self.mean.tolist(), "std": self.std.tolist()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "NormStats":
+    def from_dict(cls, d: dict[str, Any]) -> NormStats:
         names, mean, std = tuple(d["names"]), np.asarray(d["mean"], float), np.asarray(d["std"], float)
         if not (len(names) == len(mean) == len(std)) or not np.all(std > 0):
             raise ValueError("names, mean and std must have one positive std per feature")

@@ -24,7 +24,7 @@ class FeatureWindows:
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # per-window side columns (e.g. speech)
 
     @classmethod
-    def empty(cls, names: tuple[str, ...], extra: tuple[str, ...] = ()) -> "FeatureWindows":
+    def empty(cls, names: tuple[str, ...], extra: tuple[str, ...] = ()) -> FeatureWindows:
         return cls(names, np.zeros(0), np.zeros((0, len(names))), np.zeros(0, bool),
                    {k: np.zeros(0) for k in extra})
 
@@ -32,8 +32,8 @@ class FeatureWindows:
         return len(self.times)
 
     @classmethod
-    def concat(cls, parts: list["FeatureWindows"], names: tuple[str, ...],
-               extra: tuple[str, ...] = ()) -> "FeatureWindows":
+    def concat(cls, parts: list[FeatureWindows], names: tuple[str, ...],
+               extra: tuple[str, ...] = ()) -> FeatureWindows:
         parts = [p for p in parts if len(p)] or [cls.empty(names, extra)]
         return cls(names, np.concatenate([p.times for p in parts]), np.concatenate([p.values for p in parts]),
                    np.concatenate([p.valid for p in parts]),
