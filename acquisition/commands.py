@@ -301,7 +301,7 @@ def run_sources(nodes: list, seconds: float | None = None, stop: threading.Event
 def _close(node) -> None:
     try:
         node.close()
-    except Exception:  # noqa: BLE001 - closing must not hide the first error
+    except Exception:
         log.exception("closing %s failed", node.name)
 
 

@@ -147,11 +147,11 @@ class GroundTruth:
     emotion: np.ndarray  # index into eyemotion.streams.CLASSES, -1 = no condition
 
     @classmethod
-    def empty(cls) -> "GroundTruth":
+    def empty(cls) -> GroundTruth:
         return cls(**{f.name: np.zeros(0) for f in fields(cls)})
 
     @classmethod
-    def concat(cls, parts: list["GroundTruth"]) -> "GroundTruth":
+    def concat(cls, parts: list[GroundTruth]) -> GroundTruth:
         if not parts:
             return cls.empty()
         return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
@@ -173,7 +173,7 @@ class GroundTruth:
         return path
 
     @staticmethod
-    def load(path: str | Path) -> tuple[np.ndarray, "GroundTruth"]:
+    def load(path: str | Path) -> tuple[np.ndarray, GroundTruth]:
         """(timestamps, truth) from a file written by `save`."""
         path = Path(path)
         if path.suffix == ".csv":
@@ -200,16 +200,16 @@ class _Segment:
     def __len__(self) -> int:
         return len(self.event)
 
-    def split(self, n: int) -> tuple["_Segment", "_Segment"]:
+    def split(self, n: int) -> tuple[_Segment, _Segment]:
         return (_Segment(*(getattr(self, k)[:n] for k in _SEGMENT_FIELDS)),
                 _Segment(*(getattr(self, k)[n:] for k in _SEGMENT_FIELDS)))
 
     @staticmethod
-    def join(parts: list["_Segment"]) -> "_Segment":
+    def join(parts: list[_Segment]) -> _Segment:
         return _Segment(*(np.concatenate([getattr(p, k) for p in parts]) for k in _SEGMENT_FIELDS))
 
     @staticmethod
-    def none() -> "_Segment":
+    def none() -> _Segment:
         return _Segment(np.zeros(0, int), np.zeros(0), np.zeros(0), np.zeros(0))
 
 
@@ -607,8 +607,8 @@ class SimulatedTracker(Node):
 
     def open(self) -> None:
         import pylsl
-
         from eyemotion.acquisition.markers import MarkerOutlet
+
         from eyemotion.streams import stream_info
 
         ns = self.config.lsl.namespace
@@ -660,8 +660,8 @@ class SimulatedTracker(Node):
         if self._resolver is None:
             return
         import pylsl
-
         from eyemotion.acquisition.markers import parse_marker
+
         from eyemotion.streams import check_info
 
         if now >= self._next_scan:

@@ -74,7 +74,7 @@ class TrackerInfo:
     frequencies: tuple[float, ...]
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrackerInfo":
+    def from_dict(cls, d: dict[str, Any]) -> TrackerInfo:
         return cls(address=str(d.get("address", "")), serial=str(d.get("serial_number", "")),
                    model=str(d.get("model", "")), name=str(d.get("device_name", "")),
                    firmware=str(d.get("firmware_version", "")), frequency=float(d.get("frequency", 0) or 0),
@@ -276,12 +276,12 @@ class TobiiTracker(Node):
         if self.sender is not None:
             try:
                 self.sender.destroy("gaze")
-            except Exception:  # noqa: BLE001 - the device may already be gone
+            except Exception:
                 log.debug("sender.destroy failed", exc_info=True)
         if self.tracker is not None:
             try:
                 self.tracker.stop("notification")
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.debug("tracker.stop failed", exc_info=True)
         self.sender = self.tracker = None
 

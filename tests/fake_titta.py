@@ -21,13 +21,13 @@ import types
 
 import numpy as np
 import pylsl
-
 from eyemotion.acquisition.simulator import GazeModel
+
 from eyemotion.config import ScreenConfig
 from eyemotion.streams import GAZE_RAW, stream_info
 
 
-class notification_type(enum.Enum):  # noqa: N801 - TittaPy's name
+class notification_type(enum.Enum):
     connection_lost = 0
     connection_restored = 1
     calibration_mode_entered = 2
@@ -55,7 +55,7 @@ class FakeTobii:
         self.seed = seed
         self.connected = True
         self.notifications: list[tuple[notification_type, int]] = []
-        self.senders: list["Sender"] = []
+        self.senders: list = []  # the fake Senders created
         self.lock = threading.Lock()
         self.TittaPy = self._titta_py()
         self.TittaLSLPy = self._titta_lsl_py()
@@ -122,7 +122,7 @@ class FakeTobii:
                 self._notifying = False
                 return True
 
-            def consume_N(self, stream: str) -> dict:  # noqa: N802 - TittaPy's name
+            def consume_N(self, stream: str) -> dict:
                 assert stream == "notification" and self._notifying
                 with world.lock:
                     items, world.notifications = world.notifications, []

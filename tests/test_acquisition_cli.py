@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
-
-from eyemotion import streams
 from eyemotion.acquisition.markers import parse_marker
 from eyemotion.acquisition.simulator import GroundTruth
+
+from eyemotion import streams
 
 TESTS = Path(__file__).resolve().parent
 EYEMOTION = Path(sys.executable).with_name("eyemotion")
@@ -114,7 +114,7 @@ def test_bad_cli_arguments(tmp_path):
 def test_stream_simulate_publishes_contract_streams_and_follows_cli_markers(tmp_path, namespace):
     cfg = write_config(tmp_path, f"[lsl]\nnamespace = '{namespace}'\n[simulator]\nloss_per_min = 0\n")
     truth = tmp_path / "truth.npz"
-    proc = subprocess.Popen([str(EYEMOTION), "--config", str(cfg), "stream", "--simulate", "--seconds", "14",
+    proc = subprocess.Popen([str(EYEMOTION), "--config", str(cfg), "stream", "--simulate", "--seconds", "20",
                              "--truth", str(truth)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -138,10 +138,11 @@ def test_stream_simulate_publishes_contract_streams_and_follows_cli_markers(tmp_
             m.open_stream(timeout=5)
         gaze.open_stream(timeout=5)
         pushed = run(["--config", str(cfg), "markers", "push", "clip_onset", "clip=c7", "emotion=fear",
-                      "--source", "runner"])
+                      "--source", "runner", "--wait", "15"])
         assert pushed.returncode == 0, pushed.stderr
         assert '"emotion": "fear"' in pushed.stdout
-        pushed = run(["--config", str(cfg), "markers", "push", "simulate_disconnect", "seconds=1.5"])
+        pushed = run(["--config", str(cfg), "markers", "push", "simulate_disconnect", "seconds=1.5",
+                      "--wait", "15"])
         assert pushed.returncode == 0, pushed.stderr
         stamps, events = [], []
         while proc.poll() is None:
@@ -149,7 +150,7 @@ def test_stream_simulate_publishes_contract_streams_and_follows_cli_markers(tmp_
             for m in markers:
                 texts, _ = m.pull_chunk(timeout=0.0)
                 events += [parse_marker(t[0]) for t in texts]
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.terminate()

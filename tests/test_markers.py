@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pylsl
 import pytest
-
-from eyemotion import UserError, streams
 from eyemotion.acquisition.commands import parse_fields
 from eyemotion.acquisition.markers import MarkerError, MarkerOutlet, encode_marker, parse_marker
+
+from eyemotion import UserError, streams
 
 
 def test_encode_and_parse_round_trip():

@@ -9,13 +9,20 @@ import time
 import numpy as np
 import pylsl
 import pytest
-
-from eyemotion import UserError, streams
 from eyemotion.acquisition.markers import MarkerOutlet, parse_marker
 from eyemotion.acquisition.simulator import (
-    BLINK_MAX_S, BLINK_MIN_S, MAIN_SEQ_C_DEG, VMAX_DEG_S, GazeModel, GroundTruth, MousePointer,
-    SimulatedTracker, simulate_recording,
+    BLINK_MAX_S,
+    BLINK_MIN_S,
+    MAIN_SEQ_C_DEG,
+    VMAX_DEG_S,
+    GazeModel,
+    GroundTruth,
+    MousePointer,
+    SimulatedTracker,
+    simulate_recording,
 )
+
+from eyemotion import UserError, streams
 from eyemotion.config import ScreenConfig, SimulatorConfig
 from eyemotion.streams import CLASSES, EVENT_CODES, GAZE_RAW
 

@@ -10,14 +10,20 @@ import time
 import numpy as np
 import pylsl
 import pytest
-
-from eyemotion import streams
 from eyemotion.acquisition.markers import parse_marker
 from eyemotion.acquisition.tobii import (
-    TobiiTracker, TrackerError, check_clocks, check_frequency, clock_offset, select_tracker, find_trackers,
+    TobiiTracker,
+    TrackerError,
+    check_clocks,
+    check_frequency,
+    clock_offset,
+    find_trackers,
+    select_tracker,
 )
-from eyemotion.config import TrackerConfig
 from fake_titta import FakeTobii, fusion
+
+from eyemotion import streams
+from eyemotion.config import TrackerConfig
 
 
 def tracker_config(config, **kw):
@@ -113,7 +119,7 @@ def test_streams_the_contract_sets_frequency_and_reconnects(config, namespace):
 
 
 def test_reconnects_to_a_tracker_that_comes_back_on_a_new_address(config, namespace, monkeypatch):
-    import eyemotion.acquisition.tobii as tobii
+    from eyemotion.acquisition import tobii
 
     monkeypatch.setattr(tobii, "RESCAN_S", 0.1)
     world = FakeTobii([fusion("TPFC2-A", address="tet-tcp://10.0.0.5")], namespace=namespace)
