@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 import pylsl
+from eyemotion.acquisition.markers import MarkerOutlet
 
 from eyemotion import UserError
-from eyemotion.acquisition.markers import MarkerOutlet
 from eyemotion.config import Config
 from eyemotion.nodes import Node
 from eyemotion.streams import CAMERA, stream_info
@@ -55,7 +55,7 @@ class CameraSource:
     value: str
 
     @classmethod
-    def parse(cls, source: str) -> "CameraSource":
+    def parse(cls, source: str) -> CameraSource:
         text = str(source).strip()
         if text.isdigit():
             return cls("device", text)

@@ -27,7 +27,7 @@ def _face_patch(height: int) -> np.ndarray:
 
     rgb = data.astronaut()[0:300, 90:330]  # head and shoulders of the 512x512 photo
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    width = int(round(bgr.shape[1] * height / bgr.shape[0]))
+    width = round(bgr.shape[1] * height / bgr.shape[0])
     return cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
 
 
@@ -88,7 +88,7 @@ def speech_like(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
     from scipy import signal
 
     rng = np.random.default_rng(seed)
-    n = int(round(seconds * rate))
+    n = round(seconds * rate)
     t = np.arange(n) / rate
     f0 = 140 + 40 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)) + 15 * np.sin(2 * np.pi * 3.1 * t)
     phase = np.cumsum(f0 / rate)
@@ -110,7 +110,7 @@ def make_test_audio(seconds: float, rate: int = 16000, kind: str = "speech-like"
     """The samples `write_test_wav` writes (float32, mono)."""
     if kind not in WAV_KINDS:
         raise UserError(f"unknown test audio kind {kind!r}; use one of {', '.join(WAV_KINDS)}")
-    n = int(round(seconds * rate))
+    n = round(seconds * rate)
     if kind == "tone":
         return (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(n) / rate)).astype(np.float32)
     if kind == "silence":

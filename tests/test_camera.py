@@ -11,9 +11,9 @@ import time
 import numpy as np
 import pylsl
 import pytest
-
 from eyemotion.acquisition.camera import CameraError, CameraNode, CameraSource, list_cameras, open_capture
 from eyemotion.acquisition.media import write_test_video
+
 from eyemotion.config import CameraConfig
 from eyemotion.streams import CAMERA, MARKERS, check_info, open_inlet
 
