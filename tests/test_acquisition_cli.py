@@ -165,3 +165,15 @@ def test_stream_simulate_publishes_contract_streams_and_follows_cli_markers(tmp_
     fear = tr.emotion == streams.CLASSES.index("fear")
     assert fear.any() and not fear[:250].any()  # conditioned once the CLI marker arrived
     assert np.all(np.isin(stamps, t_truth))
+
+
+def test_devices_lists_trackers_cameras_and_microphones(namespace):
+    env = fake_env(namespace, [{"serial": "TPFC2-A"}, {"serial": "TPFC2-B", "frequencies": [60.0, 120.0]}])
+    result = run(["devices", "--json"], env=env)
+    assert result.returncode == 0, result.stderr
+    listing = json.loads(result.stdout)
+    assert [t["serial"] for t in listing["trackers"]] == ["TPFC2-A", "TPFC2-B"]
+    assert listing["trackers"][1]["frequencies"] == [60.0, 120.0]
+    assert isinstance(listing["cameras"], list) and isinstance(listing["microphones"], list)
+    table = run(["devices"], env=env)
+    assert table.returncode == 0 and "serial=TPFC2-B" in table.stdout and "supports 60, 120" in table.stdout
