@@ -50,6 +50,9 @@ def main() -> int:
     from eyemotion.streams import configure_lsl
 
     configure_lsl("machine")
+    from eyemotion.gui.feeds import use_local_peers
+
+    use_local_peers()  # the publishers run in another process
     from PyQt6.QtCore import QEvent, QObject, QSettings, QTimer
     from PyQt6.QtWidgets import QApplication
 
@@ -85,6 +88,7 @@ def main() -> int:
 
     def begin() -> None:
         state.update(t=time.perf_counter(), cpu=sum(proc.cpu_times()[:2]), frames=window.frames,
+                     refreshes={p.title: p.refreshes for p in window.panels},
                      paints=counter.count, rss=proc.memory_info().rss)
         window.frame_times.clear()
 
@@ -111,7 +115,11 @@ def main() -> int:
             "rss_start_mb": round(rss0, 1),
             "rss_end_mb": round(rss1, 1),
             "rss_growth_second_half_mb": round((max(half) - max(first)) if half and first else 0.0, 1),
-            "samples_read": {st.name: st.samples for st in window.monitor.statuses()},
+            "streams": {st.name: {"state": st.state.value, "reason": st.reason, "samples": st.samples,
+                                  "effective_rate": round(st.effective_rate, 1), "dropped": st.dropped}
+                        for st in window.monitor.statuses()},
+            "panel_refreshes_per_s": {p.title: round((p.refreshes - state["refreshes"][p.title]) / wall, 1)
+                                      for p in window.panels},
         }
         state["result"] = result
         window.shutdown()
@@ -136,6 +144,10 @@ def main() -> int:
     out = ROOT / "bench" / "results" / "dashboard.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
+    print("  panels refreshed/s   " + ", ".join(f"{k} {v:g}" for k, v in result["panel_refreshes_per_s"].items()))
+    for name, st in result["streams"].items():
+        if st["state"] != "ok":
+            print(f"  ! {name}: {st['state']} ({st['reason']})")
     print(f"  written to {out.relative_to(ROOT)}")
     return 0
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 from eyemotion.config import Config
@@ -43,6 +41,7 @@ class ReplayBackend:
             raise UserError(f"replay is not available ({why})")
         self.source = Path(source)
         self.controller = module.ReplayController(source, namespace=config.lsl.namespace, speed=speed)
+        self._pending: float | None = None  # a seek made while paused, applied on play
 
     @property
     def duration(self) -> float:
@@ -50,7 +49,7 @@ class ReplayBackend:
 
     @property
     def position(self) -> float:
-        return float(self.controller.position)
+        return float(self.controller.position if self._pending is None else self._pending)
 
     @property
     def paused(self) -> bool:
@@ -74,13 +73,19 @@ class ReplayBackend:
     def play(self) -> None:
         if self.finished:
             return
-        self.controller.resume()
+        self.controller.resume()  # (resume re-anchors at the old position, so a pending seek comes after)
+        if self._pending is not None:
+            self.controller.seek(self._pending)
+            self._pending = None
 
     def pause(self) -> None:
         self.controller.pause()
 
     def seek(self, position_s: float) -> None:
-        self.controller.seek(min(max(0.0, position_s), self.duration))
+        target = min(max(0.0, position_s), self.duration)
+        if self.paused:
+            self._pending = target
+        self.controller.seek(target)
 
     def set_speed(self, speed: float) -> None:
         self.controller.set_speed(speed)
@@ -89,34 +94,43 @@ class ReplayBackend:
         self.controller.close()
 
 
-@dataclass
-class RecordingState:
-    recording: bool
-    folder: Path | None
-    started: float = math.nan  # time.monotonic() at start
-
-
 class RecorderBackend:
-    """Starts and stops LabRecorder recordings of every contract stream into new session folders."""
+    """Starts and stops LabRecorder recordings into new session folders `sessions/<participant>/<id>/`."""
 
-    def __init__(self, recorder: object, config: Config) -> None:
-        self._recorder = recorder
+    def __init__(self, config: Config) -> None:
         self.config = config
+        self._recorder = None
+        self.folder: Path | None = None
 
     @property
     def recording(self) -> bool:
-        return bool(getattr(self._recorder, "recording", False))
-
-    @property
-    def folder(self) -> Path | None:
-        folder = getattr(self._recorder, "folder", None)
-        return Path(folder) if folder else None
+        return self._recorder is not None and bool(self._recorder.recording)
 
     def start(self, participant: str) -> Path:
-        return Path(self._recorder.start(participant))
+        """Create the session folder and start recording every contract stream; UserError if it cannot."""
+        from eyemotion.acquisition.recorder import Recorder
+        from eyemotion.session import SESSION_JSON, create_session_folder
+
+        folder = create_session_folder(self.config.recorder.sessions_dir, participant,
+                                       started_from="dashboard")
+        recorder = Recorder(self.config, folder)
+        try:
+            recorder.start()
+        except BaseException:
+            if not recorder.xdf.exists():  # nothing recorded: leave no empty session behind
+                (folder / SESSION_JSON).unlink(missing_ok=True)
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
+            raise
+        self._recorder, self.folder = recorder, folder
+        return folder
 
     def stop(self) -> None:
-        self._recorder.stop()
+        if self._recorder is not None:
+            self._recorder.stop("dashboard")
+        self._recorder = None
 
 
 def open_recorder(config: Config) -> tuple[RecorderBackend | None, str]:
@@ -124,4 +138,4 @@ def open_recorder(config: Config) -> tuple[RecorderBackend | None, str]:
     module, why = _module("eyemotion.acquisition.recorder")
     if module is None:
         return None, why
-    return RecorderBackend(module.Recorder(config), config), ""
+    return RecorderBackend(config), ""

@@ -13,8 +13,8 @@ from PyQt6.QtWidgets import QGridLayout, QHBoxLayout
 
 from eyemotion.gui import theme
 from eyemotion.gui.models import Prediction, SessionState, prediction
-from eyemotion.streams import CLASSES
-from eyemotion.gui.panel import Panel, label, plot
+from eyemotion.streams import CLASSES, EMOTION
+from eyemotion.gui.panel import Panel, label, plot, set_text
 
 TRAIL = 24
 MARKER_LINES = 16
@@ -88,29 +88,31 @@ class EmotionPanel(Panel):
         grid.setRowStretch(0, 3)
         grid.setRowStretch(2, 2)
         self.last: Prediction | None = None
+        self._er = [EMOTION.index(f"er_{c}") for c in CLASSES]
+        self._fer = [EMOTION.index(f"fer_{c}") for c in CLASSES]
         self.markers_shown: list[str] = []
 
     def refresh(self, now: float) -> None:
         data, stamps = self.monitor["emotion"].data.window(self.history_s, until=now)
         if len(stamps):
-            preds = [prediction(row) for row in data]
-            self.last = last = preds[-1]
+            self.last = last = prediction(data[-1])
             self.er_bars.setOpts(height=last.er, pens=self._outline(last.er_class if last.gap else ""))
             self.fer_bars.setOpts(height=last.fer, pens=self._outline(last.fer_class if last.gap else ""))
             if last.gap:
-                self.gap_label.setText(f"⚠ EMOTION GAP: face shows {last.fer_class}, felt emotion is {last.er_class} "
-                                       f"(distance {last.gap_size:.2f})")
-                self.gap_label.setStyleSheet(f"background: {theme.BAD}; color: white; font-weight: bold; padding: 3px")
+                set_text(self.gap_label, f"⚠ EMOTION GAP: face shows {last.fer_class}, felt emotion is "
+                         f"{last.er_class} (distance {last.gap_size:.2f})",
+                         f"background: {theme.BAD}; color: white; font-weight: bold; padding: 3px")
             else:
-                self.gap_label.setText(f"face and felt emotion agree: {last.er_class}")
-                self.gap_label.setStyleSheet(f"color: {theme.GOOD}; font-weight: bold; padding: 3px")
+                set_text(self.gap_label, f"face and felt emotion agree: {last.er_class}",
+                         f"color: {theme.GOOD}; font-weight: bold; padding: 3px")
             t = stamps - now
-            er = np.array([p.er for p in preds])
+            er = np.nan_to_num(data[:, self._er])
+            fer = np.nan_to_num(data[:, self._fer])
             for i, c in enumerate(CLASSES):
                 self.curves[c].setData(t, er[:, i])
-            gaps = np.array([p.gap for p in preds])
+            gaps = (er.argmax(1) != fer.argmax(1)) & (er.sum(1) > 0) & (fer.sum(1) > 0)  # as Prediction.gap
             self.gap_fill.setData(np.repeat(t, 2)[1:], np.repeat(np.where(gaps, 1.0, 0.0), 2)[:-1], fillLevel=0)
-            va = np.array([(p.valence, p.arousal) for p in preds[-TRAIL:]], float)
+            va = data[-TRAIL:][:, [EMOTION.index("valence"), EMOTION.index("arousal")]]
             va = np.clip(np.nan_to_num(va), -1, 1)
             n = len(va)
             alphas = np.linspace(30, 255, n).astype(int)
@@ -119,8 +121,8 @@ class EmotionPanel(Panel):
             for m, w in self.modality_labels.items():
                 on = m in last.modalities
                 colours = ("#2e7d32", theme.TEXT) if on else ("#3a3f4b", theme.MUTED)
-                w.setStyleSheet("font-weight: bold; padding: 2px 6px; border-radius: 3px; "
-                                f"background: {colours[0]}; color: {colours[1]}")
+                set_text(w, m, "font-weight: bold; padding: 2px 6px; border-radius: 3px; "
+                         f"background: {colours[0]}; color: {colours[1]}")
         recent = [(s, text) for s, text in self.session.timeline if now - s <= self.history_s][-MARKER_LINES:]
         for line, (stamp, text) in zip(self.lines, recent):
             line.setValue(stamp - now)

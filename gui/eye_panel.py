@@ -13,7 +13,7 @@ from PyQt6.QtWidgets import QHBoxLayout, QVBoxLayout
 
 from eyemotion.gui import theme
 from eyemotion.gui.models import BLINK, EyeQuality, eye_quality, raw_quality
-from eyemotion.gui.panel import Panel, label, plot
+from eyemotion.gui.panel import Panel, label, plot, set_text
 from eyemotion.streams import EVENT_CODES, GAZE_CLEAN, GAZE_RAW
 
 WINDOW_S = 10.0
@@ -23,6 +23,7 @@ MAX_TIMELINE_COLUMNS = 1200
 class EyePanel(Panel):
     title = "Eye signals"
     watches = ("gaze_clean", "gaze_raw")
+    min_interval_s = 1 / 15  # a 10 s trace moves < 2 px per frame at 15 fps
 
     def __init__(self, monitor, config) -> None:
         super().__init__(monitor, config)
@@ -65,6 +66,7 @@ class EyePanel(Panel):
         layout.addLayout(legend)
         self.quality = EyeQuality(float("nan"), float("nan"))
         self.n_blink_samples = 0
+        self._y_range = (0.0, 0.0)
         self.pupil_points = 0
 
     def refresh(self, now: float) -> None:
@@ -92,22 +94,34 @@ class EyePanel(Panel):
         self.pupil_points = int(np.isfinite(raw).sum() + np.isfinite(corrected).sum())
         finite = np.concatenate([raw[np.isfinite(raw)], corrected[np.isfinite(corrected)]])
         lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (2.0, 8.0))
-        lo, hi = lo - 0.3, hi + 0.3
-        self.pupil.setYRange(lo, hi, padding=0)
+        lo, hi = np.floor(2 * lo - 0.5) / 2, np.ceil(2 * hi + 0.5) / 2  # 0.5 mm steps: the axis rarely changes
+        if (lo, hi) != self._y_range:
+            self._y_range = (lo, hi)
+            self.pupil.setYRange(lo, hi, padding=0)
         blink = events == BLINK
         self.n_blink_samples = int(blink.sum())
-        self.blinks.setData(t, np.where(blink, hi, lo), fillLevel=lo)
+        self.blinks.setData(*_bands(t, blink, lo, hi), fillLevel=lo)
         if len(t) > 1:
             step = max(1, len(events) // MAX_TIMELINE_COLUMNS)
             codes = np.clip(events[::step], 0, len(theme.EVENT_COLOURS) - 1)
             self.events.setImage(self._colours[codes][None, :, :], autoLevels=False)
             self.events.setRect(QRectF(t[0], 0, t[-1] - t[0], 1))
         q = self.quality
-        self.valid_label.setText(f"valid {_pct(q.valid_share)}")
-        self.loss_label.setText(f"loss {_pct(q.loss_share)}")
-        self.loss_label.setStyleSheet(
-            f"font-weight: bold; color: {theme.BAD if q.loss_share > 0.2 else theme.TEXT}")
+        set_text(self.valid_label, f"valid {_pct(q.valid_share)}")
+        set_text(self.loss_label, f"loss {_pct(q.loss_share)}",
+                 f"font-weight: bold; color: {theme.BAD if q.loss_share > 0.2 else theme.TEXT}")
 
 
 def _pct(share: float) -> str:
     return "–" if not np.isfinite(share) else f"{100 * share:.0f}%"
+
+
+def _bands(t: np.ndarray, mask: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Outline of the runs of `mask` as boxes from `lo` to `hi` (a few points, cheap to fill)."""
+    if not mask.any():
+        return np.array([0.0]), np.array([lo])
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    starts, stops = t[edges[::2]], t[np.minimum(edges[1::2], len(t) - 1)]
+    xs = np.stack([starts, starts, stops, stops], axis=1).ravel()
+    ys = np.tile([lo, hi, hi, lo], len(starts))
+    return xs, ys

@@ -15,7 +15,7 @@ from PyQt6.QtWidgets import QGraphicsRectItem, QGridLayout, QProgressBar
 
 from eyemotion.gui import theme
 from eyemotion.gui.models import FaceState, LevelMeter, face_state
-from eyemotion.gui.panel import Panel, fmt, label, plot
+from eyemotion.gui.panel import Panel, fmt, label, plot, set_text
 from eyemotion.streams import CLASSES
 
 LEVEL_WINDOW_S = 0.05
@@ -36,6 +36,7 @@ def decode_preview(text: str) -> np.ndarray | None:
 class FacePanel(Panel):
     title = "Face and voice"
     watches = ("preview", "face", "audio")
+    min_interval_s = 1 / 15  # previews come at 5 Hz, faces at 10-15 Hz; the meter needs no more
 
     def __init__(self, monitor, config) -> None:
         super().__init__(monitor, config)
@@ -133,7 +134,7 @@ class FacePanel(Panel):
         if show:
             self.box.setRect(x * w, y * h, bw * w, bh * h)
         top = CLASSES[int(np.argmax(face.fer))] if face.fer.any() else "–"
-        self.face_label.setText(f"face: {'present' if face.present else 'not found'} · FER top: {top}")
+        set_text(self.face_label, f"face: {'present' if face.present else 'not found'} · FER top: {top}")
 
     def reset(self) -> None:
         super().reset()
@@ -155,7 +156,7 @@ class FacePanel(Panel):
         self.voice = self.level_db > self.config.dashboard.voice_threshold_db
         self.meter.setValue(int(max(FLOOR_DB, self.level_db)))
         colour = theme.GOOD if self.voice else theme.MUTED
-        self.vad.setText(f"<span style='color:{colour}'>●</span> voice {'active' if self.voice else 'silent'}"
-                         f"  ({fmt(self.level_db, '.0f')} dBFS)")
+        set_text(self.vad, f"<span style='color:{colour}'>●</span> voice {'active' if self.voice else 'silent'}"
+                 f"  ({fmt(self.level_db, '.0f')} dBFS)")
         levels = np.array(self.meter_model.levels)
         self.level_curve.setData(levels[:, 0] - now, np.maximum(FLOOR_DB, levels[:, 1]))

@@ -2,9 +2,11 @@
 
 `StreamMonitor` keeps one `pylsl.ContinuousResolver` per contract stream (filtered on the `[lsl]`
 namespace/hostname). A monitor thread opens an inlet for each stream that appears, checks its full info
-against the contract (`eyemotion.streams.check_info`) and starts one reader thread per inlet, which pulls
-chunks without blocking every ~25 ms into the feed's `RingBuffer` (numeric streams) or `EventLog` (string
-streams). A stream with the wrong layout is never read: its feed is "incompatible" with the reason.
+against the contract (`eyemotion.streams.check_info`); one reader thread pulls every inlet's chunk
+without blocking every ~25 ms into its feed's `RingBuffer` (numeric streams) or `EventLog` (string
+streams). (One thread for all inlets: nine threads waking 40 times a second cost more CPU than the data.)
+The monitor thread also refreshes each inlet's clock offset (`time_correction`) every few seconds.
+A stream with the wrong layout is never read: its feed is "incompatible" with the reason.
 The GUI thread only reads snapshots (`Feed.status()`), so a slow redraw can never stall acquisition.
 
 Several `eyemotion_markers` streams are normal (one per sender: runner, dashboard, supervisor); their
@@ -18,10 +20,12 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pylsl
+from pylsl.util import LostError
+from pylsl.util import TimeoutError as LslTimeout
 
 from eyemotion.config import Config
 from eyemotion.gui.ring import EventLog, RingBuffer
@@ -72,8 +76,8 @@ class StreamStatus:
 class _Connection:
     info: pylsl.StreamInfo
     inlet: pylsl.StreamInlet
-    thread: threading.Thread | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
+    max_samples: int = 64
+    next_offset: float = 0.0  # time.monotonic() of the next clock-offset query
     alive: bool = True
 
 
@@ -183,6 +187,34 @@ class Feed:
         return st
 
 
+def use_local_peers() -> None:
+    """Make this process also ask this machine's outlets directly (`[lab] KnownPeers = {127.0.0.1}`).
+
+    With eyemotion's machine-scope config, liblsl sends its queries to 127.0.0.1:16571, which Linux hands
+    to only one of the processes listening there, so streams of other processes can be missed (see
+    `eyemotion.acquisition.recorder`). Call before the process's first LSL call; a user's own
+    `LSLAPICFG` is left alone.
+    """
+    import os
+    from pathlib import Path
+
+    from eyemotion.streams import LSLAPICFG_ENV
+
+    current = os.environ.get(LSLAPICFG_ENV, "")
+    path = Path(current)
+    if not current or not path.name.startswith("eyemotion-lsl-") or not path.exists():
+        return
+    if "KnownPeers" in path.read_text():  # already asks the local outlets
+        return
+    text = path.read_text() + "\n[lab]\nKnownPeers = {127.0.0.1}\n\n[ports]\nPortRange = 200\n"
+    derived = path.with_name(path.stem + "-dashboard.cfg")
+    if not derived.exists() or derived.read_text() != text:
+        tmp = derived.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(derived)
+    os.environ[LSLAPICFG_ENV] = str(derived)
+
+
 def stale_after(spec: StreamSpec, stale_s: float) -> float | None:
     """How long a stream may stay silent: regular streams `stale_s`, irregular ones longer, markers never."""
     if spec is MARKERS:
@@ -201,6 +233,7 @@ class StreamMonitor:
         self._dead: dict[str, float] = {}  # uid -> time of a failed open (retry later)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._reader: threading.Thread | None = None
 
     def __getitem__(self, key: str) -> Feed:
         return self.feeds[key]
@@ -212,17 +245,17 @@ class StreamMonitor:
             self._resolvers[key] = pylsl.ContinuousResolver(pred=pred, forget_after=3.0)
         self._thread = threading.Thread(target=self._watch, name="dashboard-resolver", daemon=True)
         self._thread.start()
+        self._reader = threading.Thread(target=self._read_all, name="dashboard-reader", daemon=True)
+        self._reader.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        for thread in (self._thread, self._reader):
+            if thread is not None:
+                thread.join(5)
         for feed in self.feeds.values():
-            for conn in list(feed.connections.values()):
-                conn.stop.set()
-            for conn in list(feed.connections.values()):
-                if conn.thread is not None:
-                    conn.thread.join(2)
+            for conn in feed.connections.values():
+                self._drop(feed, conn)
         self._resolvers.clear()
 
     def statuses(self) -> list[StreamStatus]:
@@ -239,7 +272,19 @@ class StreamMonitor:
                     log.warning("resolving %s failed: %s", key, exc)
                     continue
                 self._update(self.feeds[key], infos)
+            self._clock_offsets()
             self._stop.wait(0.5)
+
+    def _clock_offsets(self) -> None:
+        now = time.monotonic()
+        for feed in self.feeds.values():
+            for conn in list(feed.connections.values()):
+                if conn.alive and now >= conn.next_offset:
+                    conn.next_offset = now + CLOCK_OFFSET_EVERY_S
+                    try:
+                        feed.clock_offset = conn.inlet.time_correction(timeout=1.0)
+                    except (LslTimeout, LostError):
+                        pass
 
     def _update(self, feed: Feed, infos: list[pylsl.StreamInfo]) -> None:
         ns = self.config.lsl.namespace
@@ -277,42 +322,40 @@ class StreamMonitor:
         if diffs:
             feed.rejected[info.uid()] = "; ".join(diffs)
             return
-        conn = _Connection(full, inlet)
         feed._prepare(full)
-        conn.thread = threading.Thread(target=self._read, args=(feed, conn), daemon=True,
-                                       name=f"dashboard-read-{feed.spec.key}")
-        feed.connections[info.uid()] = conn
-        conn.thread.start()
+        feed.connections[info.uid()] = _Connection(full, inlet, max_samples=max(64, int(full.nominal_srate() * 0.5)))
         log.info("reading %s from %s", full.name(), full.source_id())
 
-    def _read(self, feed: Feed, conn: _Connection) -> None:
-        rate = conn.info.nominal_srate()
-        max_samples = max(64, int(rate * 0.5))
-        next_offset = 0.0
+    def _read_all(self) -> None:
+        """The reader thread: drain every live inlet, then sleep PULL_INTERVAL_S."""
+        while not self._stop.wait(PULL_INTERVAL_S):
+            for feed in self.feeds.values():
+                for conn in list(feed.connections.values()):
+                    if conn.alive:
+                        self._pull(feed, conn)
+
+    def _pull(self, feed: Feed, conn: _Connection) -> None:
         try:
-            while not conn.stop.is_set() and not self._stop.is_set():
-                while True:
-                    samples, stamps = conn.inlet.pull_chunk(timeout=0.0, max_samples=max_samples,
-                                                            as_numpy=feed.numeric)
-                    if len(stamps):
-                        feed.ingest(samples, stamps)
-                    if len(stamps) < max_samples:
-                        break
-                if time.monotonic() >= next_offset:
-                    next_offset = time.monotonic() + CLOCK_OFFSET_EVERY_S
-                    try:
-                        feed.clock_offset = conn.inlet.time_correction(timeout=1.0)
-                    except pylsl.TimeoutError:
-                        pass
-                conn.stop.wait(PULL_INTERVAL_S)
-        except pylsl.LostError:
+            while True:
+                samples, stamps = conn.inlet.pull_chunk(timeout=0.0, max_samples=conn.max_samples,
+                                                        as_numpy=feed.numeric)
+                if len(stamps):
+                    feed.ingest(samples, stamps)
+                if len(stamps) < conn.max_samples:
+                    return
+        except LostError:
             log.warning("%s from %s was lost", conn.info.name(), conn.info.source_id())
-        except Exception:  # noqa: BLE001 - a reader must never take the dashboard down
-            log.exception("reading %s failed", conn.info.name())
-        finally:
-            conn.alive = False
-            feed.lost_at = pylsl.local_clock()
-            try:
-                conn.inlet.close_stream()
-            except Exception:  # noqa: BLE001
-                pass
+        except Exception:  # noqa: BLE001 - a bad stream must never take the dashboard down
+            log.exception("reading %s from %s failed", conn.info.name(), conn.info.source_id())
+        self._drop(feed, conn)
+
+    @staticmethod
+    def _drop(feed: Feed, conn: _Connection) -> None:
+        if not conn.alive:
+            return
+        conn.alive = False
+        feed.lost_at = pylsl.local_clock()
+        try:
+            conn.inlet.close_stream()
+        except Exception:  # noqa: BLE001 - closing a lost inlet may fail; nothing to do
+            pass

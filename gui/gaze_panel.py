@@ -12,11 +12,12 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QRectF
-from PyQt6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QPushButton, QVBoxLayout
+from PyQt6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsRectItem, QHBoxLayout, QPushButton,
+                             QVBoxLayout)
 
 from eyemotion.gui import theme
 from eyemotion.gui.models import FIXATION, SACCADE, EventSegmenter, gaze_point, heat_map
-from eyemotion.gui.panel import Panel, label, plot
+from eyemotion.gui.panel import Panel, label, plot, set_text
 from eyemotion.streams import GAZE_CLEAN
 
 N_FIXATIONS = 12
@@ -57,9 +58,15 @@ class GazePanel(Panel):
         self.saccades = pg.PlotCurveItem(pen=pg.mkPen(theme.ACCENT, width=1.5), connect="pairs")
         self.fixations = pg.ScatterPlotItem(pen=pg.mkPen(theme.GOOD, width=1.5), brush=pg.mkBrush(63, 185, 80, 50))
         self.trail = pg.PlotCurveItem(pen=pg.mkPen("#f2cc60", width=1.5))
-        self.point = pg.ScatterPlotItem(size=14, pen=pg.mkPen("w", width=2), brush=pg.mkBrush(theme.BAD))
-        for item in (self.saccades, self.fixations, self.trail, self.point):
+        for item in (self.saccades, self.fixations, self.trail):
             self.view.addItem(item)
+        # the gaze point: a plain ellipse of fixed pixel size, moved with setPos (cheaper than a scatter)
+        self.point = QGraphicsEllipseItem(-7, -7, 14, 14)
+        self.point.setPen(pg.mkPen("w", width=2))
+        self.point.setBrush(pg.mkBrush(theme.BAD))
+        self.point.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        self.point.setVisible(False)
+        self.view.addItem(self.point)
         self.heat_button = QPushButton("Heat map (H)")
         self.heat_button.setCheckable(True)
         self.heat_button.toggled.connect(self.set_heat_map)
@@ -77,6 +84,7 @@ class GazePanel(Panel):
         self.last_point = (math.nan, math.nan)  # normalised display coordinates
         self.shown_fixations = 0
         self.shown_saccades = 0
+        self._segments_drawn = -1
 
     def set_heat_map(self, on: bool) -> None:
         self.heat_button.setChecked(on)
@@ -86,6 +94,7 @@ class GazePanel(Panel):
     def reset(self) -> None:
         super().reset()
         self.segmenter = EventSegmenter()
+        self._segments_drawn = -1
         self._clean_seen = self.monitor["gaze_clean"].data.total
 
     def refresh(self, now: float) -> None:
@@ -96,7 +105,7 @@ class GazePanel(Panel):
             if len(stamps):
                 self.segmenter.push(stamps, data[:, GAZE_CLEAN.index("event")], gaze_point(data, clean=True))
         feed = clean_feed if use_clean else raw_feed
-        self.source.setText("cleaned gaze (eyemotion_gaze)" if use_clean else
+        set_text(self.source, "cleaned gaze (eyemotion_gaze)" if use_clean else
                             "raw gaze (Tobii_gaze): no fixations without eyemotion_gaze" if raw_feed.data.total
                             else "no gaze stream")
         data, stamps = feed.data.window(self.config.dashboard.trail_s)
@@ -106,8 +115,12 @@ class GazePanel(Panel):
             finite = np.isfinite(xy).all(axis=1)
             if finite.any():
                 last = xy[finite][-1]
-                self.point.setData([last[0]], [last[1]])
+                self.point.setPos(float(last[0]), float(last[1]))
+                self.point.setVisible(True)
                 self.last_point = (last[0] / self.w_mm, last[1] / self.h_mm)
+        if self.segmenter.closed == self._segments_drawn:
+            return self._refresh_heat(now)
+        self._segments_drawn = self.segmenter.closed
         fix = self.segmenter.recent(FIXATION, N_FIXATIONS)
         fix = [f for f in fix if math.isfinite(f.x)]
         if fix:
@@ -120,6 +133,9 @@ class GazePanel(Panel):
             ys = np.array([(s.start[1], s.end[1]) for s in sac]).ravel() * self.h_mm
             self.saccades.setData(xs, ys)
         self.shown_saccades = len(sac)
+        self._refresh_heat(now)
+
+    def _refresh_heat(self, now: float) -> None:
         if self.heat.isVisible() and now - self._heat_at >= HEAT_EVERY_S:
             self._heat_at = now
             self.heat.setImage(heat_map(self.segmenter.recent(FIXATION, HEAT_FIXATIONS)), levels=(0, 1))

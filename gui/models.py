@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,7 @@ class EventSegmenter:
 
     def __init__(self, keep: int = 400) -> None:
         self.segments: deque[Segment] = deque(maxlen=keep)
+        self.closed = 0  # segments closed so far (a change counter)
         self._code: int | None = None
         self._onset = self._last_t = 0.0
         self._sum = np.zeros(2)
@@ -70,6 +72,7 @@ class EventSegmenter:
         mean = self._sum / self._n if self._n else np.array([math.nan, math.nan])
         self.segments.append(Segment(self._code, self._onset, self._last_t, float(mean[0]), float(mean[1]),
                                      self._start, self._end))
+        self.closed += 1
 
     def recent(self, code: int, n: int) -> list[Segment]:
         return [s for s in self.segments if s.code == code][-n:]
@@ -90,8 +93,9 @@ def gaze_point(raw_or_clean: np.ndarray, clean: bool) -> np.ndarray:
                               GAZE_RAW.index(f"y.position_on_display_area.gaze_point.{eye}_eye")]]
         valid = raw_or_clean[:, GAZE_RAW.index(f"valid.gaze_point.{eye}_eye")] > 0.5
         eyes.append(np.where(valid[:, None], xy, np.nan))
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(np.stack(eyes), axis=0) if np.isfinite(np.stack(eyes)).any() else eyes[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no valid eye: NaN
+        return np.nanmean(np.stack(eyes), axis=0)
 
 
 def heat_map(fixations: list[Segment], width: int = 64, height: int = 36, sigma: float = 0.05) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pyqtgraph as pg
-from PyQt6.QtWidgets import QLabel, QWidget
+from PyQt6.QtWidgets import QGraphicsItem, QLabel, QWidget
 
 from eyemotion.config import Config
 from eyemotion.gui import theme
@@ -22,6 +22,7 @@ class Panel(QWidget):
     title = "panel"
     watches: tuple[str, ...] = ()
     period_s: float | None = None
+    min_interval_s: float = 0.0  # at most this often, however fast the data comes
 
     def __init__(self, monitor: StreamMonitor, config: Config) -> None:
         super().__init__()
@@ -32,6 +33,8 @@ class Panel(QWidget):
         self.refreshes = 0
 
     def tick(self, now: float) -> bool:
+        if now - self._last_refresh < self.min_interval_s:
+            return False
         seen = tuple(self.monitor[k].data.total for k in self.watches)
         due = self.period_s is not None and now - self._last_refresh >= self.period_s
         if seen == self._seen and not due:
@@ -68,7 +71,18 @@ def plot(**kwargs) -> pg.PlotWidget:
     widget.showGrid(x=True, y=True, alpha=0.15)
     widget.setMenuEnabled(False)
     widget.hideButtons()
+    for name in ("left", "bottom", "right", "top"):
+        # axes (with their grid and tick text) are re-rendered only when their range changes, else blitted
+        widget.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     return widget
+
+
+def set_text(widget: QLabel, text: str, style: str | None = None) -> None:
+    """Change a label only when its text/style differ (setStyleSheet re-polishes the widget)."""
+    if widget.text() != text:
+        widget.setText(text)
+    if style is not None and widget.styleSheet() != style:
+        widget.setStyleSheet(style)
 
 
 def fmt(value: float, spec: str = ".1f", none: str = "–") -> str:

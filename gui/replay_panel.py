@@ -8,7 +8,7 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QSlider
 
 from eyemotion.gui.backends import ReplayBackend
-from eyemotion.gui.panel import Panel, label
+from eyemotion.gui.panel import Panel, label, set_text
 
 SLIDER_STEPS = 1000
 
@@ -82,4 +82,4 @@ class ReplayPanel(Panel):
         state = "finished" if b.finished else "paused" if b.paused else f"playing {b.speed:g}×"
         if b.error is not None:
             state = f"failed: {b.error}"
-        self.position.setText(f"{b.position:.1f} / {b.duration:.1f} s  {state}")
+        set_text(self.position, f"{b.position:.1f} / {b.duration:.1f} s  {state}")

@@ -16,7 +16,7 @@ from eyemotion import UserError
 from eyemotion.gui import theme
 from eyemotion.gui.backends import RecorderBackend
 from eyemotion.gui.models import SessionState
-from eyemotion.gui.panel import Panel, label
+from eyemotion.gui.panel import Panel, label, set_text
 
 log = logging.getLogger(__name__)
 HEALTH_COLOURS = {"ok": theme.GOOD, "restarted": theme.WARN, "gap": theme.WARN, "lost": theme.BAD,
@@ -120,17 +120,13 @@ class SessionPanel(Panel):
         self.record_state.setText(f"recording to {folder}")
         self.record_state.setStyleSheet(f"color: {theme.BAD}; font-weight: bold")
         self.participant.setEnabled(False)
-        if self.markers is not None:
-            self.markers.push("recording_start", folder=str(folder))
         return folder
 
     def stop_recording(self) -> None:
         if self.recorder is None or not self.recording:
             return
         folder = self.recorder.folder
-        if self.markers is not None:
-            self.markers.push("recording_stop", folder=str(folder))
-        self.recorder.stop()
+        self.recorder.stop()  # the recorder marks recording_start/stop on its own markers stream
         self.started_at = None
         self.record_button.setText("● Record  (Ctrl+R)")
         self.record_state.setText(f"saved {folder}")
@@ -148,17 +144,17 @@ class SessionPanel(Panel):
     def refresh(self, now: float) -> None:
         if self.started_at is not None:
             s = int(time.monotonic() - self.started_at)
-            self.elapsed.setText(f"elapsed {s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}")
+            set_text(self.elapsed, f"elapsed {s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}")
         else:
-            self.elapsed.setText("elapsed – (not recording)")
+            set_text(self.elapsed, "elapsed – (not recording)")
         gb = free_disk_gb(self.config.recorder.sessions_dir)
         low = gb < self.config.recorder.min_free_gb
-        self.disk.setText(f"free disk {gb:.1f} GB{'  ⚠ LOW' if low else ''}")
-        self.disk.setStyleSheet(f"color: {theme.BAD if low else theme.TEXT}")
+        set_text(self.disk, f"free disk {gb:.1f} GB{'  ⚠ LOW' if low else ''}",
+                 f"color: {theme.BAD if low else theme.TEXT}")
         s = self.session
         of = f" of {s.n_trials}" if s.n_trials else ""
-        self.trial.setText(f"trial {s.trial if s.trial is not None else '–'}{of}")
-        self.clip.setText(f"clip {s.clip or '–'}" + (f" ({s.clip_emotion})" if s.clip_emotion else "")
+        set_text(self.trial, f"trial {s.trial if s.trial is not None else '–'}{of}")
+        set_text(self.clip, f"clip {s.clip or '–'}" + (f" ({s.clip_emotion})" if s.clip_emotion else "")
                           + ("  ▶ playing" if s.clip_playing else ""))
         if s.progress == s.progress:  # not NaN
             self.progress.setValue(int(1000 * s.progress))

@@ -9,7 +9,7 @@ from PyQt6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem,
 
 from eyemotion.gui import theme
 from eyemotion.gui.feeds import StreamStatus
-from eyemotion.gui.panel import Panel, fmt
+from eyemotion.gui.panel import Panel, fmt, set_text
 
 COLUMNS = ("stream", "state", "nominal Hz", "effective Hz", "last sample", "samples", "gaps / dropped",
            "clock offset", "source / reason")
@@ -77,9 +77,8 @@ class StreamsPanel(Panel):
             for st in bad:
                 groups.setdefault(st.state.value, []).append(st.name)
             text = "⚠ " + "; ".join(f"{state}: {', '.join(names)}" for state, names in groups.items())
-            self.alert.setStyleSheet(f"background: {theme.BAD}; color: white; font-weight: bold; padding: 4px;")
+            style = f"background: {theme.BAD}; color: white; font-weight: bold; padding: 4px;"
         else:
             text = "✔ all streams live"
-            self.alert.setStyleSheet(f"background: {theme.GOOD}; color: black; font-weight: bold; padding: 4px;")
-        if self.alert.text() != text:
-            self.alert.setText(text)
+            style = f"background: {theme.GOOD}; color: black; font-weight: bold; padding: 4px;"
+        set_text(self.alert, text, style)

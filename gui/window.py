@@ -28,7 +28,7 @@ from eyemotion.gui.face_panel import FacePanel
 from eyemotion.gui.feeds import StreamMonitor
 from eyemotion.gui.gaze_panel import GazePanel
 from eyemotion.gui.models import SessionState
-from eyemotion.gui.panel import Panel
+from eyemotion.gui.panel import Panel, set_text
 from eyemotion.gui.replay_panel import ReplayPanel
 from eyemotion.gui.session_panel import SessionPanel
 from eyemotion.gui.streams_panel import StreamsPanel
@@ -184,8 +184,8 @@ class Dashboard(QMainWindow):
                 except Exception:  # noqa: BLE001 - one bad sample must not freeze the whole window
                     log.exception("%s panel failed to redraw", panel.title)
         bad = self.streams_panel.alerted
-        self.alert.setText("⚠ " + ", ".join(bad) if bad else "all streams live")
-        self.alert.setStyleSheet(f"color: {theme.BAD if bad else theme.GOOD}; font-weight: bold")
+        set_text(self.alert, "⚠ " + ", ".join(bad) if bad else "all streams live",
+                 f"color: {theme.BAD if bad else theme.GOOD}; font-weight: bold")
         self.frames += 1
         self.frame_times.append(time.perf_counter() - start)
 

@@ -181,13 +181,13 @@ def eye_events(t: np.ndarray, spec: StreamSpec = EYE_EVENTS) -> list[list[str]]:
 EMOTION_CYCLE = ("happiness", "sadness", "fear", "anger", "disgust", "surprise", "neutral")
 
 
-def markers(t: np.ndarray, spec: StreamSpec = MARKERS, n_trials: int = 7) -> list[list[str]]:
-    """A runner-like protocol: each 6 s one trial (trial_start, clip_onset, clip_offset, rating_response)."""
+def markers(t: np.ndarray, spec: StreamSpec = MARKERS, n_trials: int = 7, step_s: float = 1.5) -> list[list[str]]:
+    """A runner-like protocol: trial_start, clip_onset, clip_offset, rating_response, one every `step_s`."""
     out = []
     for x in t:
-        trial, phase = int(x // 6.0), x % 6.0
+        trial, phase = int(x // (4 * step_s)), x % (4 * step_s)
         emo = EMOTION_CYCLE[trial % len(EMOTION_CYCLE)]
-        step = int(phase // 1.5)
+        step = min(3, int(phase // step_s))
         event = [{"event": "trial_start", "trial": trial % n_trials + 1, "n_trials": n_trials},
                  {"event": "clip_onset", "clip": f"{emo}_01", "emotion": emo},
                  {"event": "clip_offset", "clip": f"{emo}_01"},
@@ -207,12 +207,13 @@ class ContractPublisher:
 
     def __init__(self, spec: StreamSpec, *, namespace: str, rate: float | None = None,
                  generator: Callable | None = None, chunk_s: float = 0.02, info: pylsl.StreamInfo | None = None,
-                 device: str = "") -> None:
+                 device: str = "", event_rate: float | None = None) -> None:
         self.spec = spec
         self.namespace = namespace
         self.rate = rate if rate is not None else DEFAULT_RATES.get(spec.key, spec.nominal_rate)
         self.generator = generator or GENERATORS[spec.key]
         self.chunk_s = chunk_s
+        self.event_rate = event_rate or EVENT_RATES.get(spec.key, 2.0)  # irregular streams only
         self._info = info
         self.device = device or ("SIM-GEN" if spec is GAZE_RAW else "")
         self.pushed = 0
@@ -259,7 +260,7 @@ class ContractPublisher:
 
     def _run(self) -> None:
         regular = self.spec.nominal_rate != IRREGULAR
-        rate = self.rate if regular else EVENT_RATES.get(self.spec.key, 2.0)
+        rate = self.rate if regular else self.event_rate
         period = 1.0 / rate
         next_t = pylsl.local_clock()
         while not self._stop.wait(self.chunk_s):
