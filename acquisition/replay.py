@@ -657,7 +657,8 @@ class ReplayController:
         with self._cond:
             if self._paused:
                 self._paused = False
-                self._seek_to = self._position  # re-anchor the timing at now
+                if self._seek_to is None:
+                    self._seek_to = self._position  # re-anchor the timing at now
                 self._cond.notify_all()
 
     def seek(self, position_s: float) -> None:
@@ -669,7 +670,8 @@ class ReplayController:
         self._check_speed(speed)
         with self._cond:
             self.speed = float(speed)
-            self._seek_to = self._position
+            if self._seek_to is None:
+                self._seek_to = self._position  # re-anchor the timing at the new speed
             self._cond.notify_all()
 
     def stop(self) -> None:
