@@ -296,7 +296,8 @@ def configure_lsl(scope: str = "machine") -> Path | None:
     if os.environ.get(LSLAPICFG_ENV):
         return None
     path = Path(tempfile.gettempdir()) / f"eyemotion-lsl-{scope}.cfg"
-    text = f"[multicast]\nResolveScope = {scope}\n"
+    # [log] level -2: liblsl prints only errors (its INFO lines would fill every node's log)
+    text = f"[multicast]\nResolveScope = {scope}\n\n[log]\nlevel = -2\n"
     if scope == "machine":
         # liblsl's machine scope sends queries to 127.0.0.1:16571, which Linux delivers to only one of the
         # sockets bound there (one outlet of one process): resolving then misses most local streams. Asking
