@@ -180,6 +180,7 @@ class Runner:
         self.monitor: TrackerMonitor | None = None
         self.refresh_hz = self.settings.refresh_hz
         self._current_trial: int | None = None
+        self.clip_flips: dict[int, list[float]] = {}  # flip times during each clip (for benchmarks)
 
     # -- session folder -----------------------------------------------------------------------------
     def _find_resumable(self) -> Path:
@@ -514,7 +515,12 @@ class Runner:
                              fps=rec.clip_fps)
         self.stamper.watch(True)
         limit = time.monotonic() + rec.clip_duration_s + 10.0
+        period = 1.0 / self.refresh_hz
         while not movie.isFinished:
+            # the offset flip is the first one at or after onset + duration (+ time paused)
+            if (math.isfinite(state.onset) and self.stamper.last_flip_lsl + period
+                    >= state.onset + state.paused_s + rec.clip_duration_s - 0.5 * period):
+                break
             self.flip(movie.draw, on_pause=pause, on_resume=resume)
             state.pts.add(round(movie.pts, 4))
             if time.monotonic() > limit:
@@ -523,6 +529,7 @@ class Runner:
                 break
         flips = list(self.stamper.flips)
         self.stamper.watch(False)
+        self.clip_flips[rec.trial] = flips
 
         def offset_fields(t: float) -> dict[str, Any]:
             state.offset = t

@@ -8,8 +8,9 @@ NTP during a session), every flip callback reads both clocks back to back and ma
     flip_lsl = local_clock_now - (core_now - core_flip_time)
 
 where `core_flip_time` is the time PsychoPy stamped the flip with (obtained through `win.timeOnFlip`,
-which runs just before our callback inside the same `win.flip()`). The two reads are microseconds apart,
-so the mapping error is far below 1 ms. `to_lsl()` maps other core-clock times (key presses) the same
+which runs just before our callback inside the same `win.flip()`). The two clocks are read as a pair
+bracketed to under 0.1 ms (`clock_pair`), so the mapping error stays far below 1 ms even when other
+threads (the tracker monitor, the audio callback) compete for the interpreter. `to_lsl()` maps other core-clock times (key presses) the same
 way at the moment it is called.
 
 Pacing. Under a real display `win.flip()` blocks until the vertical blank. Under Xvfb (tests, CI,
@@ -37,15 +38,37 @@ def core_now() -> float:
     return core.getTime()
 
 
+def clock_pair() -> tuple[float, float]:
+    """(LSL time, PsychoPy core time) read as one instant.
+
+    Reading two clocks is not atomic: a thread switch between the reads (pylsl releases the GIL) can
+    put milliseconds between them. So the core clock is read before and after the LSL clock, and the
+    read is repeated until the bracket is under 0.1 ms (the tightest of 10 tries is used otherwise).
+    """
+    from psychopy import core
+
+    best: tuple[float, float, float] | None = None
+    for _ in range(10):
+        c0 = core.getTime()
+        lsl = pylsl.local_clock()
+        c1 = core.getTime()
+        if best is None or c1 - c0 < best[0]:
+            best = (c1 - c0, lsl, 0.5 * (c0 + c1))
+        if c1 - c0 < 1e-4:
+            break
+    return best[1], best[2]
+
+
 def to_lsl(core_time: float) -> float:
-    """Map a PsychoPy core-clock time to LSL time (both clocks read now, back to back)."""
-    lsl = pylsl.local_clock()
-    return lsl - (core_now() - core_time)
+    """Map a PsychoPy core-clock time to LSL time (through a fresh clock pair)."""
+    lsl, core = clock_pair()
+    return lsl - (core - core_time)
 
 
 def clock_offset() -> float:
     """LSL time minus PsychoPy core time, now (recorded in session.json for reference)."""
-    return pylsl.local_clock() - core_now()
+    lsl, core = clock_pair()
+    return lsl - core
 
 
 @dataclass
@@ -104,7 +127,7 @@ class FlipStamper:
 
     def _on_flip(self) -> None:
         self._armed = False
-        flip_lsl = pylsl.local_clock() - (core_now() - self._core_flip["t"])
+        flip_lsl = to_lsl(self._core_flip["t"])
         self.last_flip_lsl = flip_lsl
         if self._recording:
             self.flips.append(flip_lsl)
