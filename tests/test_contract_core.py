@@ -94,3 +94,10 @@ def test_defaults_and_missing_file(tmp_path):
     assert cfg.screen.width_mm == 600.0 and cfg.tracker.frequency == 250.0
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_config_round_trips_through_toml(tmp_path):
+    cfg = config_from_dict({"screen": {"width_mm": 600}, "lsl": {"namespace": "x-1"}})
+    path = tmp_path / "eyemotion.toml"
+    path.write_text(cfg.to_toml())
+    assert load_config(path) == cfg
