@@ -210,7 +210,7 @@ class EyesignalConfig:
     pupil_mad_multiplier: float = 16.0
     pupil_mad_window_s: float = 10.0  # trailing window of dilation speeds for the median/MAD
     pupil_mad_update_s: float = 1.0  # the threshold is recomputed every this many seconds
-    compute_block_ms: float = 200.0  # extra delay that lets the node compute in blocks (throughput)
+    compute_block_ms: float = 500.0  # computed in blocks this long: more throughput, this much more delay
     map_columns: int = 32
     map_rows: int = 18
     map_sigma_deg: float = 1.0
