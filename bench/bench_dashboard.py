@@ -50,9 +50,6 @@ def main() -> int:
     from eyemotion.streams import configure_lsl
 
     configure_lsl("machine")
-    from eyemotion.gui.feeds import use_local_peers
-
-    use_local_peers()  # the publishers run in another process
     from PyQt6.QtCore import QEvent, QObject, QSettings, QTimer
     from PyQt6.QtWidgets import QApplication
 

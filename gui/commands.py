@@ -36,10 +36,7 @@ def run_dashboard(args: argparse.Namespace, config) -> int:
     from PyQt6.QtWidgets import QApplication
 
     from eyemotion.gui import theme
-    from eyemotion.gui.feeds import use_local_peers
     from eyemotion.gui.window import SETTINGS_APP, SETTINGS_ORG, Dashboard
-
-    use_local_peers()  # before the first LSL call: see streams of every process on this machine
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("eyemotion dashboard")

@@ -126,7 +126,7 @@ class EmotionPanel(Panel):
         recent = [(s, text) for s, text in self.session.timeline if now - s <= self.history_s][-MARKER_LINES:]
         for line, (stamp, text) in zip(self.lines, recent):
             line.setValue(stamp - now)
-            line.label.setFormat(text)
+            line.label.setFormat(text if text.startswith("clip ") and text != "clip end" else "")  # no clutter
             line.setVisible(True)
         for line in self.lines[len(recent):]:
             line.setVisible(False)

@@ -60,7 +60,7 @@ class FacePanel(Panel):
         self.fer = plot()
         self.fer.setYRange(0, 1, padding=0)
         self.fer.setMouseEnabled(False, False)
-        self.fer.getAxis("bottom").setTicks([[(i, c[:3]) for i, c in enumerate(CLASSES)]])
+        self.fer.getAxis("bottom").setTicks([[(i, c[:2]) for i, c in enumerate(CLASSES)]])
         self.fer.setTitle("FER (face)", color=theme.MUTED, size="9pt")
         self.fer_bars = pg.BarGraphItem(x=np.arange(7), height=np.zeros(7), width=0.7,
                                         brushes=[pg.mkBrush(theme.CLASS_COLOURS[c]) for c in CLASSES])

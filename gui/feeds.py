@@ -187,34 +187,6 @@ class Feed:
         return st
 
 
-def use_local_peers() -> None:
-    """Make this process also ask this machine's outlets directly (`[lab] KnownPeers = {127.0.0.1}`).
-
-    With eyemotion's machine-scope config, liblsl sends its queries to 127.0.0.1:16571, which Linux hands
-    to only one of the processes listening there, so streams of other processes can be missed (see
-    `eyemotion.acquisition.recorder`). Call before the process's first LSL call; a user's own
-    `LSLAPICFG` is left alone.
-    """
-    import os
-    from pathlib import Path
-
-    from eyemotion.streams import LSLAPICFG_ENV
-
-    current = os.environ.get(LSLAPICFG_ENV, "")
-    path = Path(current)
-    if not current or not path.name.startswith("eyemotion-lsl-") or not path.exists():
-        return
-    if "KnownPeers" in path.read_text():  # already asks the local outlets
-        return
-    text = path.read_text() + "\n[lab]\nKnownPeers = {127.0.0.1}\n\n[ports]\nPortRange = 200\n"
-    derived = path.with_name(path.stem + "-dashboard.cfg")
-    if not derived.exists() or derived.read_text() != text:
-        tmp = derived.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(derived)
-    os.environ[LSLAPICFG_ENV] = str(derived)
-
-
 def stale_after(spec: StreamSpec, stale_s: float) -> float | None:
     """How long a stream may stay silent: regular streams `stale_s`, irregular ones longer, markers never."""
     if spec is MARKERS:

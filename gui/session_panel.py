@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -91,6 +92,8 @@ class SessionPanel(Panel):
         layout.addWidget(label("recent markers", muted=True))
         layout.addWidget(self.events)
         self.started_at: float | None = None
+        self._starting: threading.Thread | None = None
+        self._start_result: Path | BaseException | None = None
         self.annotations_sent: list[str] = []
         self._health_shown: dict = {}
         self._events_seen = 0
@@ -106,31 +109,65 @@ class SessionPanel(Panel):
         else:
             self.start_recording()
 
-    def start_recording(self) -> Path | None:
-        if self.recorder is None or self.recording:
-            return None
+    @property
+    def busy(self) -> bool:
+        """Recording, or a recording is starting."""
+        return self.recording or self._starting is not None
+
+    def start_recording(self) -> None:
+        """Start recording in a worker thread (finding streams and starting LabRecorder take seconds)."""
+        if self.recorder is None or self.busy:
+            return
+        participant = self.participant.text().strip()
+        self._starting = threading.Thread(target=self._start_worker, args=(participant,), daemon=True,
+                                          name="dashboard-record-start")
+        self.record_button.setEnabled(False)
+        self.participant.setEnabled(False)
+        set_text(self.record_state, "starting the recording (finding streams, starting LabRecorder) …",
+                 f"color: {theme.WARN}")
+        self._starting.start()
+
+    def _start_worker(self, participant: str) -> None:
         try:
-            folder = self.recorder.start(self.participant.text().strip())
+            self._start_result = self.recorder.start(participant)
         except UserError as exc:
-            self.record_state.setText(f"not recording: {exc}")
-            self.record_state.setStyleSheet(f"color: {theme.BAD}")
-            return None
+            self._start_result = exc
+        except Exception as exc:  # noqa: BLE001 - shown to the experimenter, logged with its traceback
+            log.exception("starting the recording failed")
+            self._start_result = exc
+
+    def wait_started(self, timeout: float | None = None) -> None:
+        """Block until a pending start finished (used when closing) and show its outcome."""
+        if self._starting is not None:
+            self._starting.join(timeout)
+            self._finish_start()
+
+    def _finish_start(self) -> None:
+        if self._starting is None or self._starting.is_alive():
+            return
+        self._starting, result = None, self._start_result
+        self.record_button.setEnabled(True)
+        if isinstance(result, BaseException):
+            self.participant.setEnabled(True)
+            set_text(self.record_state, f"not recording: {result}", f"color: {theme.BAD}")
+            return
         self.started_at = time.monotonic()
         self.record_button.setText("■ Stop recording  (Ctrl+R)")
-        self.record_state.setText(f"recording to {folder}")
-        self.record_state.setStyleSheet(f"color: {theme.BAD}; font-weight: bold")
-        self.participant.setEnabled(False)
-        return folder
+        set_text(self.record_state, f"recording to {result}", f"color: {theme.BAD}; font-weight: bold")
+
+    def tick(self, now: float) -> bool:
+        self._finish_start()
+        return super().tick(now)
 
     def stop_recording(self) -> None:
+        self.wait_started()
         if self.recorder is None or not self.recording:
             return
         folder = self.recorder.folder
         self.recorder.stop()  # the recorder marks recording_start/stop on its own markers stream
         self.started_at = None
         self.record_button.setText("● Record  (Ctrl+R)")
-        self.record_state.setText(f"saved {folder}")
-        self.record_state.setStyleSheet(f"color: {theme.GOOD}")
+        set_text(self.record_state, f"saved {folder}", f"color: {theme.GOOD}")
         self.participant.setEnabled(True)
 
     def annotate(self, name: str) -> None:

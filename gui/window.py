@@ -79,7 +79,7 @@ class Dashboard(QMainWindow):
         self.statusBar().addPermanentWidget(self.alert)
         self.resize(1680, 1050)
         self._default_state = self.saveState(LAYOUT_VERSION)
-        self.restore_layout()
+        self._sized = self.restore_layout()
         self._markers_seen = 0
         self.frame_times: deque[float] = deque(maxlen=600)  # seconds per redraw pass
         self.frames = 0
@@ -103,16 +103,23 @@ class Dashboard(QMainWindow):
 
     def _build_docks(self) -> None:
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
-        streams = self._dock(self.streams_panel, Qt.DockWidgetArea.TopDockWidgetArea)
+        self._dock(self.streams_panel, Qt.DockWidgetArea.TopDockWidgetArea)
         gaze = self._dock(self.gaze_panel, left)
         eye = self._dock(self.eye_panel, left)
         face = self._dock(self.face_panel, right)
         emotion = self._dock(self.emotion_panel, right)
         session = self._dock(self.session_panel, right)
-        replay = self._dock(self.replay_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock(self.replay_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.splitDockWidget(gaze, eye, Qt.Orientation.Vertical)
         self.splitDockWidget(face, session, Qt.Orientation.Horizontal)
         self.splitDockWidget(face, emotion, Qt.Orientation.Vertical)
+        self._default_sizes()
+
+    def _default_sizes(self) -> None:
+        d = self.docks
+        gaze, eye, face, emotion, session = (d["Gaze"], d["Eye signals"], d["Face and voice"], d["Emotion"],
+                                             d["Session"])
+        streams, replay = d["Streams"], d["Replay"]
         self.resizeDocks([gaze, face], [760, 900], Qt.Orientation.Horizontal)
         self.resizeDocks([gaze, eye], [520, 330], Qt.Orientation.Vertical)
         self.resizeDocks([face, emotion], [380, 470], Qt.Orientation.Vertical)
@@ -153,12 +160,18 @@ class Dashboard(QMainWindow):
         self.addAction(action)
         return action
 
-    def restore_layout(self) -> None:
+    def restore_layout(self) -> bool:
+        """Restore the remembered geometry and dock layout; False when there is none."""
         geometry, state = self.settings.value("geometry"), self.settings.value("state")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        if state is not None:
-            self.restoreState(state, LAYOUT_VERSION)
+        return state is not None and self.restoreState(state, LAYOUT_VERSION)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if not self._sized:  # default dock sizes need the shown window's size
+            self._sized = True
+            self._default_sizes()
 
     def save_layout(self) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
@@ -169,6 +182,7 @@ class Dashboard(QMainWindow):
         self.restoreState(self._default_state, LAYOUT_VERSION)
         for dock in self.docks.values():
             dock.setVisible(True)
+        self._default_sizes()
 
     # -- redraw -------------------------------------------------------------------------------------
     def redraw(self) -> None:
@@ -225,7 +239,7 @@ class Dashboard(QMainWindow):
 
     # -- closing ------------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
-        if self.session_panel.recording:
+        if self.session_panel.busy:
             answer = QMessageBox.question(
                 self, "Recording in progress",
                 "A recording is running. Stop it cleanly and close the dashboard?",

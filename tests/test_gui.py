@@ -21,7 +21,7 @@ from eyemotion.gui.feeds import State
 from eyemotion.gui.models import EventSegmenter, LevelMeter, SessionState, prediction
 from eyemotion.gui.ring import RingBuffer
 from eyemotion.gui.window import Dashboard
-from eyemotion.streams import (AUDIO, EMOTION, FACE, GAZE_CLEAN, GAZE_RAW, MARKERS, stream_info)
+from eyemotion.streams import AUDIO, CAMERA, EMOTION, FACE, GAZE_CLEAN, GAZE_RAW, MARKERS, stream_info
 import streamgen
 from streamgen import ContractPublisher, markers as runner_markers, publish_all, viewing
 
@@ -359,15 +359,69 @@ def test_a_folder_that_cannot_be_replayed_gets_a_dialog(make_dashboard, qtbot, t
 
 
 def test_cli_dashboard_help_and_bad_replay(capsys, config, tmp_path, monkeypatch):
-    from eyemotion.cli import main
+    import argparse
 
+    from eyemotion.gui import commands
+
+    parser = argparse.ArgumentParser(prog="eyemotion")
+    commands.register(parser.add_subparsers())
     with pytest.raises(SystemExit):
-        main(["dashboard", "--help"])
+        parser.parse_args(["dashboard", "--help"])
     assert "--replay SESSION" in capsys.readouterr().out
-    monkeypatch.setenv("HOME", str(tmp_path))  # QSettings of this run stay in tmp
+    monkeypatch.setenv("HOME", str(tmp_path))  # the QSettings of this run stay in tmp
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    toml = tmp_path / "eyemotion.toml"
-    toml.write_text(f'[lsl]\nnamespace = "{config.lsl.namespace}"\n')
-    assert main(["--config", str(toml), "dashboard", "--replay", str(tmp_path / "missing"),
-                 "--duration", "1.5", "--screenshot", str(tmp_path / "shot.png")]) == 2
+    args = parser.parse_args(["dashboard", "--replay", str(tmp_path / "missing"), "--duration", "1.5",
+                              "--screenshot", str(tmp_path / "shot.png")])
+    assert args.func(args, config) == 2  # the dialog was shown, the window closed itself, exit code 2
     assert (tmp_path / "shot.png").stat().st_size > 10_000
+
+
+# -- recording ------------------------------------------------------------------------------------------
+
+def test_recording_start_stop_makes_a_session_and_close_asks_first(make_dashboard, qtbot, config, namespace,
+                                                                   publishers, tmp_path, monkeypatch):
+    import dataclasses
+
+    import pyxdf
+    from PyQt6.QtWidgets import QMessageBox
+
+    from eyemotion.gui.backends import RecorderBackend
+    from eyemotion.session import read_session_json
+
+    cfg = config.replace(recorder=dataclasses.replace(config.recorder, sessions_dir=str(tmp_path / "sessions"),
+                                                      min_free_gb=0.0))
+    publishers += [ContractPublisher(s, namespace=namespace, rate=r).start()
+                   for s, r in ((GAZE_RAW, 120.0), (CAMERA, None), (AUDIO, None))]
+    window = make_dashboard(cfg, recorder=RecorderBackend(cfg))
+    panel = window.session_panel
+    for key in ("gaze_raw", "camera", "audio"):
+        wait_state(qtbot, window, key, State.OK)
+
+    panel.participant.setText("John Smith")  # not a pseudonym: refused, visibly, nothing created
+    panel.record_button.click()
+    qtbot.waitUntil(lambda: "not recording" in panel.record_state.text(), timeout=10000)
+    assert "pseudonym" in panel.record_state.text() and not (tmp_path / "sessions" / "John Smith").exists()
+
+    panel.participant.setText("P042")
+    panel.record_button.click()
+    qtbot.waitUntil(lambda: panel.recording, timeout=40000)
+    folder = panel.recorder.folder
+    assert folder.parent == tmp_path / "sessions" / "P042" and (folder / "session.json").exists()
+    assert "recording to" in panel.record_state.text() and "Stop" in panel.record_button.text()
+    qtbot.wait(2500)
+    qtbot.waitUntil(lambda: "elapsed 0:00:0" in panel.elapsed.text(), timeout=3000)
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    window.close()  # "No": the window stays and keeps recording
+    assert window.isVisible() and panel.recording
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    window.close()  # "Yes": the recording is stopped cleanly, then the window closes
+    assert not window.isVisible() and not panel.recording
+
+    streams, _ = pyxdf.load_xdf(str(folder / "recording.xdf"))
+    by_name = {s["info"]["name"][0]: s for s in streams}
+    assert {"Tobii_gaze", "eyemotion_camera", "eyemotion_audio"} <= set(by_name)
+    assert len(by_name["Tobii_gaze"]["time_stamps"]) > 120
+    meta = read_session_json(folder)
+    assert meta["participant"] == "P042" and meta["recording"]["end"]
+    assert meta["recording"]["stop_reason"] == "dashboard"
