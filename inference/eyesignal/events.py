@@ -37,7 +37,10 @@ class EventTracker:
     def __init__(self) -> None:
         from eyemotion.inference.eyesignal.processor import OUT
 
-        self._cols = [OUT[c] for c in ("x", "y", "angle_x", "angle_y", "velocity")]
+        # the summaries need x, y, angle_x, angle_y (columns 0-3) and the velocity
+        assert [OUT[c] for c in ("x", "y", "angle_x", "angle_y")] == [0, 1, 2, 3]
+        self._width = OUT["velocity"] + 1
+        self._v = OUT["velocity"]
         self._event = OUT["event"]
         self._code = EVENT_CODES["unclassified"]
         self._onset = 0.0
@@ -49,10 +52,15 @@ class EventTracker:
     def push(self, timestamps: np.ndarray, samples: np.ndarray, rate: float,
              notes: dict[int, dict[str, Any]] | None = None) -> list[tuple[float, dict[str, Any]]]:
         """Events completed or started by these samples; `notes` are extra events at given rows."""
-        events: list[tuple[float, dict[str, Any]]] = []
         self._rate = rate
         n = len(timestamps)
         codes = samples[:, self._event]
+        if not notes and n:
+            listed = codes.tolist()
+            if listed[0] == self._code and listed.count(self._code) == n:
+                self._extend(timestamps, samples)  # the common case: the current event goes on
+                return []
+        events: list[tuple[float, dict[str, Any]]] = []
         cuts = set(np.flatnonzero(codes[1:] != codes[:-1]) + 1)
         cuts |= {i for i in (notes or {}) if i < n}
         bounds = [0, *sorted(c for c in cuts if c > 0), n]
@@ -76,18 +84,18 @@ class EventTracker:
             return []
         event = {"event": NAMES[self._code], "phase": "offset", "onset": self._onset, "offset": self._last,
                  "duration_ms": _num(self._count * 1000.0 / self._rate, 2), "samples": self._count}
-        if self._code in _SUMMARISED:
-            data = np.concatenate(self._parts)
-            x, y, ax, ay, v = (data[:, i] for i in range(5))
-            event["x"], event["y"] = _num(np.nanmean(x) if np.isfinite(x).any() else math.nan), \
-                _num(np.nanmean(y) if np.isfinite(y).any() else math.nan)
-            event["peak_velocity_deg_s"] = _num(np.nanmax(v) if np.isfinite(v).any() else math.nan, 2)
+        if self._code in _SUMMARISED:  # fixation and saccade samples always have a position and velocity
+            data = np.concatenate(self._parts)  # always a fresh contiguous array: same sums for any chunking
+            mean = data[:, :2].mean(axis=0)
+            event["x"], event["y"] = _num(mean[0]), _num(mean[1])
+            event["peak_velocity_deg_s"] = _num(data[:, self._v].max(), 2)
             if self._code == EVENT_CODES["saccade"]:
-                d = direction(ax[[0, -1]], ay[[0, -1]])
+                ends = data[[0, -1]]
+                d = direction(ends[:, 2], ends[:, 3])
                 amp = math.degrees(math.acos(min(1.0, max(-1.0, float(d[0] @ d[1])))))
                 event["amplitude_deg"] = _num(amp, 3)
-                event["start_x"], event["start_y"] = _num(x[0]), _num(y[0])
-                event["end_x"], event["end_y"] = _num(x[-1]), _num(y[-1])
+                event["start_x"], event["start_y"] = _num(ends[0, 0]), _num(ends[0, 1])
+                event["end_x"], event["end_y"] = _num(ends[1, 0]), _num(ends[1, 1])
         self._code = EVENT_CODES["unclassified"]
         self._parts = []
         self._count = 0
@@ -105,4 +113,4 @@ class EventTracker:
         self._count += len(timestamps)
         self._last = float(timestamps[-1])
         if self._code in _SUMMARISED:
-            self._parts.append(samples[:, self._cols])
+            self._parts.append(samples[:, :self._width])

@@ -173,72 +173,70 @@ class EyeSignalOutput:
 
 # -- stage 1: binocular combination ---------------------------------------------------------------------
 
+# Tobii_gaze columns gathered for stage 1, in pairs (left, right): gaze x, gaze y, pupil, openness, their
+# validity flags (gaze, pupil, origin, openness), then the two gaze origins (x, y, z each).
+_GATHER = np.array([_EYE * e + off for off in (_GX, _GY, _PUP, _OPEN, _GVALID, _PVALID, _OVALID, _OPENVALID)
+                    for e in (0, 1)] + [_EYE * e + off for e in (0, 1) for off in (_OX, _OY, _OZ)])
+# validity bits of the boolean columns stacked in `_combine`
+_BITS = np.array([BIT["left_gaze"], BIT["right_gaze"], BIT["left_pupil"], BIT["right_pupil"], BIT["bad_input"],
+                  BIT["eyes_closed"], BIT["pupil_outlier"], BIT["distance_default"], BIT["time_irregular"]])
+
+
 def _combine(raw: np.ndarray, t: np.ndarray, prev_t: float | None, origin: np.ndarray | None,
              first: bool, cfg: EyesignalConfig, geo: Geometry, rate: float
              ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per-sample combination of both eyes -> (n, _NCOMB) columns; returns the last gaze origin seen."""
+    """Per-sample combination of both eyes -> (n, _NCOMB) columns; returns the last gaze origin seen.
+
+    Must run under `np.errstate(invalid="ignore", divide="ignore")`. Comparisons are False for NaN, so
+    a NaN or infinite value never passes a range check.
+    """
     n = len(raw)
-    eyes = raw[:, :2 * _EYE].reshape(n, 2, _EYE)
-    use = np.array([cfg.eye_selection != "right", cfg.eye_selection != "left"])
-    flags = np.zeros(n, np.int64)
+    a = raw[:, _GATHER]
+    claimed = a[:, 8:16] == 1  # gaze L R, pupil L R, origin L R, openness L R
+    sane = np.abs(a[:, 0:4] - 0.5) <= 0.5 + cfg.offscreen_margin  # x L R, y L R on or near the display
+    sane = sane[:, 0:2] & sane[:, 2:4]
+    pd, op = a[:, 4:6], a[:, 6:8]
+    p_real = (pd > 0) & (pd < np.inf)
+    p_range = (pd >= cfg.pupil_min_mm) & (pd <= cfg.pupil_max_mm)
+    o_ok = claimed[:, 6:8] & (op >= 0) & (op < np.inf)
+    closed = (np.where(o_ok, op, -np.inf).max(axis=1) < cfg.closed_openness_mm) & o_ok.any(axis=1)
+    open_ = ~closed[:, None]
+    g_ok = claimed[:, 0:2] & sane & open_
+    p_ok = claimed[:, 2:4] & p_range & open_
+    if cfg.eye_selection != "average":
+        keep = np.array([cfg.eye_selection == "left", cfg.eye_selection == "right"])
+        g_ok &= keep
+        p_ok &= keep
+    bad = ((claimed[:, 0:2] & ~sane) | (claimed[:, 2:4] & ~p_real)).any(axis=1)
+    implausible = (claimed[:, 2:4] & p_real & ~p_range).any(axis=1)
 
-    gx, gy = eyes[:, :, _GX], eyes[:, :, _GY]
-    claimed = eyes[:, :, _GVALID] == 1
-    lo, hi = -cfg.offscreen_margin, 1 + cfg.offscreen_margin
-    with np.errstate(invalid="ignore"):
-        sane = np.isfinite(gx) & np.isfinite(gy) & (gx >= lo) & (gx <= hi) & (gy >= lo) & (gy <= hi)
-        pd = eyes[:, :, _PUP]
-        p_claimed = eyes[:, :, _PVALID] == 1
-        p_finite = np.isfinite(pd) & (pd > 0)
-        p_range = p_finite & (pd >= cfg.pupil_min_mm) & (pd <= cfg.pupil_max_mm)
-        openness = eyes[:, :, _OPEN]
-        o_ok = (eyes[:, :, _OPENVALID] == 1) & np.isfinite(openness) & (openness >= 0)
-        orig = eyes[:, :, _OX:_OZ + 1]
-        g_ok_origin = (eyes[:, :, _OVALID] == 1) & np.isfinite(orig).all(axis=2) & (orig[:, :, 2] > 0)
-    bad = (claimed & ~sane).any(axis=1) | (p_claimed & ~p_finite).any(axis=1)
-    flags |= np.where(bad, BIT["bad_input"], 0)
-
-    n_open = o_ok.sum(axis=1)
-    closed = (n_open > 0) & (np.where(o_ok, openness, -np.inf).max(axis=1) < cfg.closed_openness_mm)
-    flags |= np.where(closed, BIT["eyes_closed"], 0)
-
-    g_ok = claimed & sane & use & ~closed[:, None]
-    p_ok = p_claimed & p_range & use & ~closed[:, None]
-    flags |= g_ok[:, 0] * BIT["left_gaze"] | g_ok[:, 1] * BIT["right_gaze"]
-    flags |= p_ok[:, 0] * BIT["left_pupil"] | p_ok[:, 1] * BIT["right_pupil"]
-    flags |= np.where((p_claimed & p_finite & ~p_range & use).any(axis=1), BIT["pupil_outlier"], 0)
-
-    out = np.empty((n, _NCOMB))
-    ng = g_ok.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out[:, _X] = np.where(g_ok, gx, 0.0).sum(axis=1) / ng
-        out[:, _Y] = np.where(g_ok, gy, 0.0).sum(axis=1) / ng
-        npup = p_ok.sum(axis=1)
-        out[:, _P] = np.where(p_ok, pd, 0.0).sum(axis=1) / npup
-        out[:, _OPN] = np.where(o_ok, openness, 0.0).sum(axis=1) / n_open
-        no = g_ok_origin.sum(axis=1)
-        eye = np.where(g_ok_origin[:, :, None], orig, 0.0).sum(axis=1) / no[:, None]  # (n, 3) UCS
+    w = np.concatenate((g_ok, g_ok, p_ok, o_ok), axis=1).reshape(n, 4, 2)
+    means = np.where(w, a[:, 0:8].reshape(n, 4, 2), 0.0).sum(axis=2) / w.sum(axis=2)  # x, y, pupil, openness
+    orig = a[:, 16:22].reshape(n, 2, 3)
+    o_valid = claimed[:, 4:6] & (orig[:, :, 2] > 0) & (np.abs(orig) < 1e4).all(axis=2)
+    no = o_valid.sum(axis=1)
+    eye = np.where(o_valid[:, :, None], orig, 0.0).sum(axis=1) / no[:, None]  # (n, 3) UCS
     # eye position: this sample's gaze origin, else the last one seen, else in front of the centre
     last = np.maximum.accumulate(np.where(no > 0, np.arange(n), -1))
-    if origin is None:
-        fallback = np.array([0.0, geo.centre_y_ucs, geo.distance_mm])
-        flags |= np.where(last < 0, BIT["distance_default"], 0)
-    else:
-        fallback = origin
+    fallback = np.array([0.0, geo.centre_y_ucs, geo.distance_mm]) if origin is None else origin
     eye = np.where((last >= 0)[:, None], eye[np.maximum(last, 0)], fallback)
-    new_origin = eye[-1].copy() if (n and last[-1] >= 0) else origin
+    default = (last < 0) if origin is None else np.zeros(n, bool)
+    new_origin = eye[-1].copy() if last[-1] >= 0 else origin
+
+    before = t[0] - 1.0 / rate if prev_t is None else prev_t  # the first sample of a segment is regular
+    q = (t - np.concatenate(([before], t[:-1]))) * rate
+    irregular = (q < 0.5) | (q > 1.5)
+
+    out = np.empty((n, _NCOMB))
+    out[:, [_X, _Y, _P, _OPN]] = means
     out[:, _EX] = eye[:, 0]
     out[:, _EY] = eye[:, 1] - geo.centre_y_ucs
     out[:, _EZ] = eye[:, 2]
-    out[:, _GOK] = ng > 0
-    out[:, _POK] = npup > 0
-
-    dt = np.diff(t, prepend=t[0] if prev_t is None else prev_t) * rate
-    irregular = (dt < 0.5) | (dt > 1.5)
-    if prev_t is None and n:
-        irregular[0] = False
-    flags |= np.where(irregular, BIT["time_irregular"], 0)
-    if first and n:
+    out[:, _GOK] = g_ok.any(axis=1)
+    out[:, _POK] = p_ok.any(axis=1)
+    bits = np.concatenate((g_ok, p_ok, np.stack((bad, closed, implausible, default, irregular), axis=1)), axis=1)
+    flags = bits @ _BITS
+    if first:
         flags[0] |= BIT["segment_start"]
     out[:, _FLAGS] = flags
     return out, new_origin
@@ -248,18 +246,27 @@ def _combine(raw: np.ndarray, t: np.ndarray, prev_t: float | None, origin: np.nd
 
 def _true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (exclusive) indices of the runs of True in a bool array."""
-    d = np.diff(mask.view(np.int8), prepend=np.int8(0), append=np.int8(0))
-    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    edges = np.nonzero(mask[1:] != mask[:-1])[0] + 1
+    if mask[0]:
+        edges = np.concatenate(([0], edges))
+    if mask[-1]:
+        edges = np.concatenate((edges, [len(mask)]))
+    return edges[0::2], edges[1::2]
 
 
 def _code_runs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (exclusive) of the runs of equal values."""
-    change = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    change = np.nonzero(codes[1:] != codes[:-1])[0] + 1
     return np.concatenate(([0], change)), np.concatenate((change, [len(codes)]))
 
 
 def _cover(starts: np.ndarray, ends: np.ndarray, m: int) -> np.ndarray:
     """Bool mask of length m covering the union of [starts, ends) (clipped to the array)."""
+    mask = np.zeros(m, bool)
+    if len(starts) <= 16:
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            mask[max(a, 0):max(b, 0)] = True
+        return mask
     s, e = np.clip(starts, 0, m), np.clip(ends, 0, m)
     delta = np.bincount(s, minlength=m + 1)[:m + 1] - np.bincount(e, minlength=m + 1)[:m + 1]
     return np.cumsum(delta[:m]) > 0
@@ -268,13 +275,15 @@ def _cover(starts: np.ndarray, ends: np.ndarray, m: int) -> np.ndarray:
 def _positions(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """All indices of the runs [starts, ends), concatenated."""
     lens = ends - starts
-    total = int(lens.sum())
-    offsets = np.repeat(np.cumsum(lens) - lens, lens)
-    return np.arange(total) - offsets + np.repeat(starts, lens)
+    offsets = np.repeat(np.cumsum(lens) - lens - starts, lens)
+    return np.arange(len(offsets)) - offsets
 
 
 def _interpolate_runs(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Linear interpolation of `values` (m,) or (m, c) across each run, between samples start-1 and end."""
+    out = values.copy()
+    if not len(starts):
+        return out
     lens = ends - starts
     pos = _positions(starts, ends)
     left = np.repeat(starts - 1, lens)
@@ -282,9 +291,16 @@ def _interpolate_runs(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) 
     w = (pos - left) / (right - left)
     if values.ndim == 2:
         w = w[:, None]
-    out = values.copy()
-    out[pos] = values[left] + w * (values[right] - values[left])
+    lv = values[left]
+    out[pos] = lv + w * (values[right] - lv)
     return out
+
+
+def _fill(bad: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """The runs of `bad` that are interpolated: at most `cap` long, with a good sample on both sides."""
+    s, e = _true_runs(bad)
+    ok = (e - s <= cap) & (s > 0) & (e < len(bad))
+    return s[ok], e[ok]
 
 
 # -- the window computation ------------------------------------------------------------------------------
@@ -296,113 +312,137 @@ class _Pipeline:
         self.cfg, self.geo, self.tm = cfg, geo, tm
         self.cos_merge = math.cos(math.radians(cfg.merge_max_angle_deg))
 
-    def run(self, t: np.ndarray, c: np.ndarray, threshold: np.ndarray, bos: bool, eos: bool) -> np.ndarray:
+    def run(self, t: np.ndarray, c: np.ndarray, threshold: np.ndarray, bos: bool, eos: bool,
+            rows: slice) -> np.ndarray:
+        """Output samples for the window rows `rows`, whose context the window covers completely.
+
+        Must run under `np.errstate(invalid="ignore", divide="ignore")` (NaN marks missing values).
+        """
         tm, geo = self.tm, self.geo
         m = len(t)
-        out = np.full((m, _NOUT), np.nan)
         flags = c[:, _FLAGS].astype(np.int64)
         g_ok = c[:, _GOK] > 0
+        gaze = c[:, _X:_EZ + 1].copy()  # x, y, eye x, eye y, eye z
 
         # 2. gaps, blinks, loss: classify invalid runs, pad long ones, fill short bad regions
-        s, e = _true_runs(~g_ok)
-        lens = e - s
-        open_end = (e == m) & (not eos)
-        long_run = lens >= tm.gap_n
-        bad = _cover(s[long_run] - tm.margin_n, e[long_run] + tm.margin_n, m) | ~g_ok
-        blink_run = long_run & (lens <= tm.blink_max_n) & ~open_end
-        loss_run = lens > tm.blink_max_n
-        bs, be = _true_runs(bad)
-        fill = (be - bs <= tm.cap_n) & (bs > 0) & (be < m)
-        bs, be = bs[fill], be[fill]
-        gaze = c[:, [_X, _Y, _EX, _EY, _EZ]]
-        gaze = _interpolate_runs(gaze, bs, be)
-        filled = _cover(bs, be, m)
-        gaze[~g_ok & ~filled] = np.nan
-        flags |= np.where(filled, BIT["gaze_interpolated"], 0)
+        if g_ok.all():
+            bad = g_ok == False  # noqa: E712  (all False)
+            blinks = losses = None
+        else:
+            s, e = _true_runs(~g_ok)
+            lens = e - s
+            long_run = lens >= tm.gap_n
+            bad = ~g_ok
+            if long_run.any():
+                bad |= _cover(s[long_run] - tm.margin_n, e[long_run] + tm.margin_n, m)
+            blink = long_run & (lens <= tm.blink_max_n) & ((e < m) | eos)
+            loss = lens > tm.blink_max_n
+            blinks, losses = (s[blink], e[blink]), (s[loss], e[loss])
+            bs, be = _fill(bad, tm.cap_n)
+            gaze = _interpolate_runs(gaze, bs, be)
+            filled = _cover(bs, be, m)
+            gaze[~g_ok & ~filled] = np.nan
+            flags |= filled * BIT["gaze_interpolated"]
 
         # 6 (first half). pupil: outliers by dilation speed, then the same filling
         p = np.where(c[:, _POK] > 0, c[:, _P], np.nan)
-        with np.errstate(invalid="ignore"):
-            dp = np.abs(np.diff(p)) / np.diff(t)
-            speed = np.fmax(np.concatenate(([np.nan], dp)), np.concatenate((dp, [np.nan])))
-            outlier = speed > threshold
-        flags |= np.where(outlier, BIT["pupil_outlier"], 0)
-        p_good = np.isfinite(p) & ~outlier & ~bad
-        ps, pe = _true_runs(~p_good)
-        pfill = (pe - ps <= tm.cap_n) & (ps > 0) & (pe < m)
-        ps, pe = ps[pfill], pe[pfill]
-        pupil = _interpolate_runs(np.where(p_good, p, np.nan), ps, pe)
-        pfilled = _cover(ps, pe, m)
-        flags |= np.where(pfilled, BIT["pupil_interpolated"], 0)
+        dp = np.abs(p[1:] - p[:-1]) / (t[1:] - t[:-1])
+        speed = np.fmax(np.concatenate(([np.nan], dp)), np.concatenate((dp, [np.nan])))
+        outlier = speed > threshold
+        p_good = (p == p) & ~outlier & ~bad
+        if p_good.all():
+            pupil = p
+        else:
+            flags |= outlier * BIT["pupil_outlier"]
+            ps, pe = _fill(~p_good, tm.cap_n)
+            pupil = _interpolate_runs(np.where(p_good, p, np.nan), ps, pe)
+            flags |= _cover(ps, pe, m) * BIT["pupil_interpolated"]
 
         # 3. geometry and velocity
-        dx = (gaze[:, 0] - 0.5) * geo.width_mm - gaze[:, 2]
-        dy = (0.5 - gaze[:, 1]) * geo.height_mm - gaze[:, 3]
-        dz = gaze[:, 4]
-        out[:, OUT["angle_x"]] = np.degrees(np.arctan2(dx, dz))
-        out[:, OUT["angle_y"]] = np.degrees(np.arctan2(dy, dz))
-        u = np.stack((dx, dy, dz), axis=1)
-        u /= np.sqrt((u * u).sum(axis=1))[:, None]
+        d = np.empty((m, 3))  # gaze vector from the eye to the gaze point, display frame
+        d[:, 0] = (gaze[:, 0] - 0.5) * geo.width_mm - gaze[:, 2]
+        d[:, 1] = (0.5 - gaze[:, 1]) * geo.height_mm - gaze[:, 3]
+        d[:, 2] = gaze[:, 4]
+        u = d / np.sqrt((d * d).sum(axis=1))[:, None]
         k = tm.vel_k
         velocity = np.full(m, np.nan)
         if m > 2 * k:
-            chord = np.sqrt(((u[2 * k:] - u[:-2 * k]) ** 2).sum(axis=1))
-            with np.errstate(invalid="ignore"):
-                velocity[k:m - k] = np.degrees(2 * np.arcsin(np.minimum(chord / 2, 1.0))) / (t[2 * k:] - t[:-2 * k])
+            diff = u[2 * k:] - u[:-2 * k]
+            chord = np.sqrt((diff * diff).sum(axis=1))
+            velocity[k:m - k] = np.degrees(2 * np.arcsin(np.minimum(chord * 0.5, 1.0))) / (t[2 * k:] - t[:-2 * k])
 
         # 4. I-VT with merging and discarding
-        with np.errstate(invalid="ignore"):
-            code = np.where(velocity < self.cfg.velocity_threshold_deg_s, FIXATION,
-                            np.where(velocity >= self.cfg.velocity_threshold_deg_s, SACCADE, UNCLASSIFIED))
-        code[~np.isfinite(gaze[:, 0])] = UNCLASSIFIED
-        code[_cover(s[blink_run], e[blink_run], m)] = BLINK
-        code[_cover(s[loss_run], e[loss_run], m)] = LOSS
-        code = self._merge(code, u)
+        threshold_v = self.cfg.velocity_threshold_deg_s
+        code = np.where(velocity < threshold_v, FIXATION, np.where(velocity >= threshold_v, SACCADE, UNCLASSIFIED))
+        if blinks is not None:
+            code[gaze[:, 0] != gaze[:, 0]] = UNCLASSIFIED
+            code[_cover(*blinks, m)] = BLINK
+            code[_cover(*losses, m)] = LOSS
         rs, re = _code_runs(code)
+        if tm.merge_gap_n:
+            code, rs, re = self._merge(code, u, rs, re)
         short = (code[rs] == FIXATION) & (re - rs < tm.min_fix_n)
-        code[_cover(rs[short], re[short], m)] = UNCLASSIFIED
+        if short.any():
+            code[_cover(rs[short], re[short], m)] = UNCLASSIFIED
+            rs, re = _code_runs(code)
 
         # 5. saccade correction
-        rs, re = _code_runs(code)
         sac = (code[rs] == SACCADE) & (re - rs <= tm.sacc_max_n) & (rs > 0) & (re < m)
         xy = gaze[:, :2]
-        corrected = _interpolate_runs(xy, rs[sac], re[sac])
-        corrected = np.where(np.isfinite(corrected), corrected, xy)
+        corrected = _interpolate_runs(xy, rs[sac], re[sac])[rows]
+        corrected = np.where(corrected == corrected, corrected, xy[rows])
 
-        out[:, OUT["x"]] = gaze[:, 0]
-        out[:, OUT["y"]] = gaze[:, 1]
-        out[:, OUT["pupil"]] = pupil
-        out[:, OUT["pupil_raw"]] = p
-        out[1:, OUT["pupil_fluctuation"]] = pupil[1:] - pupil[:-1]
-        out[:, OUT["velocity"]] = velocity
-        out[:, OUT["event"]] = code
-        out[:, OUT["eye_openness"]] = c[:, _OPN]
-        out[:, OUT["eye_distance"]] = gaze[:, 4]
-        out[:, OUT["validity"]] = flags
+        # the output rows only
+        r0 = rows.start
+        n = rows.stop - r0
+        out = np.empty((n, _NOUT))
+        dr = d[rows]
+        out[:, OUT["angle_x"]] = np.degrees(np.arctan2(dr[:, 0], dr[:, 2]))
+        out[:, OUT["angle_y"]] = np.degrees(np.arctan2(dr[:, 1], dr[:, 2]))
+        out[:, OUT["x"]] = gaze[rows, 0]
+        out[:, OUT["y"]] = gaze[rows, 1]
+        out[:, OUT["pupil"]] = pupil[rows]
+        out[:, OUT["pupil_raw"]] = p[rows]
+        out[:, OUT["pupil_fluctuation"]] = pupil[rows] - (pupil[r0 - 1:rows.stop - 1] if r0 else
+                                                           np.concatenate(([np.nan], pupil[:rows.stop - 1])))
+        out[:, OUT["velocity"]] = velocity[rows]
+        out[:, OUT["event"]] = code[rows]
+        out[:, OUT["eye_openness"]] = c[rows, _OPN]
+        out[:, OUT["eye_distance"]] = gaze[rows, 4]
+        out[:, OUT["validity"]] = flags[rows]
         out[:, OUT["x_saccade_corrected"]] = corrected[:, 0]
         out[:, OUT["y_saccade_corrected"]] = corrected[:, 1]
         return out
 
-    def _merge(self, code: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """Merge short saccade runs between two fixation runs whose positions are close (Tobii I-VT)."""
+    def _merge(self, code: np.ndarray, u: np.ndarray, rs: np.ndarray, re: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Merge short saccade runs between two fixation runs whose positions are close (Tobii I-VT).
+
+        The positions compared are the mean gaze directions over up to `merge_position_ms` of the fixation
+        runs next to the gap, so the decision depends on a bounded neighbourhood only.
+        """
         tm = self.tm
-        if tm.merge_gap_n == 0:
-            return code
-        rs, re = _code_runs(code)
         rc = code[rs]
-        cand = np.flatnonzero((rc[1:-1] == SACCADE) & (re[1:-1] - rs[1:-1] <= tm.merge_gap_n)
-                              & (rc[:-2] == FIXATION) & (rc[2:] == FIXATION)) + 1
+        cand = np.nonzero((rc[1:-1] == SACCADE) & (re[1:-1] - rs[1:-1] <= tm.merge_gap_n)
+                          & (rc[:-2] == FIXATION) & (rc[2:] == FIXATION))[0] + 1
         if not len(cand):
-            return code
-        code = code.copy()
+            return code, rs, re
         P = tm.merge_pos_n
-        for r in cand:
-            a = u[max(rs[r - 1], rs[r] - P):rs[r]].mean(axis=0)
-            b = u[re[r]:min(re[r + 1], re[r] + P)].mean(axis=0)
-            cos = float(a @ b) / math.sqrt(float(a @ a) * float(b @ b))
-            if cos >= self.cos_merge:
-                code[rs[r]:re[r]] = FIXATION
-        return code
+        a0 = np.maximum(rs[cand - 1], rs[cand] - P)
+        b1 = np.minimum(re[cand + 1], re[cand] + P)
+        bounds = np.stack((a0, rs[cand], re[cand], b1), axis=1).ravel()
+        padded = np.concatenate((u, np.zeros((1, 3))))
+        sums = np.add.reduceat(padded, bounds, axis=0)  # each segment summed on its own: window-independent
+        a, b = sums[0::4], sums[2::4]
+        cos = np.einsum("ij,ij->i", a, b) / np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))
+        merge = cand[cos >= self.cos_merge]
+        if not len(merge):
+            return code, rs, re
+        code = code.copy()
+        for r in merge.tolist():
+            code[rs[r]:re[r]] = FIXATION
+        rs, re = _code_runs(code)
+        return code, rs, re
 
 
 # -- one segment (constant rate) -------------------------------------------------------------------------
@@ -480,7 +520,8 @@ class _Segment:
         a, b = self.staged - self.base, self.n - self.base
         if b <= a:
             return
-        self.comb[a:b], self.origin = _combine(self.raw[a:b], self.t[a:b], self.prev_t, self.origin,
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.comb[a:b], self.origin = _combine(self.raw[a:b], self.t[a:b], self.prev_t, self.origin,
                                                self.staged == 0, self.cfg, self.geo, self.rate)
         self.prev_t = float(self.t[b - 1])
         self.staged = self.n
@@ -519,8 +560,9 @@ class _Segment:
         blocks = np.arange(lo, hi) // tm.mad_block_n
         threshold = np.asarray(self.thresholds)[blocks]
         a, b = lo - self.base, hi - self.base
-        res = self.pipeline.run(self.t[a:b], self.comb[a:b], threshold, bos=lo == 0, eos=end)
-        new = res[self.computed - lo:upto - lo]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            new = self.pipeline.run(self.t[a:b], self.comb[a:b], threshold, bos=lo == 0, eos=end,
+                                    rows=slice(self.computed - lo, upto - lo))
         self.out = np.concatenate((self.out, new)) if len(self.out) else new
         new_t = self.t[self.computed - self.base:upto - self.base]
         self.out_t = np.concatenate((self.out_t, new_t)) if len(self.out_t) else new_t.copy()
@@ -568,6 +610,11 @@ class EyeSignalProcessor:
 
     def push(self, timestamps: Any, samples: Any) -> EyeSignalOutput:
         t, raw = self._check(timestamps, samples)
+        if self._regular(t):  # the common case: a clean continuation of the stream
+            seg = self.segment
+            start = seg.emitted
+            ts, rows = seg.push(t, raw)
+            return self._with_events(start, ts, rows)
         keep = self._accept(t)
         drops = self._drops_before(keep)
         if not keep.all():
@@ -639,6 +686,29 @@ class EyeSignalProcessor:
         if len(t) != len(raw):
             raise UserError(f"{len(t)} timestamps for {len(raw)} Tobii_gaze samples; pass one timestamp per sample")
         return t, raw
+
+    def _regular(self, t: np.ndarray) -> bool:
+        """True (and the timing state updated) when every interval is within 0.75-1.33 nominal periods."""
+        prev = self._prev_accepted
+        if prev is None or self._dropped or not len(t):
+            return False
+        rate = self.segment.rate
+        # the same test as `_find_break` (q = interval * rate); comparisons with NaN are False
+        if len(t) <= 64:  # small live chunks: plain Python is faster than numpy here
+            before = prev
+            for now in t.tolist():
+                q = (now - before) * rate
+                if not (0.75 <= q <= 1.33):
+                    return False
+                before = now
+        else:
+            q = (t - np.concatenate(([prev], t[:-1]))) * rate
+            if not ((q >= 0.75) & (q <= 1.33)).all():
+                return False
+        last = float(t[-1])
+        self._prev_accepted = self._last_t = last
+        self._off_run = 0
+        return True
 
     def _accept(self, t: np.ndarray) -> np.ndarray:
         """Samples with a finite timestamp later than every earlier one (others are dropped)."""
