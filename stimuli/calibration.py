@@ -166,8 +166,8 @@ def titta_calibrate(win: Any, protocol: Any, tracker_config: Any, folder: Any, p
     from titta import Titta
 
     settings = titta_settings(protocol, tracker_config, folder, participant)
-    tracker = (connect or Titta.Connect)(settings)
     try:
+        tracker = (connect or Titta.Connect)(settings)
         tracker.init()
     except Exception as exc:  # noqa: BLE001 - TittaPy raises plain Exceptions
         raise UserError(f"Tobii eye tracker not available through Titta ({exc}); connect the {TITTA_MODEL}, "

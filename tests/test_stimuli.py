@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pylsl
 import pytest
-
 from eyemotion.acquisition.markers import parse_marker
 from eyemotion.acquisition.simulator import SimulatedTracker
-from eyemotion.config import config_from_dict
 from eyemotion.stimuli.democlips import ensure_demo_clips
+
 from eyemotion.streams import MARKERS
 
 TRIAL_EVENTS = ["trial_start", "baseline_onset", "clip_onset", "clip_offset",
