@@ -23,6 +23,7 @@ from pathlib import Path
 from eyemotion.config import Config
 
 HEARTBEAT_ENV = "EYEMOTION_HEARTBEAT"
+USER_ERROR_EXIT = 2  # the CLI's exit code for a UserError (see eyemotion.UserError.exit_code)
 HEARTBEAT_S = 0.5
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ class Supervisor:
         self.max_backoff_s = max_backoff_s
         self.startup_grace_s = startup_grace_s
         self.session_ended_by: str | None = None
+        self.fatal: str = ""  # set when a child refused to run (exit code 2)
         self._stop = threading.Event()
 
     # -- process handling ---------------------------------------------------------------------------
@@ -194,6 +196,8 @@ class Supervisor:
                 continue
             proc = st.process
             if proc is None:
+                if not st.restarts:  # not started yet (sessions start their children in groups)
+                    continue
                 if now >= st.next_start:
                     self._spawn(st)
                     gap_end = pylsl.local_clock()
@@ -226,6 +230,13 @@ class Supervisor:
                     self.session_ended_by = name
                 continue
             reason = "no heartbeat (hung)" if hung else _describe_exit(code)
+            if code == USER_ERROR_EXIT and not hung:
+                # the node refused to start (a UserError: bad config, missing device ...): restarting
+                # cannot help, so the session stops and says why
+                st.finished = True
+                self.fatal = f"{name}: {self._log_tail(name, 1).removeprefix('eyemotion: error: ')}"
+                log.error("%s refused to run: %s", name, self.fatal)
+                continue
             if not spec.restart or self._stop.is_set():
                 st.finished = True
                 log.error("%s died (%s); not restarted. Last output: %s", name, reason, self._log_tail(name))
@@ -246,6 +257,8 @@ class Supervisor:
             self.poll()
             if self.session_ended_by:
                 return f"{self.session_ended_by} finished"
+            if self.fatal:
+                return f"stopped: {self.fatal}"
             if end is not None and time.monotonic() >= end:
                 return "duration reached"
             if all(st.finished for st in self.states.values()):

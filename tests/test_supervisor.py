@@ -133,3 +133,17 @@ def test_crash_loop_backs_off(tmp_path):
     assert sup.states["crash"].backoff_s == pytest.approx(0.4)
     assert 3 <= len(restarts) <= 14  # backoff bounded the rate (unbounded would be hundreds)
     assert pylsl.local_clock() > restarts[0]["died_lsl"]
+
+
+def test_a_node_that_refuses_to_run_stops_the_session_with_its_reason(tmp_path):
+    refuse = "import sys; print('eyemotion: error: camera 7 cannot be opened; available: none'); sys.exit(2)"
+    children = [ChildSpec("camera", [sys.executable, "-c", refuse], heartbeat=False),
+                ChildSpec("other", [sys.executable, "-c", "import time; time.sleep(30)"], heartbeat=False)]
+    sup = Supervisor(children, tmp_path)
+    sup.start()
+    try:
+        reason = sup.run(duration=20)
+    finally:
+        sup.shutdown()
+    assert reason == "stopped: camera: camera 7 cannot be opened; available: none"
+    assert sup.states["camera"].restarts == []  # not restarted: restarting cannot fix a refusal

@@ -1,0 +1,335 @@
+"""`eyemotion run` and `eyemotion demo`: one session, every node a supervised child process.
+
+Start order (each step waits until the previous step's streams are visible on LSL):
+
+    1. sources      tracker (Tobii via TittaLSL, or the simulator), camera (+ face pipeline), microphone
+    2. processors   eye signal, live inference
+    3. front ends   stimulus runner (opens its marker stream, then waits for the recording), dashboard
+    4. recorder     LabRecorder records every contract stream of this session's namespace
+
+Shutdown runs the other way round and the recorder stops last, so the XDF holds everything up to the end.
+The session ends when the runner finishes its protocol, when the dashboard is closed, on Ctrl-C, or after
+`--duration`. The effective config is written to `<session>/eyemotion.toml` and every child reads it, so
+a session folder documents exactly how it was made; child logs go to `<session>/logs/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+from eyemotion import UserError, streams
+from eyemotion.config import Config
+from eyemotion.nodes import ChildSpec, Supervisor
+from eyemotion.session import create_session_folder, read_session_json, update_session_json
+
+log = logging.getLogger(__name__)
+
+SUMMARY_JSON = "session_summary.json"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser(
+        "run", help="run a session: every node supervised, recorded with LabRecorder",
+        description="Run one session with the devices of the config: the tracker ([tracker]), camera "
+                    "([camera]), microphone ([microphone]), eye-signal processing, live inference, the "
+                    "dashboard, the stimulus runner and LabRecorder, each as a supervised process that is "
+                    "restarted if it dies. Ends when the protocol is done, the dashboard is closed or Ctrl-C; "
+                    "the recording is finalised last and a summary is written to the session folder.")
+    run.add_argument("--protocol", required=True, help="protocol .toml (or 'demo')")
+    run.add_argument("--participant", required=True, help="participant pseudonym, e.g. P001 (never a name)")
+    _common(run)
+    run.set_defaults(func=cmd_run, demo=False)
+
+    demo = subparsers.add_parser(
+        "demo", help="the whole session with simulated devices (no hardware needed)",
+        description="A complete session with the simulated Tobii Pro Fusion (conditioned on the clips), a "
+                    "generated camera video, the virtual microphone and the generated demo clips: the "
+                    "dashboard and the PsychoPy window are shown. Without a display (or with --headless) it "
+                    "runs unattended (offscreen Qt, Xvfb for PsychoPy, automatic answers), then checks its "
+                    "own session folder and prints the summary.")
+    demo.add_argument("--participant", default="DEMO01", help="participant pseudonym (default DEMO01)")
+    demo.add_argument("--protocol", default="demo", help="protocol .toml (default: the generated demo)")
+    _common(demo)
+    demo.set_defaults(func=cmd_run, demo=True)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--headless", action="store_true",
+                   help="no windows: offscreen dashboard, PsychoPy on Xvfb, automatic answers")
+    p.add_argument("--duration", type=float, metavar="S", help="end the session after S seconds")
+    p.add_argument("--sessions-dir", help="root of the session folders (default: [recorder] sessions_dir)")
+    p.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
+    p.add_argument("--auto-respond", action="store_true", help="answer the ratings automatically")
+
+
+# -- building the session -------------------------------------------------------------------------------
+def _have_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class Xvfb:
+    """A private X server for PsychoPy in headless sessions."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("Xvfb")
+        if binary is None:
+            raise UserError("a headless session needs Xvfb for the PsychoPy window; install it "
+                            "(apt-get install xvfb, or run setup.sh)")
+        for number in range(99, 160):
+            if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
+                break
+        self.display = f":{number}"
+        self.proc = subprocess.Popen([binary, self.display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not Path(f"/tmp/.X11-unix/X{number}").exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise UserError(f"Xvfb could not start on {self.display}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _cli(config_path: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "eyemotion.cli", "--config", str(config_path), *args]
+
+
+def plan_children(config: Config, config_path: Path, folder: Path, participant: str, protocol: str, *,
+                  simulate: bool, headless: bool, dashboard: bool, auto_respond: bool,
+                  display: str | None, mic_env: dict[str, str] | None) -> list[ChildSpec]:
+    """The supervised children of one session, in start order (see the module docstring)."""
+    sim = ["--simulate"] if simulate else []
+    children = [
+        ChildSpec("tracker", _cli(config_path, "node", "tracker", *sim, "--session", str(folder)),
+                  stop_rank=6, streams=(streams.GAZE_RAW.name,)),
+        ChildSpec("camera", _cli(config_path, "node", "camera", *sim, "--session", str(folder)), stop_rank=6,
+                  streams=(streams.CAMERA.name, streams.FACE.name, streams.PREVIEW.name)),
+        ChildSpec("microphone", _cli(config_path, "node", "microphone", *([] if mic_env else sim)), stop_rank=6,
+                  streams=(streams.AUDIO.name,), env=mic_env or {}),
+        ChildSpec("eyesignal", _cli(config_path, "node", "eyesignal"), stop_rank=5,
+                  streams=(streams.GAZE_CLEAN.name, streams.EYE_EVENTS.name)),
+        ChildSpec("inference", _cli(config_path, "node", "inference"), stop_rank=4,
+                  streams=(streams.EMOTION.name,)),
+    ]
+    runner = ["stimuli", "run", protocol, "--participant", participant, "--session", str(folder)]
+    if headless or auto_respond:
+        runner.append("--auto-respond")
+    if headless:
+        runner += ["--windowed", "--null-audio"]
+    env = {"DISPLAY": display} if display else {}
+    children.append(ChildSpec("runner", _cli(config_path, *runner), stop_rank=1, ends_session=True,
+                              heartbeat=False, streams=(streams.MARKERS.name,), env=env, stop_timeout_s=15))
+    if dashboard:
+        dash_env = {"QT_QPA_PLATFORM": "offscreen"} if headless else {}
+        children.append(ChildSpec("dashboard", _cli(config_path, "dashboard", "--participant", participant),
+                                  stop_rank=2, ends_session=not headless, heartbeat=False, env=dash_env))
+    children.append(ChildSpec(
+        "recorder", _cli(config_path, "record", "--participant", participant, "--session-id", folder.name,
+                         "--sessions-dir", str(folder.parent.parent), "--protocol", protocol),
+        stop_rank=10, heartbeat=False, restart=False, stop_timeout_s=30))
+    return children
+
+
+def _wait_streams(names: list[str], namespace: str, timeout: float, supervisor: Supervisor) -> None:
+    """Wait until every stream in `names` is visible (keeping the supervisor polling meanwhile)."""
+    deadline = time.monotonic() + timeout
+    missing = list(names)
+    while missing and time.monotonic() < deadline:
+        supervisor.poll()
+        if supervisor.fatal:
+            raise UserError(f"the session cannot start: {supervisor.fatal}")
+        missing = [n for n in missing
+                   if not streams.find(streams.BY_NAME[n], namespace=namespace, timeout=0.5)]
+    if missing:
+        raise UserError(f"these streams did not appear within {timeout:.0f} s: {', '.join(missing)}; "
+                        f"see the node logs in {supervisor.workdir / 'logs'}")
+
+
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    if args.duration is not None and args.duration <= 0:
+        raise UserError("--duration must be > 0")
+    headless = args.headless or not _have_display()
+    if not args.headless and headless:
+        print("eyemotion: no display found: running headless (offscreen dashboard, PsychoPy on Xvfb, "
+              "automatic answers); pass --headless to silence this note")
+    simulate = args.demo
+    if args.demo:
+        config = config.replace(tracker=replace(config.tracker, simulate=True))
+    if not config.lsl.namespace:  # keep this session's streams apart from any other on the network
+        config = config.replace(lsl=replace(config.lsl, namespace=f"s{uuid.uuid4().hex[:8]}"))
+    root = Path(args.sessions_dir or config.recorder.sessions_dir)
+    folder = create_session_folder(root, args.participant, protocol=args.protocol, demo=args.demo,
+                                   consent=None if args.demo else "recorded by the experimenter",
+                                   config=config.to_dict())
+    config_path = folder / "eyemotion.toml"
+    config_path.write_text(config.to_toml())
+    print(f"session folder: {folder}")
+
+    mic, display_server = None, None
+    try:
+        mic_env = None
+        if simulate and not config.microphone.device:
+            mic, mic_env = _virtual_microphone(config, folder)
+        display = None
+        if headless:
+            display_server = Xvfb()
+            display = display_server.display
+        children = plan_children(config, config_path, folder, args.participant, args.protocol,
+                                 simulate=simulate, headless=headless, dashboard=not args.no_dashboard,
+                                 auto_respond=args.auto_respond or args.demo, display=display, mic_env=mic_env)
+        summary = supervise(children, config, folder, duration=args.duration)
+    finally:
+        if mic is not None:
+            mic.stop()
+        if display_server is not None:
+            display_server.stop()
+    print(format_summary(summary))
+    problems = verify_session(folder, summary)
+    for p in problems:
+        print(f"eyemotion: check failed: {p}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _virtual_microphone(config: Config, folder: Path):
+    """The demo microphone: a generated speech-like WAV served by the ALSA virtual device (real
+    PortAudio path); None where ALSA is missing (the node then generates audio itself)."""
+    from eyemotion.acquisition.media import write_test_wav
+    from eyemotion.acquisition.virtual_mic import VIRTUAL_MIC_NAME, VirtualMic, alsa_available
+
+    if not alsa_available():
+        log.warning("ALSA is not available: the demo microphone generates its audio instead")
+        return None, None
+    wav = Path(tempfile.gettempdir()) / "eyemotion-demo-speech.wav"
+    if not wav.exists():
+        write_test_wav(wav, 30.0, kind="speech-like")
+    mic = VirtualMic(wav, loop=True).start()
+    env = {**mic.env}
+    # the node selects the virtual device by name; children read the config file, so set it there
+    cfg = config.replace(microphone=replace(config.microphone, device=VIRTUAL_MIC_NAME))
+    (folder / "eyemotion.toml").write_text(cfg.to_toml())
+    return mic, env
+
+
+def supervise(children: list[ChildSpec], config: Config, folder: Path, *, duration: float | None) -> dict:
+    from eyemotion.acquisition.markers import MarkerOutlet
+
+    ns = config.lsl.namespace
+    markers = MarkerOutlet("supervisor", namespace=ns)
+    sup = Supervisor(children, folder, markers=markers)
+    by_name = {c.name: c for c in children}
+    groups = [["tracker", "camera", "microphone"], ["eyesignal", "inference"], ["runner", "dashboard"],
+              ["recorder"]]
+    expected = {"tracker": [streams.GAZE_RAW.name], "camera": [streams.CAMERA.name],
+                "microphone": [streams.AUDIO.name], "eyesignal": [streams.GAZE_CLEAN.name],
+                "inference": [streams.EMOTION.name]}
+    stop_requested = []
+    previous = {sig: signal.signal(sig, lambda *_: (stop_requested.append(1), sup.request_stop()))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    started = time.monotonic()
+    reason = "not started"
+    try:
+        for group in groups:
+            names = [n for n in group if n in by_name]
+            for name in names:
+                sup._spawn(sup.states[name])
+            want = [s for n in names for s in expected.get(n, [])]
+            if want:
+                _wait_streams(want, ns, config.recorder.start_timeout_s + 60, sup)
+            if "recorder" in names:
+                _wait_recording(folder, sup, timeout=config.recorder.start_timeout_s + 30)
+            if stop_requested:
+                break
+        markers.push("session_start", participant=folder.parent.name, session=folder.name)
+        remaining = None if duration is None else max(0.0, duration - (time.monotonic() - started))
+        reason = sup.run(duration=remaining) if not stop_requested else "stop requested"
+    finally:
+        markers.push("session_end", reason=reason)
+        time.sleep(0.5)  # let the recorder take the last marker
+        sup.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    update_session_json(folder, end_reason=reason)
+    return {"reason": reason, "nodes": sup.report(), "wall_s": time.monotonic() - started}
+
+
+def _wait_recording(folder: Path, sup: Supervisor, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sup.poll()
+        if (read_session_json(folder).get("recording") or {}).get("start"):
+            return
+        if sup.states["recorder"].finished:
+            break
+        time.sleep(0.2)
+    raise UserError(f"the recorder did not start; see {folder / 'logs' / 'recorder.log'}")
+
+
+# -- after the session ------------------------------------------------------------------------------------
+def summarise(folder: Path, supervisor_report: dict) -> dict:
+    """Samples per stream, gaps, restarts and predictions of a finished session."""
+    from eyemotion.session import Session
+
+    session = Session.load(folder)
+    per_stream = {}
+    for name, stream in session.streams.items():
+        t = stream.time_stamps
+        span = float(t[-1] - t[0]) if len(t) > 1 else 0.0
+        per_stream[name] = {"samples": int(len(t)), "seconds": round(span, 3),
+                            "effective_rate": round((len(t) - 1) / span, 3) if span > 0 else None}
+    markers = session.markers
+    gaps = [m.fields for m in markers.events("node_gap")] + [m.fields for m in markers.events("device_lost")]
+    return {"streams": per_stream, "gaps": gaps,
+            "restarts": {n: len(r["restarts"]) for n, r in supervisor_report["nodes"].items()},
+            "predictions": per_stream.get(streams.EMOTION.name, {}).get("samples", 0),
+            "trials": len(session.trials)}
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"session ended: {summary['reason']} after {summary['wall_s']:.0f} s"]
+    s = summary.get("session")
+    if s:
+        lines.append(f"{'stream':28s} {'samples':>9s} {'seconds':>8s} {'rate':>9s}")
+        for name, info in sorted(s["streams"].items()):
+            rate = f"{info['effective_rate']:.2f}" if info["effective_rate"] else "-"
+            lines.append(f"{name:28s} {info['samples']:9d} {info['seconds']:8.1f} {rate:>9s}")
+        lines.append(f"trials: {s['trials']}   predictions: {s['predictions']}   gaps: {len(s['gaps'])}   "
+                     f"restarts: {sum(s['restarts'].values())}")
+    return "\n".join(lines)
+
+
+def verify_session(folder: Path, summary: dict) -> list[str]:
+    """Check the finished session folder; every problem found, as one line each. Also writes the summary."""
+    problems: list[str] = []
+    try:
+        summary["session"] = summarise(folder, summary)
+    except UserError as exc:
+        problems.append(str(exc))
+    (folder / SUMMARY_JSON).write_text(json.dumps(summary, indent=2, default=str))
+    s = summary.get("session")
+    if s is None:
+        return problems
+    for name in (streams.GAZE_RAW.name, streams.CAMERA.name, streams.AUDIO.name, streams.MARKERS.name):
+        if s["streams"].get(name, {}).get("samples", 0) == 0:
+            problems.append(f"{name} has no recorded samples")
+    if not (folder / "camera.mp4").exists():
+        problems.append("camera.mp4 is missing")
+    return problems
+
