@@ -338,6 +338,23 @@ class StimuliConfig:
 
 
 @dataclass(frozen=True)
+class InferenceConfig:
+    """The live inference node (see `eyemotion.inference.live`): EMERT and the crossmodal model on windows of
+    eyemotion_gaze / eyemotion_face / eyemotion_audio, published as eyemotion_emotion."""
+
+    rate_hz: float = 2.0  # predictions per second (window ends on a fixed grid)
+    emert_model: str = ""  # EMERT .onnx with its card beside it; "" = the shipped models/emert.onnx
+    crossmodal_model: str = ""  # crossmodal graphs <stem>-visual/-audio/-joint.onnx; "" = shipped models/crossmodal
+    stale_s: float = 1.5  # an input silent this long is not waited for (the window is computed without it)
+    threads: int = 1  # onnxruntime CPU threads per model
+
+    def validate(self) -> None:
+        _check(1 <= self.rate_hz <= 4, "inference.rate_hz", "must be within 1-4 Hz")
+        _check(0.2 <= self.stale_s <= 30, "inference.stale_s", "must be within 0.2-30 s")
+        _check(1 <= self.threads <= 16, "inference.threads", "must be within 1-16")
+
+
+@dataclass(frozen=True)
 class Config:
     screen: ScreenConfig = field(default_factory=ScreenConfig)
     lsl: LslConfig = field(default_factory=LslConfig)
@@ -351,6 +368,7 @@ class Config:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     face: FaceConfig = field(default_factory=FaceConfig)
     stimuli: StimuliConfig = field(default_factory=StimuliConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
 
     def replace(self, **sections: Any) -> "Config":
         """A copy with some sections replaced, e.g. `cfg.replace(lsl=LslConfig(namespace="t1"))`."""
