@@ -57,7 +57,7 @@ def test_load_matches_plain_pyxdf(session_folder: tuple[Path, dict[str, int]]) -
         name = ref["info"]["name"][0]
         mine = session.stream(name)
         assert len(mine) == counts[name]
-        np.testing.assert_array_equal(mine.time_stamps, ref["time_stamps"])
+        np.testing.assert_allclose(mine.time_stamps, ref["time_stamps"], rtol=0, atol=1e-8)
         if name == "eyemotion_markers":
             assert [row[0] for row in mine.data] == [row[0] for row in ref["time_series"]]
         else:
@@ -68,6 +68,20 @@ def test_load_matches_plain_pyxdf(session_folder: tuple[Path, dict[str, int]]) -
     assert session.trials[1]["valence"] == 2.5 and session.trials[0]["arousal"] == 6
     assert len(session.markers) == counts["eyemotion_markers"] and not session.markers.malformed
     assert session.warnings == []
+
+
+def test_dejitter_matches_pyxdf_on_jittery_stamps(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    stamps = 7000.0 + np.arange(5000) / 250 + rng.normal(0, 0.002, 5000)
+    stamps[3000:] += 3.0  # a gap: two segments
+    with XdfWriter(tmp_path / "j.xdf") as w:
+        w.add_stream(1, stream_info(GAZE_RAW, rate=250).as_xml())
+        w.write_samples(1, stamps, np.zeros((5000, 37)))
+    mine = Session.load(tmp_path / "j.xdf").stream("Tobii_gaze")
+    (ref,), _ = pyxdf.load_xdf(str(tmp_path / "j.xdf"))
+    np.testing.assert_allclose(mine.time_stamps, ref["time_stamps"], rtol=0, atol=1e-8)
+    assert mine.info["segments"] == ref["info"]["segments"] == [(0, 2999), (3000, 4999)]
+    assert mine.effective_srate == pytest.approx(ref["info"]["effective_srate"], rel=1e-9)
 
 
 def test_clock_offsets_are_applied(session_folder: tuple[Path, dict[str, int]]) -> None:
