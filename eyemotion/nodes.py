@@ -273,9 +273,14 @@ class Supervisor:
             proc = st.process
             if proc is None or proc.poll() is not None:
                 continue
+            # polite signals go to the child alone (it stops its own children, e.g. the recorder lets
+            # LabRecorderCLI write its footers); only the final SIGKILL takes the whole process group
             for sig, wait in ((signal.SIGINT, st.spec.stop_timeout_s), (signal.SIGTERM, 3.0),
                               (signal.SIGKILL, 3.0)):
-                _kill_group(proc, sig)
+                if sig == signal.SIGKILL:
+                    _kill_group(proc, sig)
+                else:
+                    proc.send_signal(sig)
                 try:
                     proc.wait(wait)
                     break

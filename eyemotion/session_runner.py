@@ -176,7 +176,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     if not config.lsl.namespace:  # keep this session's streams apart from any other on the network
         config = config.replace(lsl=replace(config.lsl, namespace=f"s{uuid.uuid4().hex[:8]}"))
     root = Path(args.sessions_dir or config.recorder.sessions_dir)
-    folder = create_session_folder(root, args.participant, protocol=args.protocol, demo=args.demo,
+    folder = create_session_folder(root, args.participant, demo=args.demo,
                                    consent=None if args.demo else "recorded by the experimenter",
                                    config=config.to_dict())
     config_path = folder / "eyemotion.toml"
@@ -201,8 +201,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
             mic.stop()
         if display_server is not None:
             display_server.stop()
-    print(format_summary(summary))
     problems = verify_session(folder, summary)
+    print(format_summary(summary))
     for p in problems:
         print(f"eyemotion: check failed: {p}", file=sys.stderr)
     return 1 if problems else 0
