@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from pathlib import Path
 
+from eyemotion import UserError
 from eyemotion.config import Config
 
 log = logging.getLogger(__name__)
@@ -29,19 +31,26 @@ def _module(name: str):
 
 
 class ReplayBackend:
-    """Plays a recorded session through LSL for the dashboard; positions are seconds from its start."""
+    """Plays a recorded session through LSL for the dashboard; positions are seconds from its start.
+
+    A replay re-publishes the raw streams only. With `pipeline=True` the eye-signal node
+    (`eyemotion.inference.eyesignal.node.EyeSignalNode`) runs beside it in this process, so the cleaned
+    gaze, fixations, saccades and blinks follow the replay like they would live.
+    """
 
     SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
-    def __init__(self, source: str | Path, config: Config, speed: float = 1.0) -> None:
+    def __init__(self, source: str | Path, config: Config, speed: float = 1.0, pipeline: bool = True) -> None:
         module, why = _module("eyemotion.acquisition.replay")
         if module is None:
-            from eyemotion import UserError
-
             raise UserError(f"replay is not available ({why})")
         self.source = Path(source)
         self.controller = module.ReplayController(source, namespace=config.lsl.namespace, speed=speed)
         self._pending: float | None = None  # a seek made while paused, applied on play
+        self.config = config
+        self.pipeline = pipeline
+        self.nodes: list = []
+        self._threads: list[threading.Thread] = []
 
     @property
     def duration(self) -> float:
@@ -69,6 +78,31 @@ class ReplayBackend:
 
     def start(self) -> None:
         self.controller.start()
+        if self.pipeline:
+            self._start_eyesignal()
+
+    def _start_eyesignal(self) -> None:
+        module, why = _module("eyemotion.inference.eyesignal.node")
+        if module is None:
+            log.warning("replay without cleaned gaze: %s", why)
+            return
+        folder = self.source if self.source.is_dir() else self.source.parent
+        try:
+            screen = module.screen_from_session(folder, self.config.screen)
+        except UserError:
+            screen = self.config.screen
+        node = module.EyeSignalNode(self.config, screen=screen)
+        thread = threading.Thread(target=self._run_node, args=(node,), name="replay-eyesignal", daemon=True)
+        self.nodes.append(node)
+        self._threads.append(thread)
+        thread.start()
+
+    @staticmethod
+    def _run_node(node) -> None:
+        try:
+            node.run(handle_signals=False)
+        except Exception:  # noqa: BLE001 - the replay goes on without this node; the streams panel shows it
+            log.exception("%s node beside the replay failed", node.name)
 
     def play(self) -> None:
         if self.finished:
@@ -91,6 +125,10 @@ class ReplayBackend:
         self.controller.set_speed(speed)
 
     def close(self) -> None:
+        for node in self.nodes:
+            node.request_stop()
+        for thread in self._threads:
+            thread.join(5)
         self.controller.close()
 
 

@@ -40,8 +40,9 @@ class EmotionPanel(Panel):
         self.fer_bars = pg.BarGraphItem(x=x + 0.2, height=np.zeros(7), width=0.38, brush="#f2cc60", name="FER (face)")
         self.bars.addItem(self.er_bars)
         self.bars.addItem(self.fer_bars)
-        self.gap_label = label("emotion gap: –", bold=True)
+        self.gap_label = label("emotion gap: –", bold=True, dynamic=True)
         self.gap_label.setWordWrap(True)
+        self.gap_label.setFixedHeight(2 * self.gap_label.fontMetrics().height() + 8)  # two lines, never reflows
         self.timeline = plot()
         self.timeline.setYRange(0, 1, padding=0.02)
         self.timeline.setXRange(-self.history_s, 0, padding=0)
@@ -126,7 +127,9 @@ class EmotionPanel(Panel):
         recent = [(s, text) for s, text in self.session.timeline if now - s <= self.history_s][-MARKER_LINES:]
         for line, (stamp, text) in zip(self.lines, recent):
             line.setValue(stamp - now)
-            line.label.setFormat(text if text.startswith("clip ") and text != "clip end" else "")  # no clutter
+            text = text if text.startswith("clip ") and text != "clip end" else ""  # no clutter
+            if line.label.format != text:
+                line.label.setFormat(text)
             line.setVisible(True)
         for line in self.lines[len(recent):]:
             line.setVisible(False)

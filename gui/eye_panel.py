@@ -34,7 +34,7 @@ class EyePanel(Panel):
         self.pupil.addLegend(offset=(8, 4), labelTextColor=theme.TEXT)
         self.blinks = pg.PlotCurveItem(pen=None, brush=pg.mkBrush(210, 153, 34, 70), fillLevel=0)
         self.raw = pg.PlotDataItem(pen=pg.mkPen("#f0f0f0", width=1), name="raw")
-        self.corrected = pg.PlotDataItem(pen=pg.mkPen(theme.ACCENT, width=2), name="corrected")
+        self.corrected = pg.PlotDataItem(pen=pg.mkPen(theme.ACCENT, width=1), name="corrected")  # 1 px: fastest
         for item in (self.raw, self.corrected):
             item.setDownsampling(auto=True, method="peak")
             item.setClipToView(True)
@@ -57,6 +57,8 @@ class EyePanel(Panel):
         legend.addStretch(1)
         self.valid_label = label(bold=True)
         self.loss_label = label(bold=True)
+        for w in (self.valid_label, self.loss_label):
+            w.setMinimumWidth(90)  # "valid 100%" fits: the text changes, the layout does not
         legend.addWidget(self.valid_label)
         legend.addWidget(self.loss_label)
         layout = QVBoxLayout(self)

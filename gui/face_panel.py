@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import QGraphicsRectItem, QGridLayout, QProgressBar
+from PyQt6.QtWidgets import QGraphicsRectItem, QGridLayout
 
 from eyemotion.gui import theme
 from eyemotion.gui.models import FaceState, LevelMeter, face_state
@@ -65,24 +65,32 @@ class FacePanel(Panel):
         self.fer_bars = pg.BarGraphItem(x=np.arange(7), height=np.zeros(7), width=0.7,
                                         brushes=[pg.mkBrush(theme.CLASS_COLOURS[c]) for c in CLASSES])
         self.fer.addItem(self.fer_bars)
-        self.meter = QProgressBar()
-        self.meter.setRange(int(FLOOR_DB), 0)
-        self.meter.setFormat("%v dBFS")
-        self.meter.setOrientation(Qt.Orientation.Horizontal)
-        self.vad = label("voice: –", bold=True)
+        # the level meter: one horizontal bar in a small plot (a QProgressBar repaints synchronously)
+        self.meter = plot()
+        self.meter.setFixedHeight(46)
+        self.meter.hideAxis("left")
+        self.meter.setXRange(FLOOR_DB, 0, padding=0)
+        self.meter.setYRange(0, 1, padding=0)
+        self.meter.setMouseEnabled(False, False)
+        self.meter_bar = pg.BarGraphItem(x0=[FLOOR_DB], y0=[0.15], width=[0.0], height=[0.7], brush=theme.GOOD,
+                                         pen=None)
+        self.meter.addItem(self.meter_bar)
+        self.meter.addItem(pg.InfiniteLine(pos=config.dashboard.voice_threshold_db, angle=90,
+                                           pen=pg.mkPen(theme.WARN, style=Qt.PenStyle.DashLine)))
+        self.vad = label("voice: –", bold=True, dynamic=True)
         self.levels = plot()
         self.levels.setFixedHeight(90)
         self.levels.setYRange(FLOOR_DB, 0, padding=0)
         self.levels.setXRange(-LEVEL_HISTORY_S, 0, padding=0)
         self.levels.setLabel("left", "dBFS")
         self.levels.setMouseEnabled(False, False)
-        self.level_curve = pg.PlotCurveItem(pen=pg.mkPen(theme.ACCENT, width=1.5), brush=pg.mkBrush(77, 163, 255, 60),
+        self.level_curve = pg.PlotCurveItem(pen=pg.mkPen(theme.ACCENT, width=1), brush=pg.mkBrush(77, 163, 255, 60),
                                             fillLevel=FLOOR_DB)
         self.threshold = pg.InfiniteLine(angle=0, pos=config.dashboard.voice_threshold_db,
                                          pen=pg.mkPen(theme.WARN, style=Qt.PenStyle.DashLine))
         self.levels.addItem(self.level_curve)
         self.levels.addItem(self.threshold)
-        self.face_label = label("face: –")
+        self.face_label = label("face: –", dynamic=True)
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 4, 4, 4)
         grid.addWidget(self.camera, 0, 0)
@@ -154,7 +162,9 @@ class FacePanel(Panel):
             return
         self.level_db = self.meter_model.level_db
         self.voice = self.level_db > self.config.dashboard.voice_threshold_db
-        self.meter.setValue(int(max(FLOOR_DB, self.level_db)))
+        level = max(FLOOR_DB, self.level_db)
+        colour = theme.BAD if level > -6 else theme.WARN if level > -20 else theme.GOOD
+        self.meter_bar.setOpts(width=[level - FLOOR_DB], brush=colour)
         colour = theme.GOOD if self.voice else theme.MUTED
         set_text(self.vad, f"<span style='color:{colour}'>●</span> voice {'active' if self.voice else 'silent'}"
                  f"  ({fmt(self.level_db, '.0f')} dBFS)")

@@ -33,7 +33,7 @@ from eyemotion.streams import ALL, IRREGULAR, MARKERS, StreamSpec, _predicate, c
 
 log = logging.getLogger(__name__)
 
-PULL_INTERVAL_S = 0.025
+PULL_INTERVAL_S = 0.03
 RATE_WINDOW_S = 2.0
 CLOCK_OFFSET_EVERY_S = 5.0
 RETRY_DEAD_S = 5.0
@@ -102,7 +102,8 @@ class Feed:
         self.last_receive = float("nan")
         self.connected_at = float("nan")
         self.lost_at = float("nan")
-        self._recent: deque[tuple[float, int]] = deque(maxlen=4096)  # (last stamp of a chunk, n samples)
+        self._recent: deque[tuple[float, int]] = deque(maxlen=4096)  # (receive clock, n samples)
+        self._backlog = True  # the first pull after connecting holds the outlet's backlog
         self._lock = threading.Lock()
 
     # -- written by reader threads ------------------------------------------------------------------
@@ -114,6 +115,7 @@ class Feed:
             capacity = int(rate * self.history_s) + 64 if rate > 0 else IRREGULAR_CAPACITY
             self.data = RingBuffer(capacity, self.spec.channel_count)
         self.connected_at = pylsl.local_clock()
+        self._backlog = True
 
     def ingest(self, samples, stamps) -> None:
         stamps = np.asarray(stamps, dtype=float)
@@ -133,7 +135,9 @@ class Feed:
             self.samples += n
             self.last_stamp = float(stamps[-1])
             self.last_receive = pylsl.local_clock()
-            self._recent.append((self.last_stamp, n))
+            if not self._backlog:  # effective rate = arrival rate (a node's delay does not lower it)
+                self._recent.append((self.last_receive, n))
+            self._backlog = False
         if self.numeric:
             self.data.extend(samples, stamps)
         else:

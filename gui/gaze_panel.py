@@ -1,6 +1,7 @@
 """Gaze panel: the stimulus screen in its true aspect ratio (config `[screen]`, in mm) with the gaze point,
 a short trail, the recent fixations as circles sized by their duration, the saccades as lines, and a
-heat-map toggle built from the fixations (the eye fixation maps of 002, Sec. III).
+heat-map toggle showing the current clip's fixation map (`eyemotion.inference.eyesignal.maps`, the eye
+fixation maps of 002, Sec. III), started afresh at each `clip_onset` marker.
 
 Positions come from eyemotion_gaze (cleaned, with event codes); without it the raw Tobii_gaze stream
 gives the gaze point and trail (no fixations then)."""
@@ -16,13 +17,13 @@ from PyQt6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsRectI
                              QVBoxLayout)
 
 from eyemotion.gui import theme
-from eyemotion.gui.models import FIXATION, SACCADE, EventSegmenter, gaze_point, heat_map
+from eyemotion.gui.models import FIXATION, SACCADE, EventSegmenter, SessionState, gaze_point
+from eyemotion.inference.eyesignal.maps import FixationMapper, MapGrid
 from eyemotion.gui.panel import Panel, label, plot, set_text
 from eyemotion.streams import GAZE_CLEAN
 
 N_FIXATIONS = 12
 N_SACCADES = 8
-HEAT_FIXATIONS = 200
 HEAT_EVERY_S = 1.0
 
 
@@ -30,8 +31,9 @@ class GazePanel(Panel):
     title = "Gaze"
     watches = ("gaze_clean", "gaze_raw")
 
-    def __init__(self, monitor, config) -> None:
+    def __init__(self, monitor, config, session: SessionState) -> None:
         super().__init__(monitor, config)
+        self.session = session
         screen = config.screen
         self.w_mm, self.h_mm = screen.width_mm, screen.height_mm
         self.view = plot()
@@ -55,9 +57,9 @@ class GazePanel(Panel):
         self.heat.setLookupTable(lut)
         self.heat.setVisible(False)
         self.view.addItem(self.heat)
-        self.saccades = pg.PlotCurveItem(pen=pg.mkPen(theme.ACCENT, width=1.5), connect="pairs")
+        self.saccades = pg.PlotCurveItem(pen=pg.mkPen(theme.ACCENT, width=1), connect="pairs")
         self.fixations = pg.ScatterPlotItem(pen=pg.mkPen(theme.GOOD, width=1.5), brush=pg.mkBrush(63, 185, 80, 50))
-        self.trail = pg.PlotCurveItem(pen=pg.mkPen("#f2cc60", width=1.5))
+        self.trail = pg.PlotCurveItem(pen=pg.mkPen("#f2cc60", width=1))  # 1 px: the fastest pen
         for item in (self.saccades, self.fixations, self.trail):
             self.view.addItem(item)
         # the gaze point: a plain ellipse of fixed pixel size, moved with setPos (cheaper than a scatter)
@@ -70,7 +72,7 @@ class GazePanel(Panel):
         self.heat_button = QPushButton("Heat map (H)")
         self.heat_button.setCheckable(True)
         self.heat_button.toggled.connect(self.set_heat_map)
-        self.source = label("no gaze stream", muted=True)
+        self.source = label("no gaze stream", muted=True, dynamic=True)
         top = QHBoxLayout()
         top.addWidget(self.source, 1)
         top.addWidget(self.heat_button)
@@ -79,6 +81,8 @@ class GazePanel(Panel):
         layout.addLayout(top)
         layout.addWidget(self.view, 1)
         self.segmenter = EventSegmenter()
+        self.mapper: FixationMapper | None = None
+        self._clips_seen = 0
         self._clean_seen = 0
         self._heat_at = -math.inf
         self.last_point = (math.nan, math.nan)  # normalised display coordinates
@@ -94,6 +98,7 @@ class GazePanel(Panel):
     def reset(self) -> None:
         super().reset()
         self.segmenter = EventSegmenter()
+        self.mapper = None
         self._segments_drawn = -1
         self._clean_seen = self.monitor["gaze_clean"].data.total
 
@@ -104,6 +109,7 @@ class GazePanel(Panel):
             data, stamps, self._clean_seen = clean_feed.data.since(self._clean_seen)
             if len(stamps):
                 self.segmenter.push(stamps, data[:, GAZE_CLEAN.index("event")], gaze_point(data, clean=True))
+                self._map(clean_feed.nominal_rate, stamps, data)
         feed = clean_feed if use_clean else raw_feed
         set_text(self.source, "cleaned gaze (eyemotion_gaze)" if use_clean else
                             "raw gaze (Tobii_gaze): no fixations without eyemotion_gaze" if raw_feed.data.total
@@ -138,6 +144,20 @@ class GazePanel(Panel):
     def _refresh_heat(self, now: float) -> None:
         if self.heat.isVisible() and now - self._heat_at >= HEAT_EVERY_S:
             self._heat_at = now
-            self.heat.setImage(heat_map(self.segmenter.recent(FIXATION, HEAT_FIXATIONS)), levels=(0, 1))
+            trial = self.mapper.trial_map() if self.mapper is not None else np.zeros((2, 2))
+            peak = trial.max()
+            self.heat.setImage(trial / peak if peak > 0 else trial, levels=(0, 1))
             self.heat.setRect(QRectF(0, 0, self.w_mm, self.h_mm))
+
+    def _map(self, rate: float, stamps: np.ndarray, data: np.ndarray) -> None:
+        """Feed the fixation map; a new clip starts a new map."""
+        if self.mapper is None and rate > 0:
+            grid = MapGrid.of(self.config.eyesignal, self.config.screen)
+            self.mapper = FixationMapper(rate, slice_s=1.0, grid=grid)
+        if self.mapper is None:
+            return
+        if self.session.clip_onsets != self._clips_seen:
+            self._clips_seen = self.session.clip_onsets
+            self.mapper.reset_trial()
+        self.mapper.push(stamps, data)
 

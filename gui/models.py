@@ -98,24 +98,6 @@ def gaze_point(raw_or_clean: np.ndarray, clean: bool) -> np.ndarray:
         return np.nanmean(np.stack(eyes), axis=0)
 
 
-def heat_map(fixations: list[Segment], width: int = 64, height: int = 36, sigma: float = 0.05) -> np.ndarray:
-    """A fixation map: duration-weighted Gaussians at the fixation centres (002, Sec. III, eye fixation maps).
-
-    Returns a (height, width) array (row-major image) scaled to 0..1 (all zeros without fixations).
-    """
-    gx = (np.arange(width) + 0.5) / width
-    gy = (np.arange(height) + 0.5) / height
-    grid = np.zeros((height, width))
-    for f in fixations:
-        if not (math.isfinite(f.x) and math.isfinite(f.y)):
-            continue
-        wx = np.exp(-0.5 * ((gx - f.x) / sigma) ** 2)
-        wy = np.exp(-0.5 * ((gy - f.y) / sigma) ** 2)
-        grid += max(f.duration, 0.0) * np.outer(wy, wx)
-    peak = grid.max()
-    return grid / peak if peak > 0 else grid
-
-
 @dataclass(frozen=True)
 class EyeQuality:
     valid_share: float  # share of samples with a valid gaze
@@ -214,6 +196,7 @@ class SessionState:
     last_event: str = ""
     health: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # node -> (state, detail, time)
     timeline: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=200))
+    clip_onsets: int = 0
     errors: int = 0
 
     @property
@@ -241,6 +224,7 @@ class SessionState:
             self.timeline.append((stamp, f"trial {self.trial if self.trial is not None else ''}".strip()))
         elif event == "clip_onset":
             self.clip, self.clip_emotion, self.clip_playing = str(get("clip", "")), str(get("emotion", "")), True
+            self.clip_onsets += 1
             self.timeline.append((stamp, f"clip {self.clip}"))
         elif event == "clip_offset":
             self.clip_playing = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pyqtgraph as pg
-from PyQt6.QtWidgets import QGraphicsItem, QLabel, QWidget
+from PyQt6.QtWidgets import QGraphicsItem, QLabel, QSizePolicy, QWidget
 
 from eyemotion.config import Config
 from eyemotion.gui import theme
@@ -53,8 +53,12 @@ class Panel(QWidget):
         self._seen = None
 
 
-def label(text: str = "", *, bold: bool = False, muted: bool = False) -> QLabel:
+def label(text: str = "", *, bold: bool = False, muted: bool = False, dynamic: bool = False) -> QLabel:
+    """A label; `dynamic` ones (text changing while running) never resize the layout around them, which
+    would re-render every neighbouring plot's axes."""
     widget = QLabel(text)
+    if dynamic:
+        widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
     style = []
     if bold:
         style.append("font-weight: bold")

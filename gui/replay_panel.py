@@ -33,6 +33,7 @@ class ReplayPanel(Panel):
         self.slider.sliderReleased.connect(lambda: self.seek(self._slider_seconds()))
         self.position = label("replay not available: start with `eyemotion dashboard --replay SESSION` "
                               "or File ▸ Open session (Ctrl+O)", muted=True)
+        self.position.setMinimumWidth(260)
         row = QHBoxLayout(self)
         row.setContentsMargins(4, 4, 4, 4)
         row.addWidget(self.play_button)

@@ -27,7 +27,8 @@ class StreamsPanel(Panel):
         self.table = QTableWidget(len(monitor.feeds), len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(20)
+        self.table.verticalHeader().setDefaultSectionSize(19)
+        self.table.setMinimumHeight(19 * len(monitor.feeds) + 30)  # every stream visible without scrolling
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QTableWidget.SelectionMode.NoSelection)
         header = self.table.horizontalHeader()

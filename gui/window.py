@@ -63,7 +63,7 @@ class Dashboard(QMainWindow):
             recorder, why = open_recorder(config)
         self.replay: ReplayBackend | None = None
         self.streams_panel = StreamsPanel(self.monitor, config)
-        self.gaze_panel = GazePanel(self.monitor, config)
+        self.gaze_panel = GazePanel(self.monitor, config, self.session)
         self.eye_panel = EyePanel(self.monitor, config)
         self.face_panel = FacePanel(self.monitor, config)
         self.emotion_panel = EmotionPanel(self.monitor, config, self.session)
