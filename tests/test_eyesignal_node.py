@@ -45,6 +45,13 @@ class Collector:
         return self
 
 
+class Opened(EyeSignalNode):
+    """The node, opened by the test itself before `run()` (which then only steps and closes)."""
+
+    def open(self) -> None:
+        pass
+
+
 def start(node, duration: float) -> threading.Thread:
     thread = threading.Thread(target=node.run, kwargs={"duration": duration, "handle_signals": False}, daemon=True)
     thread.start()
@@ -53,13 +60,13 @@ def start(node, duration: float) -> threading.Thread:
 
 def test_live_node_on_the_simulated_tracker_equals_offline(config, namespace):
     tracker = SimulatedTracker(config)
-    tracker_thread = start(tracker, 9.0)
-    raw_in = streams.open_inlet(GAZE_RAW, namespace=namespace, processing=pylsl.proc_none)
-    raw_in.open_stream(timeout=5)
+    tracker_thread = start(tracker, 12.0)
+    raw_in = streams.open_inlet(GAZE_RAW, namespace=namespace, timeout=30, processing=pylsl.proc_none)
+    raw_in.open_stream(timeout=10)
     raw = Collector(raw_in)
 
-    node = EyeSignalNode(config)
-    node_thread = start(node, 6.0)
+    node = Opened(config)
+    EyeSignalNode.open(node)  # open first, so our inlets are connected before its first output
     gaze_in = streams.open_inlet(GAZE_CLEAN, namespace=namespace, timeout=10, processing=pylsl.proc_none)
     info = gaze_in.info()
     assert streams.check_info(GAZE_CLEAN, info) == []
@@ -70,10 +77,11 @@ def test_live_node_on_the_simulated_tracker_equals_offline(config, namespace):
     events_in = streams.open_inlet(EYE_EVENTS, namespace=namespace, timeout=10, processing=pylsl.proc_none)
     events_in.open_stream(timeout=5)
     events = Collector(events_in)
+    node_thread = start(node, 6.0)
 
-    node_thread.join(20)
+    node_thread.join(30)
     assert not node_thread.is_alive() and node.errors == 0
-    tracker_thread.join(20)
+    tracker_thread.join(30)
     raw, gaze, events = raw.stop(), gaze.stop(), events.stop()
 
     out_t, out = np.asarray(gaze.stamps), np.asarray(gaze.data)
@@ -110,11 +118,12 @@ def test_live_node_survives_bad_samples(config, namespace):
     offsets[800:] = offsets[800] + np.arange(len(t) - 800) / 60.0  # the tracker now runs at 60 Hz
     outlet = pylsl.StreamOutlet(stream_info(GAZE_RAW, namespace=namespace, rate=rate, device="BAD-1"))
 
-    node = EyeSignalNode(config)
-    node_thread = start(node, 7.0)
+    node = Opened(config)
+    EyeSignalNode.open(node)
     events_in = streams.open_inlet(EYE_EVENTS, namespace=namespace, timeout=10, processing=pylsl.proc_none)
     events_in.open_stream(timeout=5)
     events = Collector(events_in)
+    node_thread = start(node, 7.0)
     deadline = time.monotonic() + 5
     while not outlet.have_consumers() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -122,7 +131,7 @@ def test_live_node_survives_bad_samples(config, namespace):
     for i in range(0, len(t), 24):  # about 4 s of data, pushed in 0.1 s chunks as fast as it goes
         outlet.push_chunk(raw[i:i + 24], (offsets[i:i + 24] + base).tolist())
         time.sleep(0.02)
-    node_thread.join(20)
+    node_thread.join(30)
     events = events.stop()
     assert not node_thread.is_alive() and node.errors == 0
     assert node.samples_in == len(t) and node.samples_out == len(t) - 1 - 3
