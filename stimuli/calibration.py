@@ -93,7 +93,7 @@ def validation_quality(per_point: list[tuple[tuple[float, float], np.ndarray]], 
     prec = {"l": [], "r": []}
     valid_total, expected = 0, 0
     for target, g in per_point:
-        expected += max(int(round(rate * sample_s)), 1) * 2
+        expected += max(round(rate * sample_s), 1) * 2
         z = np.concatenate([g[:, 4], g[:, 8]]) if len(g) else np.zeros(0)
         z = z[np.isfinite(z)]
         distance = float(np.median(z)) if len(z) else screen.distance_mm

@@ -97,7 +97,7 @@ def _frame(style: ClipStyle, t: float, duration: float, size: tuple[int, int], l
 
 
 def _sound(style: ClipStyle, duration: float, rng: np.random.Generator) -> np.ndarray:
-    n = int(round(duration * AUDIO_RATE))
+    n = round(duration * AUDIO_RATE)
     t = np.arange(n) / AUDIO_RATE
     note = (t // style.note_s).astype(int) % len(style.tones_hz)
     freq = np.asarray(style.tones_hz)[note]
@@ -126,7 +126,7 @@ def make_clip(emotion: str, path: Path, *, seconds: float = 3.0, fps: float = 25
 
     style = STYLES[emotion]
     rng = np.random.default_rng([seed, CLASSES.index(emotion)])
-    n_frames = int(round(seconds * fps))
+    n_frames = round(seconds * fps)
     duration = n_frames / fps
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="eyemotion-clip-") as tmp:

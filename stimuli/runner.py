@@ -350,7 +350,7 @@ class Runner:
             self.stamper.at_flip("calibration_point", phase=phase, index=i + 1, x=pos[0], y=pos[1])
             t0 = time.perf_counter()
             while True:
-                self.flip(lambda: self._target(pos, time.perf_counter() - t0))
+                self.flip(lambda pos=pos, t0=t0: self._target(pos, time.perf_counter() - t0))
                 if len(onsets) == i:
                     onsets.append(self.stamper.last_flip_lsl)
                 if self.stamper.last_flip_lsl - onsets[i] >= cal.point_s:
@@ -540,6 +540,7 @@ class Runner:
         self.flip()
         stats = frame_stats(flips + [state.offset], self.refresh_hz)
         rec.clip_onset_lsl, rec.clip_offset_lsl = state.onset, state.offset
+        rec.clip_last_flip_lsl = flips[-1] if flips else math.nan
         rec.clip_paused_s = round(state.paused_s, 4)
         rec.clip_measured_s = round(state.offset - state.onset - state.paused_s, 6)
         rec.clip_frames_shown = len(state.pts)
@@ -561,7 +562,7 @@ class Runner:
             self.stamper.at_flip("rating_onset", on_stamp=onset.append, scale=spec.name, **ids)
             response: tuple[int | None, float] | None = None
             while response is None:
-                keys = self.flip(lambda: screen.draw(selected))
+                keys = self.flip(lambda screen=screen, selected=selected: screen.draw(selected))
                 if math.isnan(rec.rating_onset_lsl) and onset:
                     rec.rating_onset_lsl = onset[0]
                 for k, t, pos in keys:

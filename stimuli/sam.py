@@ -220,7 +220,7 @@ def auto_answer(emotion: str, participant: str, trial: int, spec: ScaleSpec, *, 
     n = spec.n_points
     if spec.name in ("valence", "arousal"):
         unit = centre[0 if spec.name == "valence" else 1] + rng.normal(0, 0.2)
-        point = int(round((np.clip(unit, -1, 1) + 1) / 2 * (n - 1))) + 1
+        point = round(float(np.clip(unit, -1, 1) + 1) / 2 * (n - 1)) + 1
         return point, rt
     if spec.name == "emotion":
         choice = emotion if rng.random() < 0.8 else str(rng.choice([c for c in CLASSES if c != emotion]))

@@ -20,6 +20,7 @@ refresh rate (default 60 Hz) so that frame intervals, movie playback and CPU use
 
 from __future__ import annotations
 
+import itertools
 import logging
 import statistics
 import time
@@ -156,7 +157,7 @@ class Pacer:
         for _ in range(n):
             win.flip()
             stamps.append(time.perf_counter())
-        median = statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
+        median = statistics.median(b - a for a, b in itertools.pairwise(stamps))
         self.active = median < 0.5 * self.period
         if self.active:
             log.info("no vsync (flips every %.2f ms): pacing flips at %.0f Hz", median * 1000, self.rate_hz)
@@ -185,7 +186,7 @@ def frame_stats(flips: list[float], refresh_hz: float) -> dict[str, float]:
     if len(flips) < 2:
         return {"n_flips": len(flips), "mean_ms": 0.0, "sd_ms": 0.0, "max_ms": 0.0, "dropped": 0}
     period = 1.0 / refresh_hz
-    intervals = [b - a for a, b in zip(flips, flips[1:])]
+    intervals = [b - a for a, b in itertools.pairwise(flips)]
     dropped = sum(max(round(i / period) - 1, 0) for i in intervals if i > 1.5 * period)
     return {"n_flips": len(flips), "mean_ms": 1000 * statistics.fmean(intervals),
             "sd_ms": 1000 * (statistics.pstdev(intervals) if len(intervals) > 1 else 0.0),

@@ -36,7 +36,8 @@ class TrialRecord:
     trial_start_lsl: float = math.nan
     baseline_onset_lsl: float = math.nan
     clip_onset_lsl: float = math.nan
-    clip_offset_lsl: float = math.nan
+    clip_offset_lsl: float = math.nan  # the first flip at or after the clip's end (the clip is gone)
+    clip_last_flip_lsl: float = math.nan  # the last flip that still showed the clip
     clip_measured_s: float = math.nan  # offset - onset - time paused
     clip_paused_s: float = 0.0
     clip_frames_shown: int = 0  # distinct movie frames put on screen

@@ -191,11 +191,19 @@ def test_three_trials_with_simulated_tracker(tmp_path, namespace, tracker, xvfb_
         for event, t in stamp.items():
             assert abs(float(row[f"{event}_lsl"]) - t) < 1e-5, event
         assert row["clip_id"] == ms[2]["clip"] and row["target_emotion"] == ms[2]["emotion"]
-        # clip onset-to-offset matches the clip within one clip frame
+        # clip onset-to-offset matches the clip within one clip frame. The offset is the first flip after the
+        # clip's end, so on a starved machine (2 shared cores) it can only be late by as much as the display
+        # was late (the longest flip interval beyond one refresh); with no dropped frame it is exact.
         frame = 1.0 / float(row["clip_fps"])
-        assert abs(float(row["clip_measured_s"]) - float(row["clip_duration_s"])) <= frame
+        onset, offset, last = (float(row[k]) for k in ("clip_onset_lsl", "clip_offset_lsl", "clip_last_flip_lsl"))
+        intended, measured = float(row["clip_duration_s"]), float(row["clip_measured_s"])
+        assert measured == pytest.approx(offset - onset, abs=1e-5) and onset < last < offset
+        late = max(float(row["frame_interval_max_ms"]) / 1000 - 1 / 60, 0.0)
+        assert intended - frame <= measured <= intended + frame + late
+        if row["dropped_frames"] == "0":
+            assert abs(measured - intended) <= frame
         offset_marker = next(m for _, m in markers if m["event"] == "clip_offset" and m["trial"] == int(row["trial"]))
-        assert abs(offset_marker["measured_s"] - float(row["clip_duration_s"])) <= frame
+        assert offset_marker["measured_s"] == pytest.approx(measured, abs=1e-4)
         assert int(row["clip_frames_shown"]) > 0
         assert row["audio"] == "played" and row["audio_onset_lsl"]
         responses = {m["scale"]: m for _, m in markers if m["event"] == "rating_response" and m["trial"] == int(row["trial"])}
@@ -236,7 +244,7 @@ def test_abort_keeps_trials_and_resume_completes(tmp_path, namespace, tracker, x
 
     def drop_tracker_in_trial_2(stamp: float, m: dict) -> None:
         if m["source"] == "runner" and m["event"] == "clip_onset" and m["trial"] == 2:
-            tracker.disconnect(6.0)
+            tracker.disconnect(10.0)
 
     collector.callbacks.append(drop_tracker_in_trial_2)
     second = run_cli(tmp_path, namespace, protocol, "--resume", display=xvfb_display)
