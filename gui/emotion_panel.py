@@ -40,7 +40,7 @@ class EmotionPanel(Panel):
         self.fer_bars = pg.BarGraphItem(x=x + 0.2, height=np.zeros(7), width=0.38, brush="#f2cc60", name="FER (face)")
         self.bars.addItem(self.er_bars)
         self.bars.addItem(self.fer_bars)
-        self.gap_label = label("emotion gap: –", bold=True, dynamic=True)
+        self.gap_label = label("emotion gap: –", bold=True, dynamic=40)
         self.gap_label.setWordWrap(True)
         self.gap_label.setFixedHeight(2 * self.gap_label.fontMetrics().height() + 8)  # two lines, never reflows
         self.timeline = plot()

@@ -77,7 +77,7 @@ class FacePanel(Panel):
         self.meter.addItem(self.meter_bar)
         self.meter.addItem(pg.InfiniteLine(pos=config.dashboard.voice_threshold_db, angle=90,
                                            pen=pg.mkPen(theme.WARN, style=Qt.PenStyle.DashLine)))
-        self.vad = label("voice: –", bold=True, dynamic=True)
+        self.vad = label("voice: –", bold=True, dynamic=28)
         self.levels = plot()
         self.levels.setFixedHeight(90)
         self.levels.setYRange(FLOOR_DB, 0, padding=0)
@@ -90,7 +90,7 @@ class FacePanel(Panel):
                                          pen=pg.mkPen(theme.WARN, style=Qt.PenStyle.DashLine))
         self.levels.addItem(self.level_curve)
         self.levels.addItem(self.threshold)
-        self.face_label = label("face: –", dynamic=True)
+        self.face_label = label("face: –", dynamic=30)
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 4, 4, 4)
         grid.addWidget(self.camera, 0, 0)
@@ -107,6 +107,7 @@ class FacePanel(Panel):
         self.voice = False
         self.meter_model: LevelMeter | None = None
         self._audio_seen = 0
+        self._face_seen = 0
 
     def refresh(self, now: float) -> None:
         self._refresh_preview()
@@ -130,7 +131,11 @@ class FacePanel(Panel):
         self.image.setImage(image, autoLevels=False, levels=(0, 255))
 
     def _refresh_face(self) -> None:
-        data, _ = self.monitor["face"].data.last(1)
+        ring = self.monitor["face"].data
+        if ring.total == self._face_seen:
+            return
+        self._face_seen = ring.total
+        data, _ = ring.last(1)
         if not len(data):
             return
         self.face = face = face_state(data[0])
@@ -147,6 +152,7 @@ class FacePanel(Panel):
     def reset(self) -> None:
         super().reset()
         self.meter_model = None
+        self._face_seen = self._preview_seen = 0
 
     def _refresh_audio(self, now: float) -> None:
         feed = self.monitor["audio"]

@@ -29,7 +29,7 @@ from pylsl.util import TimeoutError as LslTimeout
 
 from eyemotion.config import Config
 from eyemotion.gui.ring import EventLog, RingBuffer
-from eyemotion.streams import ALL, IRREGULAR, MARKERS, StreamSpec, _predicate, check_info
+from eyemotion.streams import ALL, IRREGULAR, MARKERS, PREVIEW, StreamSpec, _predicate, check_info
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ CLOCK_OFFSET_EVERY_S = 5.0
 RETRY_DEAD_S = 5.0
 #: Capacity of an irregular numeric stream's ring (samples), e.g. face/emotion.
 IRREGULAR_CAPACITY = 2048
+#: Events kept per string stream (default 1000): previews are large and only the newest is shown.
+EVENT_CAPACITY = {PREVIEW.key: 4}
 
 
 class State(str, enum.Enum):
@@ -89,7 +91,8 @@ class Feed:
         self.history_s = history_s
         self.stale_after = stale_after  # None: never stale (markers)
         self.numeric = spec.channel_format != "string"
-        self.data: RingBuffer | EventLog = (RingBuffer(1, spec.channel_count) if self.numeric else EventLog())
+        self.data: RingBuffer | EventLog = (RingBuffer(1, spec.channel_count) if self.numeric
+                                            else EventLog(EVENT_CAPACITY.get(spec.key, 1000)))
         self.connections: dict[str, _Connection] = {}  # by stream uid
         self.rejected: dict[str, str] = {}  # uid -> reason
         self.others: list[str] = []  # source ids of extra streams not read
@@ -223,6 +226,10 @@ class StreamMonitor:
         self._thread.start()
         self._reader = threading.Thread(target=self._read_all, name="dashboard-reader", daemon=True)
         self._reader.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._stop.is_set()
 
     def stop(self) -> None:
         self._stop.set()

@@ -37,6 +37,7 @@ class GazePanel(Panel):
         screen = config.screen
         self.w_mm, self.h_mm = screen.width_mm, screen.height_mm
         self.view = plot()
+        self.view.showGrid(x=False, y=False)  # the screen frame is reference enough; a grid costs per frame
         self.view.setAspectLocked(True)
         self.view.invertY(True)
         self.view.setRange(xRange=(0, self.w_mm), yRange=(0, self.h_mm), padding=0.03)
@@ -72,7 +73,7 @@ class GazePanel(Panel):
         self.heat_button = QPushButton("Heat map (H)")
         self.heat_button.setCheckable(True)
         self.heat_button.toggled.connect(self.set_heat_map)
-        self.source = label("no gaze stream", muted=True, dynamic=True)
+        self.source = label("no gaze stream", muted=True, dynamic=40)
         top = QHBoxLayout()
         top.addWidget(self.source, 1)
         top.addWidget(self.heat_button)

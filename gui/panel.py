@@ -53,12 +53,13 @@ class Panel(QWidget):
         self._seen = None
 
 
-def label(text: str = "", *, bold: bool = False, muted: bool = False, dynamic: bool = False) -> QLabel:
-    """A label; `dynamic` ones (text changing while running) never resize the layout around them, which
-    would re-render every neighbouring plot's axes."""
+def label(text: str = "", *, bold: bool = False, muted: bool = False, dynamic: int = 0) -> QLabel:
+    """A label; `dynamic` ones (text changing while running) take that minimum width in characters and
+    never resize the layout around them, which would re-render every neighbouring plot's axes."""
     widget = QLabel(text)
     if dynamic:
         widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        widget.setMinimumWidth(widget.fontMetrics().averageCharWidth() * dynamic)
     style = []
     if bold:
         style.append("font-weight: bold")

@@ -17,7 +17,8 @@ COLUMNS = ("stream", "state", "nominal Hz", "effective Hz", "last sample", "samp
 
 class StreamsPanel(Panel):
     title = "Streams"
-    period_s = 0.25
+    period_s = 0.5
+    min_interval_s = 0.5  # ages and rates: twice a second is plenty
 
     def __init__(self, monitor, config) -> None:
         super().__init__(monitor, config)
@@ -68,7 +69,7 @@ class StreamsPanel(Panel):
             state_item = self.table.item(row, 1)
             state_item.setForeground(QBrush(colour))
             self.table.item(row, 0).setForeground(QBrush(colour))
-        if self._sized < 3 or self.refreshes % 40 == 0:  # fit the columns at start, then every ~10 s
+        if self._sized < 3 or self.refreshes % 20 == 0:  # fit the columns at start, then every ~10 s
             self._sized += 1
             self.table.resizeColumnsToContents()
         bad = [st for st in self.statuses if st.state.is_alert]

@@ -253,7 +253,7 @@ class Dashboard(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop redrawing, reading and replaying, and remember the layout (idempotent)."""
-        if not self.timer.isActive() and self.monitor._thread is None:
+        if not self.timer.isActive() and not self.monitor.running:
             return
         self.timer.stop()
         self.save_layout()
@@ -261,4 +261,3 @@ class Dashboard(QMainWindow):
             self.replay.close()
             self.replay = None
         self.monitor.stop()
-        self.monitor._thread = None
