@@ -101,7 +101,7 @@ class Manikin:
                 self.parts.append(visual.ShapeStim(win, vertices=_ellipse(0.05 * s, 0.05 * s, 16, x + dx, eye_y),
                                                    fillColor=FG, lineColor=FG, units="height"))
             mouth_curve = 2 * level - 1  # -1 frown .. +1 smile
-            inner = 0.03 * s * min(mouth_curve, 0.0)  # brows: inner ends drop when unhappy
+            inner = -0.03 * s * min(mouth_curve, 0.0)  # brows: inner ends rise when unhappy (sad look)
             for sgn in (-1, 1):
                 self.parts.append(visual.ShapeStim(
                     win, vertices=[(x + sgn * 0.03 * s, eye_y + 0.07 * s + inner), (x + sgn * 0.12 * s, eye_y + 0.07 * s)],
