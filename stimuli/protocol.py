@@ -197,8 +197,8 @@ def _check_settings(p: dict[str, Any], problems: list[str]) -> None:
         problems.append(f"durations.max_clip_s must be within 0-7200 s (exclusive 0), not {d.max_clip_s}")
     if r.sam_points not in (5, 7, 9):
         problems.append(f"ratings.sam_points must be 5, 7 or 9 (SAM scales), not {r.sam_points}")
-    if not 2 <= r.intensity_points <= 11:
-        problems.append(f"ratings.intensity_points must be within 2-11, not {r.intensity_points}")
+    if not 2 <= r.intensity_points <= 9:
+        problems.append(f"ratings.intensity_points must be within 2-9 (one digit key each), not {r.intensity_points}")
     if c.points not in (0, 1, 3, 5, 9, 13):
         problems.append(f"calibration.points must be 0, 1, 3, 5, 9 or 13 (Titta's layouts), not {c.points}")
     if not 1 <= c.validation_points <= 9:
