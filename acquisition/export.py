@@ -26,8 +26,9 @@ import gzip
 import json
 import logging
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -81,6 +82,7 @@ def _eye_events(session: Session, config: Config) -> tuple[list[tuple[float, flo
     gaze = session.stream("Tobii_gaze")
     try:
         from eyemotion.inference.eyesignal.processor import process_recording
+
         from eyemotion.streams import GAZE_CLEAN
     except ImportError:
         return [], "eye events not available (eyemotion.inference.eyesignal missing): messages only"

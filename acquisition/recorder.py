@@ -31,15 +31,16 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pylsl
+from eyemotion.acquisition.markers import MarkerOutlet
 
 from eyemotion import UserError, __version__
-from eyemotion.acquisition.markers import MarkerOutlet
 from eyemotion.config import Config
 from eyemotion.session import RECORDING_XDF, update_session_json
 from eyemotion.streams import ALL, BY_NAME, MARKERS, check_or_raise
@@ -73,7 +74,7 @@ class StreamEntry:
     channel_format: str
 
     @classmethod
-    def from_info(cls, info: pylsl.StreamInfo) -> "StreamEntry":
+    def from_info(cls, info: pylsl.StreamInfo) -> StreamEntry:
         fmt = {pylsl.cf_double64: "double64", pylsl.cf_float32: "float32", pylsl.cf_int32: "int32",
                pylsl.cf_string: "string"}.get(info.channel_format(), str(info.channel_format()))
         return cls(info.name(), info.type(), info.source_id(), info.hostname(), info.nominal_srate(),
@@ -215,7 +216,7 @@ class Recorder:
                                 "are still running and that [lsl] scope matches their host") from None
         self._lab = lab
         threading.Thread(target=self._drain_stderr, name="labrecorder-stderr", daemon=True).start()
-        self.started_at = datetime.now(timezone.utc).isoformat()
+        self.started_at = datetime.now(UTC).isoformat()
         update_session_json(
             self.folder, recording={"file": RECORDING_XDF, "start": self.started_at, "end": None,
                                     "lsl_start": pylsl.local_clock(), "labrecorder_pid": self.pid},
@@ -265,7 +266,7 @@ class Recorder:
     def _finish(self) -> None:
         devices = _devices_from_headers(self.xdf)
         update_session_json(self.folder, recording={
-            "end": datetime.now(timezone.utc).isoformat(), "lsl_end": pylsl.local_clock(),
+            "end": datetime.now(UTC).isoformat(), "lsl_end": pylsl.local_clock(),
             "stop_reason": self.stop_reason, "bytes": self._size(), "stalls": self.stalls,
             "failure": self.failed or None}, devices=devices)
 

@@ -23,17 +23,16 @@ XDF container format (https://github.com/sccn/xdf/wiki/Specifications): the magi
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import struct
 import threading
 import time
-import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 
@@ -87,8 +86,11 @@ class XdfStream:
         return ET.fromstring(self.xml).find("desc")
 
     @classmethod
-    def from_xml(cls, stream_id: int, xml: str) -> "XdfStream":
-        root = ET.fromstring(xml)
+    def from_xml(cls, stream_id: int, xml: str) -> XdfStream:
+        try:
+            root = ET.fromstring(xml)
+        except ET.ParseError as exc:
+            raise XdfError(f"stream {stream_id} has an unreadable header ({exc}); the file is corrupt") from None
 
         def text(tag: str, default: str = "") -> str:
             node = root.find(tag)
@@ -97,8 +99,12 @@ class XdfStream:
         fmt = text("channel_format")
         if fmt not in _NUMPY and fmt != "string":
             raise XdfError(f"stream {text('name')!r} has unknown channel format {fmt!r}")
-        return cls(stream_id, xml, text("name"), text("type"), int(text("channel_count", "0")),
-                   float(text("nominal_srate", "0")), fmt, text("source_id"), text("hostname"))
+        try:
+            count, srate = int(text("channel_count", "0")), float(text("nominal_srate", "0"))
+        except ValueError as exc:
+            raise XdfError(f"stream {text('name')!r} has a corrupt header ({exc})") from None
+        return cls(stream_id, xml, text("name"), text("type"), count, srate, fmt, text("source_id"),
+                   text("hostname"))
 
 
 @dataclass
@@ -112,7 +118,7 @@ class SampleChunk:
     def __len__(self) -> int:
         return len(self.time_stamps)
 
-    def slice(self, start: int, stop: int) -> "SampleChunk":
+    def slice(self, start: int, stop: int) -> SampleChunk:
         return SampleChunk(self.stream_id, self.time_stamps[start:stop], self.values[start:stop])
 
 
@@ -136,6 +142,8 @@ def decode_samples(buf: bytes | memoryview, pos: int, n: int, fmt: str, channels
     structured-array view; others fall back to a per-sample loop, deducing missing stamps as
     previous + 1/srate. Raises ValueError when the buffer ends early (a truncated chunk).
     """
+    if n > len(buf) - pos:  # every sample takes at least its 1-byte stamp flag
+        raise ValueError(f"sample count {n} exceeds the chunk")
     if fmt != "string":
         dtype = np.dtype(_NUMPY[fmt])
         record = 9 + channels * dtype.itemsize
@@ -256,11 +264,14 @@ class XdfFile:
                     log.warning("%s is truncated at byte %d (recorder crash?); using the data before it",
                                 self.path.name, start)
                     break
-                if tag == TAG_SAMPLES:
-                    self._index_samples(f, start, body_at, length)
-                elif tag in (TAG_STREAM_HEADER, TAG_STREAM_FOOTER, TAG_CLOCK_OFFSET, TAG_FILE_HEADER):
-                    body = f.read(length)
-                    self._read_meta(tag, body)
+                try:
+                    if tag == TAG_SAMPLES:
+                        self._index_samples(f, start, body_at, length)
+                    elif tag in (TAG_STREAM_HEADER, TAG_STREAM_FOOTER, TAG_CLOCK_OFFSET, TAG_FILE_HEADER):
+                        body = f.read(length)
+                        self._read_meta(tag, body)
+                except (ValueError, IndexError, OverflowError, struct.error) as exc:
+                    log.warning("%s: corrupt chunk (tag %d) at byte %d (%s); skipped", self.path.name, tag, start, exc)
                 self.data_end = body_at + length
                 f.seek(self.data_end)
         self._finish_index()
@@ -343,11 +354,14 @@ class XdfFile:
                     f.seek(length, 1)
                     continue
                 body = f.read(length)
-                sid = struct.unpack_from("<I", body)[0]
+                try:
+                    sid = struct.unpack_from("<I", body)[0]
+                    n, pos = _varlen(body, 4)
+                except (ValueError, IndexError, struct.error):
+                    continue  # a corrupt chunk, skipped with a warning by the scan
                 stream = self.streams.get(sid)
                 if stream is None or (stream_ids is not None and sid not in stream_ids):
                     continue
-                n, pos = _varlen(body, 4)
                 tdiff = 1.0 / stream.nominal_srate if stream.nominal_srate > 0 else 0.0
                 try:
                     stamps, values, _ = decode_samples(memoryview(body), pos, n, stream.channel_format,
@@ -388,7 +402,7 @@ class MergeBuffer:
         """All buffered samples with a stamp < `stamp`, one chunk per stream."""
         self._fill(stamp)
         out = []
-        for sid, pending in self._pending.items():
+        for pending in self._pending.values():
             parts = []
             while pending:
                 chunk = pending[0]
@@ -496,7 +510,7 @@ class XdfWriter:
             self._chunk(TAG_STREAM_FOOTER, struct.pack("<I", sid) + xml.encode())
         self._f.close()
 
-    def __enter__(self) -> "XdfWriter":
+    def __enter__(self) -> XdfWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -522,7 +536,7 @@ def replay_source_id(recorded: str, namespace: str) -> str:
     return f"{base}#{namespace}" if namespace else base
 
 
-def _copy_xml(src: ET.Element, dst: "pylsl.XMLElement") -> None:  # noqa: F821
+def _copy_xml(src: ET.Element, dst: pylsl.XMLElement) -> None:  # noqa: F821
     for child in src:
         if len(child):
             _copy_xml(child, dst.append_child(child.tag))
@@ -530,7 +544,7 @@ def _copy_xml(src: ET.Element, dst: "pylsl.XMLElement") -> None:  # noqa: F821
             dst.append_child_value(child.tag, child.text or "")
 
 
-def outlet_info(stream: XdfStream, namespace: str) -> "pylsl.StreamInfo":  # noqa: F821
+def outlet_info(stream: XdfStream, namespace: str) -> pylsl.StreamInfo:  # noqa: F821
     """A StreamInfo with the recorded layout and desc, the replay namespace and `desc/eyemotion/replay=1`."""
     import pylsl
 
@@ -704,7 +718,7 @@ class ReplayController:
     def _run_safe(self) -> None:
         try:
             self.run()
-        except BaseException as exc:  # noqa: BLE001 - handed to wait()
+        except BaseException as exc:
             self.error = exc
             log.exception("replay failed")
         finally:

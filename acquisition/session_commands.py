@@ -67,8 +67,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _session_folder(args: argparse.Namespace, config: Config) -> Path:
-    from eyemotion.session import (RECORDING_XDF, SESSION_JSON, check_participant_id, create_session_folder,
-                                   new_session_id, update_session_json)
+    from eyemotion.session import (
+        RECORDING_XDF,
+        SESSION_JSON,
+        check_participant_id,
+        create_session_folder,
+        new_session_id,
+        update_session_json,
+    )
 
     root = Path(args.sessions_dir or config.recorder.sessions_dir)
     participant = check_participant_id(args.participant)
@@ -85,9 +91,8 @@ def _session_folder(args: argparse.Namespace, config: Config) -> Path:
 
 
 def cmd_record(args: argparse.Namespace, config: Config) -> int:
-    from tqdm import tqdm
-
     from eyemotion.acquisition.recorder import Recorder
+    from tqdm import tqdm
 
     required = None if args.require is None else tuple(n for n in args.require.split(",") if n)
     folder = _session_folder(args, config)
@@ -119,9 +124,8 @@ def cmd_record(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, config: Config) -> int:
-    from tqdm import tqdm
-
     from eyemotion.acquisition.replay import ReplayController
+    from tqdm import tqdm
 
     replay = ReplayController(args.session, namespace=config.lsl.namespace, speed=args.speed, start=args.start,
                               end=args.end, loop=args.loop)

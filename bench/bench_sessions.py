@@ -166,7 +166,8 @@ def main() -> int:
     path = Path(tempfile.gettempdir()) / f"eyemotion-bench-{args.hours:g}h.xdf"
     start = time.perf_counter()
     counts = write_long_session(path, args.hours)
-    results: dict[str, object] = {"hours": args.hours, "load_average_1min": round(os.getloadavg()[0], 2), "file_mb": round(path.stat().st_size / 1e6),
+    results: dict[str, object] = {"hours": args.hours, "load_average_1min": round(os.getloadavg()[0], 2),
+                                  "file_mb": round(path.stat().st_size / 1e6),
                                   "write_s": round(time.perf_counter() - start, 1), "samples": counts}
     print(f"synthetic session: {args.hours:g} h, {results['file_mb']} MB, written in {results['write_s']} s")
     results.update(bench_replay(path, args.hours))

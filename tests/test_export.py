@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from eyemotion.acquisition.export import ExportError, export_bids, export_csv
+from test_recorder import Recording, shared_recording
+
 from eyemotion.cli import main
 from eyemotion.config import config_from_dict
 from eyemotion.session import Session
-from test_recorder import Recording, shared_recording
 
 TRIALS = "trial,clip,target,valence,arousal,chosen\n1,demo_01,happiness,7,6,happiness\n"
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
-
 from eyemotion.acquisition.markers import MarkerOutlet
 from eyemotion.acquisition.recorder import Recorder, RecorderError
+
 from eyemotion.config import Config, LslConfig, RecorderConfig, config_from_dict
 from eyemotion.session import Session, create_session_folder, read_session_json
 from eyemotion.streams import AUDIO, CAMERA, GAZE_RAW, stream_info
@@ -52,7 +52,7 @@ class RegularProducer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> "RegularProducer":
+    def start(self) -> RegularProducer:
         self._thread.start()
         return self
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
-
-from eyemotion import UserError
 from eyemotion.acquisition.recorder import Recorder
 from eyemotion.acquisition.replay import ReplayController, XdfFile, XdfWriter, replay_source_id
+from test_recorder import Recording, make_config, shared_recording
+
+from eyemotion import UserError
 from eyemotion.cli import main
 from eyemotion.session import Session, SessionError, create_session_folder
 from eyemotion.streams import AUDIO, GAZE_CLEAN, GAZE_RAW, MARKERS, ContractError, open_inlet, stream_info
-from test_recorder import Recording, make_config, shared_recording
 
 
 @pytest.fixture(scope="module")

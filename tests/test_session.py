@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pyxdf
-
 from eyemotion.acquisition.replay import XdfWriter
+
 from eyemotion.session import Session, SessionError, create_session_folder, update_session_json
 from eyemotion.streams import AUDIO, GAZE_RAW, MARKERS, stream_info
 
