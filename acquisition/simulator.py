@@ -613,6 +613,7 @@ class SimulatedTracker(Node):
 
         ns = self.config.lsl.namespace
         target = MousePointer() if self.config.simulator.mode == "mouse" else None
+        self._free_target = target
         self.model = GazeModel(self.config.screen, self.rate, self.seed,
                                loss_per_min=self.config.simulator.loss_per_min, target=target)
         info = stream_info(GAZE_RAW, namespace=ns, rate=self.rate, device=self.serial,
@@ -696,8 +697,22 @@ class SimulatedTracker(Node):
             log.info("simulated tracker conditioned on %s", emotion)
         elif event == "clip_offset":
             self.set_condition(None)
+        elif event == "calibration_point" and isinstance(marker.get("x"), (int, float)) \
+                and isinstance(marker.get("y"), (int, float)):
+            self.look_at((float(marker["x"]), float(marker["y"])))
+        elif event in ("calibration", "validation") and marker.get("phase") in ("accepted", "end", "skipped"):
+            self.look_at(None)
         elif event == "simulate_disconnect" and marker.get("serial", self.serial) == self.serial:
             self.disconnect(float(marker.get("seconds", 3.0)))
+
+    def look_at(self, point: tuple[float, float] | None) -> None:
+        """Make the simulated participant look at a display point (normalised, (0, 0) top left), as a real
+        one follows calibration targets; None returns to free viewing (or to the mouse in mouse mode)."""
+        with self._lock:
+            if point is None:
+                self.model.target = self._free_target
+            else:
+                self.model.target = lambda: point
 
     def truth(self) -> tuple[np.ndarray, GroundTruth]:
         """Timestamps and truth of every published sample so far (if a truth path was given)."""

@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,9 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         config = config.replace(tracker=replace(config.tracker, simulate=True))
     if not config.lsl.namespace:  # keep this session's streams apart from any other on the network
         config = config.replace(lsl=replace(config.lsl, namespace=f"s{uuid.uuid4().hex[:8]}"))
+    # the runner starts before the recorder and holds its protocol until the recording runs
+    config = config.replace(stimuli=replace(config.stimuli, wait_for_recorder_s=max(
+        config.stimuli.wait_for_recorder_s, config.recorder.start_timeout_s + 120)))
     root = Path(args.sessions_dir or config.recorder.sessions_dir)
     folder = create_session_folder(root, args.participant, demo=args.demo,
                                    consent=None if args.demo else "recorded by the experimenter",
@@ -253,6 +257,8 @@ def supervise(children: list[ChildSpec], config: Config, folder: Path, *, durati
             want = [s for n in names for s in expected.get(n, [])]
             if want:
                 _wait_streams(want, ns, config.recorder.start_timeout_s + 60, sup)
+            if "runner" in names:  # its markers must exist before LabRecorder looks for streams
+                _wait_runner_markers(ns, config.recorder.start_timeout_s + 60, sup)
             if "recorder" in names:
                 _wait_recording(folder, sup, timeout=config.recorder.start_timeout_s + 30)
             if stop_requested:
@@ -268,6 +274,20 @@ def supervise(children: list[ChildSpec], config: Config, folder: Path, *, durati
             signal.signal(sig, handler)
     update_session_json(folder, end_reason=reason)
     return {"reason": reason, "nodes": sup.report(), "wall_s": time.monotonic() - started}
+
+
+def _wait_runner_markers(namespace: str, timeout: float, sup: Supervisor) -> None:
+    source_id = streams.MARKERS.source_id(namespace, device=f"{socket.gethostname()}/runner")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sup.poll()
+        if sup.fatal or sup.states["runner"].finished:
+            raise UserError(f"the stimulus runner stopped before the session began: "
+                            f"{sup.fatal or 'see ' + str(sup.workdir / 'logs' / 'runner.log')}")
+        if streams.find(streams.MARKERS, namespace=namespace, source_id=source_id, timeout=0.5):
+            return
+    raise UserError(f"the stimulus runner's markers did not appear within {timeout:.0f} s; "
+                    f"see {sup.workdir / 'logs' / 'runner.log'}")
 
 
 def _wait_recording(folder: Path, sup: Supervisor, timeout: float) -> None:

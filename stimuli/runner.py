@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -275,6 +277,8 @@ class Runner:
         self.stamper.before_flip()
         self.pacer.wait()
         self.win.flip()
+        if self._signalled:
+            raise Aborted(f"stopped by {self._signalled}")
         self._tracker_events()
         keys = self.keys.poll()
         if escape and any(k == "escape" for k, _, _ in keys):
@@ -603,10 +607,11 @@ class Runner:
         from eyemotion.acquisition.markers import MarkerOutlet
 
         check_display()
+        self._catch_stop_signals()
         first = self.open_session()
         ns = self.config.lsl.namespace
         self.markers = MarkerOutlet("runner", namespace=ns)
-        self._wait_for_consumers()
+        self._wait_for_recorder()
         self.monitor = TrackerMonitor(ns, self.protocol.tracking.lost_after_s,
                                       own_marker_source=self.markers.outlet.get_info().source_id())
         self.monitor.start(self.settings.tracker_timeout_s, self.protocol.tracking.required)
@@ -636,9 +641,9 @@ class Runner:
             self.stamper.at_flip("session_end", trials=len(self.records), status="complete")
             self.flip()
             status = "complete"
-        except Aborted:
+        except Aborted as exc:
             self.markers.push("abort", trial=self._current_trial, trials_done=len(self.records),
-                              reason="experimenter pressed Esc")
+                              reason=str(exc) or "experimenter pressed Esc")
             log.warning("session aborted after %d of %d trials; resume with --resume", len(self.records),
                         len(self.schedule))
         finally:
@@ -654,13 +659,37 @@ class Runner:
                 self.win.close()
         return RunOutcome(status, self.folder, len(self.records), len(self.schedule))
 
-    def _wait_for_consumers(self) -> None:
+    _signalled = ""
+
+    def _catch_stop_signals(self) -> None:
+        """SIGINT/SIGTERM (Ctrl-C, or the supervisor ending the session) save and exit like a confirmed Esc,
+        at the next flip, instead of a KeyboardInterrupt inside PsychoPy."""
+        def stop(signum, _frame) -> None:
+            self._signalled = signal.Signals(signum).name
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, stop)
+
+    def _wait_for_recorder(self) -> None:
+        """Hold the start (up to `[stimuli] wait_for_recorder_s`) until the session is being recorded, so
+        that no marker is lost: with a session folder handed in (`--session`, as `eyemotion run` does) until
+        its session.json says the recording started; otherwise until something (e.g. LabRecorder's GUI)
+        listens to our markers."""
         wait = self.settings.wait_for_recorder_s
+        if wait <= 0:
+            return
+
+        def recording() -> bool:
+            return bool((read_session_json(self.folder).get("recording") or {}).get("start"))
+
+        ready = recording if self.options.session else self.markers.have_consumers
         end = time.monotonic() + wait
-        while wait > 0 and time.monotonic() < end and not self.markers.have_consumers():
-            time.sleep(0.05)
-        if wait > 0 and not self.markers.have_consumers():
-            log.warning("no recorder is listening to eyemotion_markers after %.0f s; starting anyway", wait)
+        while time.monotonic() < end and not ready() and not self._signalled:
+            time.sleep(0.1)
+        if not ready():
+            log.warning("no recording after %.0f s; starting anyway (markers before the recorder starts are "
+                        "not in the XDF)", wait)
 
     def _instructions(self) -> None:
         self.text.text = self.protocol.protocol.instructions

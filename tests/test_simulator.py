@@ -356,3 +356,25 @@ def test_unsupported_simulated_frequency(config):
     with pytest.raises(UserError, match="60, 120, 250"):
         SimulatedTracker(config.replace(tracker=TrackerConfig(frequency=100.0)))
     assert SimulatorConfig().mode == "random"
+
+
+def test_the_simulated_participant_follows_calibration_targets(config):
+    """calibration_point markers (the runner's targets) draw the simulated gaze; the end releases it."""
+    from eyemotion.acquisition.simulator import SimulatedTracker
+    from eyemotion.streams import GAZE_RAW
+
+    tracker = SimulatedTracker(config, follow_markers=False)
+    tracker.open()
+    try:
+        tracker.handle_marker({"event": "calibration_point", "phase": "validation", "x": 0.85, "y": 0.2})
+        samples, truth = tracker.model.generate(int(tracker.rate * 3))
+        last = slice(-int(tracker.rate), None)  # the last second: settled on the target
+        on_target = (truth.event[last] == 1)
+        assert abs(np.nanmedian(truth.x[last][on_target]) - 0.85) < 0.03
+        assert abs(np.nanmedian(truth.y[last][on_target]) - 0.2) < 0.03
+        x = samples[:, GAZE_RAW.index("x.position_on_display_area.gaze_point.left_eye")]
+        assert abs(np.nanmedian(x[last]) - 0.85) < 0.05  # the published samples agree
+        tracker.handle_marker({"event": "calibration", "phase": "accepted"})
+        assert tracker.model.target is None  # free viewing again (random mode)
+    finally:
+        tracker.close()
