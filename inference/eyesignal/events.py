@@ -31,6 +31,13 @@ def direction(angle_x: np.ndarray, angle_y: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
+def angle_deg(ax0: float, ay0: float, ax1: float, ay1: float) -> float:
+    """Angle (deg) between two gaze directions given as eyemotion_gaze angles."""
+    tx0, ty0, tx1, ty1 = (math.tan(math.radians(v)) for v in (ax0, ay0, ax1, ay1))
+    dot = (tx0 * tx1 + ty0 * ty1 + 1.0) / math.sqrt((tx0 * tx0 + ty0 * ty0 + 1.0) * (tx1 * tx1 + ty1 * ty1 + 1.0))
+    return math.degrees(math.acos(min(1.0, max(-1.0, dot))))
+
+
 class EventTracker:
     """Turns final eyemotion_gaze samples into (timestamp, event dict) pairs."""
 
@@ -90,12 +97,10 @@ class EventTracker:
             event["x"], event["y"] = _num(mean[0]), _num(mean[1])
             event["peak_velocity_deg_s"] = _num(data[:, self._v].max(), 2)
             if self._code == EVENT_CODES["saccade"]:
-                ends = data[[0, -1]]
-                d = direction(ends[:, 2], ends[:, 3])
-                amp = math.degrees(math.acos(min(1.0, max(-1.0, float(d[0] @ d[1])))))
-                event["amplitude_deg"] = _num(amp, 3)
-                event["start_x"], event["start_y"] = _num(ends[0, 0]), _num(ends[0, 1])
-                event["end_x"], event["end_y"] = _num(ends[1, 0]), _num(ends[1, 1])
+                (x0, y0, ax0, ay0), (x1, y1, ax1, ay1) = data[0, :4].tolist(), data[-1, :4].tolist()
+                event["amplitude_deg"] = _num(angle_deg(ax0, ay0, ax1, ay1), 3)
+                event["start_x"], event["start_y"] = _num(x0), _num(y0)
+                event["end_x"], event["end_y"] = _num(x1), _num(y1)
         self._code = EVENT_CODES["unclassified"]
         self._parts = []
         self._count = 0

@@ -79,6 +79,7 @@ _NCOMB = 10
 OUT = {label: i for i, label in enumerate(GAZE_CLEAN.labels)}
 _NOUT = GAZE_CLEAN.channel_count
 
+OFFLINE_BLOCK_S = 60.0  # `process_recording` pushes the recording in pieces this long
 RATE_CHANGE_INTERVALS = 25  # consecutive off-period intervals that mean a rate change
 _KNOWN_RATES = (30.0, 33.0, 40.0, 50.0, 60.0, 90.0, 120.0, 150.0, 250.0, 300.0, 500.0, 600.0, 1200.0)
 
@@ -199,7 +200,8 @@ def _combine(raw: np.ndarray, t: np.ndarray, prev_t: float | None, origin: np.nd
     p_real = (pd > 0) & (pd < np.inf)
     p_range = (pd >= cfg.pupil_min_mm) & (pd <= cfg.pupil_max_mm)
     o_ok = claimed[:, 6:8] & (op >= 0) & (op < np.inf)
-    closed = (np.where(o_ok, op, -np.inf).max(axis=1) < cfg.closed_openness_mm) & o_ok.any(axis=1)
+    o_max = np.where(o_ok, op, -np.inf)
+    closed = (np.maximum(o_max[:, 0], o_max[:, 1]) < cfg.closed_openness_mm) & (o_ok[:, 0] | o_ok[:, 1])
     open_ = ~closed[:, None]
     g_ok = claimed[:, 0:2] & sane & open_
     p_ok = claimed[:, 2:4] & p_range & open_
@@ -207,15 +209,21 @@ def _combine(raw: np.ndarray, t: np.ndarray, prev_t: float | None, origin: np.nd
         keep = np.array([cfg.eye_selection == "left", cfg.eye_selection == "right"])
         g_ok &= keep
         p_ok &= keep
-    bad = ((claimed[:, 0:2] & ~sane) | (claimed[:, 2:4] & ~p_real)).any(axis=1)
-    implausible = (claimed[:, 2:4] & p_real & ~p_range).any(axis=1)
+    bad = (claimed[:, 0:2] & ~sane) | (claimed[:, 2:4] & ~p_real)
+    bad = bad[:, 0] | bad[:, 1]
+    implausible = claimed[:, 2:4] & p_real & ~p_range
+    implausible = implausible[:, 0] | implausible[:, 1]
 
-    w = np.concatenate((g_ok, g_ok, p_ok, o_ok), axis=1).reshape(n, 4, 2)
-    means = np.where(w, a[:, 0:8].reshape(n, 4, 2), 0.0).sum(axis=2) / w.sum(axis=2)  # x, y, pupil, openness
-    orig = a[:, 16:22].reshape(n, 2, 3)
-    o_valid = claimed[:, 4:6] & (orig[:, :, 2] > 0) & (np.abs(orig) < 1e4).all(axis=2)
-    no = o_valid.sum(axis=1)
-    eye = np.where(o_valid[:, :, None], orig, 0.0).sum(axis=1) / no[:, None]  # (n, 3) UCS
+    # (sums over the two eyes are written out: numpy reduces tiny axes slowly)
+    w = np.concatenate((g_ok, g_ok, p_ok, o_ok), axis=1)  # x L R, y L R, pupil L R, openness L R
+    v = np.where(w, a[:, 0:8], 0.0)
+    means = (v[:, 0::2] + v[:, 1::2]) / (w[:, 0::2].view(np.int8) + w[:, 1::2].view(np.int8))
+    orig = a[:, 16:22]  # x y z left, x y z right
+    finite = np.abs(orig) < 1e4
+    o_valid = claimed[:, 4:6] & (orig[:, 2::3] > 0) & finite[:, 0::3] & finite[:, 1::3] & finite[:, 2::3]
+    no = o_valid[:, 0].view(np.int8) + o_valid[:, 1].view(np.int8)
+    ov = np.where(np.repeat(o_valid, 3, axis=1), orig, 0.0)
+    eye = (ov[:, 0:3] + ov[:, 3:6]) / no[:, None]  # (n, 3) UCS
     # eye position: this sample's gaze origin, else the last one seen, else in front of the centre
     last = np.maximum.accumulate(np.where(no > 0, np.arange(n), -1))
     fallback = np.array([0.0, geo.centre_y_ucs, geo.distance_mm]) if origin is None else origin
@@ -232,14 +240,23 @@ def _combine(raw: np.ndarray, t: np.ndarray, prev_t: float | None, origin: np.nd
     out[:, _EX] = eye[:, 0]
     out[:, _EY] = eye[:, 1] - geo.centre_y_ucs
     out[:, _EZ] = eye[:, 2]
-    out[:, _GOK] = g_ok.any(axis=1)
-    out[:, _POK] = p_ok.any(axis=1)
+    out[:, _GOK] = g_ok[:, 0] | g_ok[:, 1]
+    out[:, _POK] = p_ok[:, 0] | p_ok[:, 1]
     bits = np.concatenate((g_ok, p_ok, np.stack((bad, closed, implausible, default, irregular), axis=1)), axis=1)
     flags = bits @ _BITS
     if first:
         flags[0] |= BIT["segment_start"]
     out[:, _FLAGS] = flags
     return out, new_origin
+
+
+def _median(x: np.ndarray) -> float:
+    """Median of a non-empty 1-D array (one partition)."""
+    k = len(x) // 2
+    if len(x) % 2:
+        return float(np.partition(x, k)[k])
+    part = np.partition(x, (k - 1, k))
+    return 0.5 * (float(part[k - 1]) + float(part[k]))
 
 
 # -- helpers for runs -----------------------------------------------------------------------------------
@@ -358,33 +375,13 @@ class _Pipeline:
             pupil = _interpolate_runs(np.where(p_good, p, np.nan), ps, pe)
             flags |= _cover(ps, pe, m) * BIT["pupil_interpolated"]
 
-        # 3. geometry and velocity
-        d = np.empty((m, 3))  # gaze vector from the eye to the gaze point, display frame
-        d[:, 0] = (gaze[:, 0] - 0.5) * geo.width_mm - gaze[:, 2]
-        d[:, 1] = (0.5 - gaze[:, 1]) * geo.height_mm - gaze[:, 3]
-        d[:, 2] = gaze[:, 4]
-        u = d / np.sqrt((d * d).sum(axis=1))[:, None]
-        k = tm.vel_k
-        velocity = np.full(m, np.nan)
-        if m > 2 * k:
-            diff = u[2 * k:] - u[:-2 * k]
-            chord = np.sqrt((diff * diff).sum(axis=1))
-            velocity[k:m - k] = np.degrees(2 * np.arcsin(np.minimum(chord * 0.5, 1.0))) / (t[2 * k:] - t[:-2 * k])
-
-        # 4. I-VT with merging and discarding
-        threshold_v = self.cfg.velocity_threshold_deg_s
-        code = np.where(velocity < threshold_v, FIXATION, np.where(velocity >= threshold_v, SACCADE, UNCLASSIFIED))
+        # 3. geometry and velocity; 4. I-VT
+        d, u, velocity = self.velocity(gaze, t)
+        overrides = None
         if blinks is not None:
-            code[gaze[:, 0] != gaze[:, 0]] = UNCLASSIFIED
-            code[_cover(*blinks, m)] = BLINK
-            code[_cover(*losses, m)] = LOSS
-        rs, re = _code_runs(code)
-        if tm.merge_gap_n:
-            code, rs, re = self._merge(code, u, rs, re)
-        short = (code[rs] == FIXATION) & (re - rs < tm.min_fix_n)
-        if short.any():
-            code[_cover(rs[short], re[short], m)] = UNCLASSIFIED
-            rs, re = _code_runs(code)
+            overrides = [(gaze[:, 0] != gaze[:, 0], UNCLASSIFIED), (_cover(*blinks, m), BLINK),
+                         (_cover(*losses, m), LOSS)]
+        code, rs, re = self.classify(velocity, u, overrides)
 
         # 5. saccade correction
         sac = (code[rs] == SACCADE) & (re - rs <= tm.sacc_max_n) & (rs > 0) & (re < m)
@@ -413,6 +410,40 @@ class _Pipeline:
         out[:, OUT["x_saccade_corrected"]] = corrected[:, 0]
         out[:, OUT["y_saccade_corrected"]] = corrected[:, 1]
         return out
+
+    def velocity(self, gaze: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Gaze vectors (display frame, mm), unit vectors and angular velocity (deg/s) from columns
+        x, y (normalised display), eye x, eye y (display-centred mm), eye distance (mm)."""
+        geo, k, m = self.geo, self.tm.vel_k, len(t)
+        d = np.empty((m, 3))
+        d[:, 0] = (gaze[:, 0] - 0.5) * geo.width_mm - gaze[:, 2]
+        d[:, 1] = (0.5 - gaze[:, 1]) * geo.height_mm - gaze[:, 3]
+        d[:, 2] = gaze[:, 4]
+        u = d / np.sqrt((d * d).sum(axis=1))[:, None]
+        velocity = np.full(m, np.nan)
+        if m > 2 * k:
+            diff = u[2 * k:] - u[:-2 * k]
+            chord = np.sqrt((diff * diff).sum(axis=1))
+            velocity[k:m - k] = np.degrees(2 * np.arcsin(np.minimum(chord * 0.5, 1.0))) / (t[2 * k:] - t[:-2 * k])
+        return d, u, velocity
+
+    def classify(self, velocity: np.ndarray, u: np.ndarray,
+                 overrides: list[tuple[np.ndarray, int]] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """I-VT codes with merging and discarding; `overrides` set codes (blink, loss) before merging."""
+        tm, m = self.tm, len(velocity)
+        threshold = self.cfg.velocity_threshold_deg_s
+        code = np.where(velocity < threshold, FIXATION, np.where(velocity >= threshold, SACCADE, UNCLASSIFIED))
+        for mask, value in overrides or ():
+            code[mask] = value
+        rs, re = _code_runs(code)
+        if tm.merge_gap_n:
+            code, rs, re = self._merge(code, u, rs, re)
+        short = (code[rs] == FIXATION) & (re - rs < tm.min_fix_n)
+        if short.any():
+            code[_cover(rs[short], re[short], m)] = UNCLASSIFIED
+            rs, re = _code_runs(code)
+        return code, rs, re
 
     def _merge(self, code: np.ndarray, u: np.ndarray, rs: np.ndarray, re: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -540,11 +571,11 @@ class _Segment:
             dp = np.abs(np.diff(p)) / np.diff(t)
             speed = np.fmax(np.concatenate(([np.nan], dp)), np.concatenate((dp, [np.nan])))
         speed = speed[a - (lo + self.base):b - (lo + self.base)]
-        speed = speed[np.isfinite(speed)]
+        speed = speed[speed < np.inf]  # finite (NaN compares False)
         if not len(speed):
             return math.inf
-        med = float(np.median(speed))
-        return med + self.cfg.pupil_mad_multiplier * float(np.median(np.abs(speed - med)))
+        med = _median(speed)
+        return med + self.cfg.pupil_mad_multiplier * _median(np.abs(speed - med))
 
     def _compute(self, end: bool) -> None:
         self._stage()
@@ -778,8 +809,28 @@ class EyeSignalProcessor:
         return EyeSignalOutput(ts, rows, events)
 
 
+def ivt(x: np.ndarray, y: np.ndarray, timestamps: np.ndarray, rate: float, config: EyesignalConfig | None = None,
+        screen: ScreenConfig | None = None) -> np.ndarray:
+    """Our I-VT alone on whole arrays of normalised display positions (eye at `screen.distance_mm` in front of
+    the display centre): per-sample codes, with the same velocity, merging and discarding as the processor.
+
+    For comparisons with other I-VT implementations (the benchmark, the validation); no gap filling.
+    """
+    cfg, screen = config or EyesignalConfig(), screen or ScreenConfig()
+    geo = Geometry.of(screen, cfg)
+    pipe = _Pipeline(cfg, geo, Timing.of(cfg, rate))
+    gaze = np.zeros((len(x), 5))
+    gaze[:, 0], gaze[:, 1], gaze[:, 4] = x, y, geo.distance_mm
+    with np.errstate(invalid="ignore", divide="ignore"):
+        _, u, velocity = pipe.velocity(gaze, np.asarray(timestamps, dtype=np.float64))
+        return pipe.classify(velocity, u)[0]
+
+
 def process_recording(timestamps: Any, samples: Any, rate: float, config: EyesignalConfig | None = None,
                       screen: ScreenConfig | None = None) -> EyeSignalOutput:
     """Offline: the same processor on a whole recording (one push, then flush)."""
     proc = EyeSignalProcessor(rate, config, screen)
-    return EyeSignalOutput.concat([proc.push(timestamps, samples), proc.flush()])
+    t, raw = proc._check(timestamps, samples)
+    step = max(1, int(rate * OFFLINE_BLOCK_S))  # bounded memory; the output does not depend on it
+    parts = [proc.push(t[i:i + step], raw[i:i + step]) for i in range(0, len(t), step)]
+    return EyeSignalOutput.concat([*parts, proc.flush()])
