@@ -154,3 +154,61 @@ def test_cli_without_a_stream_fails_in_one_line(tmp_path, namespace):
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("eyemotion: error:")]
     assert len(lines) == 1 and "no Tobii_gaze stream found" in lines[0] and "Traceback" not in proc.stderr
+
+
+def write_gaze_xdf(path: Path, t: np.ndarray, raw: np.ndarray, rate: float) -> None:
+    from eyemotion.acquisition.replay import XdfWriter
+
+    with XdfWriter(path) as w:
+        w.add_stream(1, stream_info(GAZE_RAW, namespace="recorded", rate=rate, device="SIM-1").as_xml())
+        for i in range(0, len(t), 500):
+            w.write_samples(1, t[i:i + 500], raw[i:i + 500])
+
+
+def test_live_node_on_a_replayed_session(tmp_path, config, namespace):
+    from eyemotion.acquisition.replay import ReplayController
+
+    t, raw, _ = simulate_recording(8.0, 250.0, seed=3)
+    write_gaze_xdf(tmp_path / "recording.xdf", t + 100.0, raw, 250.0)
+    replay = ReplayController(tmp_path / "recording.xdf", namespace=namespace, speed=4.0)
+    replay.open()
+    node = Opened(config)
+    EyeSignalNode.open(node)
+    gaze_in = streams.open_inlet(GAZE_CLEAN, namespace=namespace, timeout=10, processing=pylsl.proc_none)
+    gaze_in.open_stream(timeout=5)
+    gaze = Collector(gaze_in)
+    deadline = time.monotonic() + 10
+    while not all(o.have_consumers() for o in replay._outlets.values()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    node_thread = start(node, 5.0)
+    replay.start()
+    replay.wait(20)
+    node_thread.join(30)
+    gaze = gaze.stop()
+    assert node.errors == 0 and node.samples_in == len(t) == node.samples_out == len(gaze.stamps)
+    out_t, out = np.asarray(gaze.stamps), np.asarray(gaze.data)
+    offset = out_t[0] - (t[0] + 100.0)
+    assert np.allclose(np.diff(out_t), np.diff(t), atol=1e-6)  # re-timed to now, relative timing kept
+    offline = process_recording(t + 100.0, raw, 250.0, config.eyesignal, config.screen).samples
+    assert np.mean(out[:, OUT["event"]] == offline[:, OUT["event"]]) > 0.99  # only float rounding of t + offset
+    assert np.allclose(out[:, OUT["x"]], offline[:, OUT["x"]], equal_nan=True, atol=1e-9)
+    assert abs(offset) > 1.0
+
+
+def test_process_command_reprocesses_a_recording(tmp_path):
+    from eyemotion.cli import main
+
+    t, raw, _ = simulate_recording(20.0, 120.0, seed=4)
+    session = tmp_path / "P001" / "S1"
+    session.mkdir(parents=True)
+    write_gaze_xdf(session / "recording.xdf", t + 10.0, raw, 120.0)
+    assert main(["eyesignal", "process", str(session), "--out", str(tmp_path / "out")]) == 0
+    table = np.loadtxt(tmp_path / "out" / "eyemotion_gaze.csv", delimiter=",", skiprows=1)
+    header = (tmp_path / "out" / "eyemotion_gaze.csv").read_text().splitlines()[0].split(",")
+    assert header == ["timestamp", *GAZE_CLEAN.labels]
+    expected = process_recording(t + 10.0, raw, 120.0)
+    assert np.allclose(table[:, 0], expected.timestamps, rtol=1e-12)
+    assert np.allclose(table[:, 1:], expected.samples, rtol=1e-9, equal_nan=True)
+    lines = (tmp_path / "out" / "eyemotion_eye_events.jsonl").read_text().splitlines()
+    assert len(lines) == len(expected.events) > 50 and json.loads(lines[0])["timestamp"] > 10.0
+    assert main(["eyesignal", "process", str(tmp_path / "nothing")]) == 2
