@@ -299,10 +299,11 @@ def configure_lsl(scope: str = "machine") -> Path | None:
     # [log] level -2: liblsl prints only errors (its INFO lines would fill every node's log)
     text = f"[multicast]\nResolveScope = {scope}\n\n[log]\nlevel = -2\n"
     if scope == "machine":
-        # liblsl's machine scope sends queries to 127.0.0.1:16571, which Linux delivers to only one of the
-        # sockets bound there (one outlet of one process): resolving then misses most local streams. Asking
-        # every outlet port on this machine directly finds them all, and still never leaves the machine.
-        text += "\n[lab]\nKnownPeers = {127.0.0.1}\n\n[ports]\nPortRange = 200\n"
+        # liblsl's machine scope sends its queries to 127.0.0.1:16571, which Linux delivers to only one of
+        # the sockets bound there (one outlet of one process): resolving then misses most local streams.
+        # The loopback broadcast address reaches every socket bound to that port, answers within
+        # milliseconds, and never leaves the machine.
+        text = text.replace("\n", "\nMachineAddresses = {127.255.255.255}\n", 1)
     if not path.exists() or path.read_text() != text:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(text)
