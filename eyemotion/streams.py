@@ -301,9 +301,12 @@ def configure_lsl(scope: str = "machine") -> Path | None:
     if scope == "machine":
         # liblsl's machine scope sends its queries to 127.0.0.1:16571, which Linux delivers to only one of
         # the sockets bound there (one outlet of one process): resolving then misses most local streams.
-        # The loopback broadcast address reaches every socket bound to that port, answers within
-        # milliseconds, and never leaves the machine.
+        # The loopback broadcast address reaches every socket bound to that port and answers within
+        # milliseconds. LabRecorderCLI's older liblsl (1.17) does not resolve through it, so every outlet
+        # port on 127.0.0.1 is also asked directly (KnownPeers; about 1 s per query). Neither leaves the
+        # machine.
         text = text.replace("\n", "\nMachineAddresses = {127.255.255.255}\n", 1)
+        text += "\n[lab]\nKnownPeers = {127.0.0.1}\n\n[ports]\nPortRange = 200\n"
     if not path.exists() or path.read_text() != text:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(text)
