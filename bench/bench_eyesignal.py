@@ -35,8 +35,10 @@ def main() -> int:
     args = parser.parse_args()
 
     from eyemotion.acquisition.simulator import simulate_recording
+    from eyemotion.inference.eyesignal.processor import EyeSignalProcessor, Timing, process_recording
+    from eyemotion.inference.eyesignal.processor import ivt as our_ivt
+
     from eyemotion.config import EyesignalConfig, ScreenConfig
-    from eyemotion.inference.eyesignal.processor import EyeSignalProcessor, Timing, ivt as our_ivt, process_recording
     from eyemotion.streams import GAZE_RAW
 
     cfg = EyesignalConfig()
@@ -49,7 +51,7 @@ def main() -> int:
     print(f"simulated {args.minutes:g} min at {args.rate:g} Hz ({len(t)} samples) in {time.perf_counter() - t0:.1f} s")
 
     # streaming, fixed-size chunks
-    chunk = max(1, int(round(args.chunk_ms / 1000 * args.rate)))
+    chunk = max(1, round(args.chunk_ms / 1000 * args.rate))
     proc = EyeSignalProcessor(args.rate, cfg, screen)
     latencies = np.empty((len(t) + chunk - 1) // chunk)
     out_samples = 0
@@ -114,7 +116,7 @@ def main() -> int:
     print(f"  {duration / wall:8.0f} x real time (wall), {duration / cpu:.0f} x (CPU), CPU share {cpu / wall:.2f}")
     print("  chunk latency ms: " + ", ".join(f"{k} {v:.3f}" for k, v in lat.items()))
     print(f"offline whole array: {offline:.2f} s = {duration / offline:.0f} x real time")
-    print(f"I-VT alone, same input (binocular raw positions), whole array:")
+    print("I-VT alone, same input (binocular raw positions), whole array:")
     print(f"  ours {ours_ivt:.3f} s = {duration / ours_ivt:.0f} x real time; pymovements (pix2deg, pos2vel, ivt) "
           f"{pm:.3f} s = {duration / pm:.0f} x; pymovements / ours = {pm / ours_ivt:.1f}; "
           f"sample agreement {agreement:.4f}")

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import numpy as np
 import pytest
-
-from eyemotion import UserError
 from eyemotion.acquisition.simulator import simulate_recording
-from eyemotion.config import ConfigError, EyesignalConfig, ScreenConfig, config_from_dict
 from eyemotion.inference.eyesignal.events import direction
 from eyemotion.inference.eyesignal.maps import FixationMapper, MapGrid, window_maps
 from eyemotion.inference.eyesignal.processor import (
-    OUT, EyeSignalOutput, EyeSignalProcessor, Timing, process_recording,
+    OUT,
+    EyeSignalOutput,
+    EyeSignalProcessor,
+    Timing,
+    process_recording,
 )
+
+from eyemotion import UserError
+from eyemotion.config import ConfigError, EyesignalConfig, ScreenConfig, config_from_dict
 from eyemotion.streams import EVENT_CODES, GAZE_RAW, GAZE_VALIDITY_BITS, ContractError
 
 RATE = 250.0
@@ -241,7 +246,7 @@ def chunked(t: np.ndarray, raw: np.ndarray, sizes: np.ndarray, rate: float = RAT
             cfg: EyesignalConfig | None = None) -> EyeSignalOutput:
     proc = EyeSignalProcessor(rate, cfg, SCREEN)
     bounds = np.r_[0, np.cumsum(sizes)]
-    parts = [proc.push(t[a:b], raw[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if a < len(t)]
+    parts = [proc.push(t[a:b], raw[a:b]) for a, b in itertools.pairwise(bounds) if a < len(t)]
     return EyeSignalOutput.concat([*parts, proc.flush()])
 
 

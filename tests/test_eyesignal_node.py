@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
-
-from eyemotion import streams
 from eyemotion.acquisition.simulator import SimulatedTracker, simulate_recording
 from eyemotion.inference.eyesignal.node import EyeSignalNode
 from eyemotion.inference.eyesignal.processor import OUT, process_recording
+
+from eyemotion import streams
 from eyemotion.streams import EYE_EVENTS, GAZE_CLEAN, GAZE_RAW, ContractError, stream_info
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ class Collector:
             self.stamps += ts
             idle = idle + 1 if (self._stop.is_set() and not ts) else 0
 
-    def stop(self) -> "Collector":
+    def stop(self) -> Collector:
         self._stop.set()
         self.thread.join(10)
         return self
@@ -150,7 +150,7 @@ def test_cli_without_a_stream_fails_in_one_line(tmp_path, namespace):
     cfg = tmp_path / "eyemotion.toml"
     cfg.write_text(f'[lsl]\nnamespace = "{namespace}"\nresolve_timeout_s = 0.5\n')
     proc = subprocess.run([sys.executable, "-m", "eyemotion.cli", "--config", str(cfg), "eyesignal", "run",
-                           "--duration", "1"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+                           "--duration", "1"], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("eyemotion: error:")]
     assert len(lines) == 1 and "no Tobii_gaze stream found" in lines[0] and "Traceback" not in proc.stderr

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from eyemotion.acquisition.simulator import simulate_recording
 from eyemotion.inference.eyesignal.processor import OUT, process_recording
 from eyemotion.inference.eyesignal.validate import cohen_kappa, format_table, overlap_matches, runs, validate

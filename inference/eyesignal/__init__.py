@@ -6,5 +6,10 @@ fixation maps; `validate` compares it with the simulator's ground truth and pymo
 """
 
 from eyemotion.inference.eyesignal.processor import (  # noqa: F401
-    OUT, EyeSignalOutput, EyeSignalProcessor, Timing, process_recording,
+    OUT,
+    EyeSignalOutput,
+    EyeSignalProcessor,
+    Timing,
+    ivt,
+    process_recording,
 )

@@ -80,9 +80,9 @@ def _validate(args: argparse.Namespace, config: Config) -> int:
 def _process(args: argparse.Namespace, config: Config) -> int:
     import numpy as np
     import pyxdf
+    from eyemotion.inference.eyesignal.processor import EyeSignalOutput, EyeSignalProcessor
     from tqdm import tqdm
 
-    from eyemotion.inference.eyesignal.processor import EyeSignalOutput, EyeSignalProcessor
     from eyemotion.streams import GAZE_CLEAN, GAZE_RAW
 
     path = Path(args.path)
@@ -96,7 +96,7 @@ def _process(args: argparse.Namespace, config: Config) -> int:
         screen = screen_from_session(path, screen)
     try:
         streams, _ = pyxdf.load_xdf(str(xdf), select_streams=[{"name": GAZE_RAW.name}], dejitter_timestamps=False)
-    except Exception as exc:  # pyxdf raises plain Exceptions for unreadable files
+    except Exception as exc:  # noqa: BLE001  (pyxdf raises plain Exceptions for unreadable files)
         raise UserError(f"{xdf} cannot be read as XDF ({exc}); check the file") from None
     if not streams:
         raise UserError(f"{xdf} has no {GAZE_RAW.name} stream; nothing to process")

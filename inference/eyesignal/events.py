@@ -9,6 +9,7 @@ end an event without starting one. The JSON layout is documented at `eyemotion.s
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -71,7 +72,7 @@ class EventTracker:
         cuts = set(np.flatnonzero(codes[1:] != codes[:-1]) + 1)
         cuts |= {i for i in (notes or {}) if i < n}
         bounds = [0, *sorted(c for c in cuts if c > 0), n]
-        for a, b in zip(bounds[:-1], bounds[1:]):
+        for a, b in itertools.pairwise(bounds):
             if notes and a in notes:
                 events.extend(self.close())
                 events.append((float(timestamps[a]) if a < n else self._last, notes[a]))

@@ -38,7 +38,7 @@ class MapGrid:
     sigma_y: float  # ... and height
 
     @classmethod
-    def of(cls, cfg: EyesignalConfig | None = None, screen: ScreenConfig | None = None) -> "MapGrid":
+    def of(cls, cfg: EyesignalConfig | None = None, screen: ScreenConfig | None = None) -> MapGrid:
         cfg, screen = cfg or EyesignalConfig(), screen or ScreenConfig()
         sigma_mm = screen.distance_mm * math.tan(math.radians(cfg.map_sigma_deg))
         return cls(cfg.map_columns, cfg.map_rows, sigma_mm / screen.width_mm, sigma_mm / screen.height_mm)

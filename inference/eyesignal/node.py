@@ -57,8 +57,8 @@ class EyeSignalNode(Node):
 
     def open(self) -> None:
         import pylsl
-
         from eyemotion.inference.eyesignal.processor import EyeSignalProcessor
+
         from eyemotion.streams import EYE_EVENTS, GAZE_CLEAN, GAZE_RAW, open_inlet, stream_info
 
         lsl = self.config.lsl
@@ -71,7 +71,7 @@ class EyeSignalNode(Node):
                  "source": info.source_id(), "screen": json.dumps(self.screen.__dict__)}
         self.gaze_outlet = pylsl.StreamOutlet(
             stream_info(GAZE_CLEAN, namespace=lsl.namespace, rate=rate, extra=extra),
-            chunk_size=max(1, int(round(rate * 0.04))))
+            chunk_size=max(1, round(rate * 0.04)))
         self.events_outlet = pylsl.StreamOutlet(stream_info(EYE_EVENTS, namespace=lsl.namespace, extra=extra))
         log.info("eyesignal: %s at %g Hz -> %s, delay %d samples (%.3f s)", info.source_id(), rate, GAZE_CLEAN.name,
                  self.processor.delay_samples, self.processor.delay_s)
@@ -85,8 +85,8 @@ class EyeSignalNode(Node):
             out = self.processor.push(np.asarray(stamps), np.asarray(data, dtype=np.float64))
         except Exception as exc:  # never let one bad chunk stop the node: mark it and start afresh
             self.errors += 1
-            log.exception("eyesignal: chunk of %d samples could not be processed (%s); restarting the processor",
-                          len(stamps), exc)
+            log.exception("eyesignal: a chunk of %d samples could not be processed; restarting the processor",
+                          len(stamps))
             out = self.processor.flush()
             out.events.append((float(stamps[-1]), {"event": "discontinuity", "reason": "processing_error",
                                                    "error": str(exc)[:200]}))
