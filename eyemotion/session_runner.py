@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -335,21 +336,103 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def verify_session(folder: Path, summary: dict) -> list[str]:
-    """Check the finished session folder; every problem found, as one line each. Also writes the summary."""
+def verify_session(folder: Path, summary: dict, *, expect_predictions: bool = True) -> list[str]:
+    """Check a finished session folder end to end; writes `session_summary.json`; returns the problems.
+
+    Checked: every stream is recorded; no sample was lost (consecutive tracker device times and camera
+    frame indices, audio stamps without holes, except inside marked gaps); `trials.csv` agrees with the
+    flip-stamped markers within 1 ms; predictions were made; the clocks agree (recorded gaze stamps equal
+    the simulator's own stamps for the same samples, when its ground truth is there).
+    """
+    from eyemotion.session import Session
+
     problems: list[str] = []
     try:
         summary["session"] = summarise(folder, summary)
+        session = Session.load(folder, dejitter=False)  # raw stamps, to see every hole
     except UserError as exc:
-        problems.append(str(exc))
+        (folder / SUMMARY_JSON).write_text(json.dumps(summary, indent=2, default=str))
+        return [str(exc)]
+    checks = summary["session"]["checks"] = {}
+    wanted = [streams.GAZE_RAW, streams.GAZE_CLEAN, streams.CAMERA, streams.FACE, streams.AUDIO, streams.MARKERS]
+    if expect_predictions:
+        wanted.append(streams.EMOTION)
+    for spec in wanted:
+        if len(session.streams.get(spec.name, ())) == 0:
+            problems.append(f"{spec.name} has no recorded samples")
+    gaps = _marked_gaps(session)
+    lost = checks["lost_samples"] = {}
+    if streams.GAZE_RAW.name in session.streams:
+        g = session.stream(streams.GAZE_RAW.name)
+        lost["Tobii_gaze"] = _holes(g.channel("device_time_stamp"), 1.0 / g.nominal_srate, g.time_stamps, gaps)
+    if streams.CAMERA.name in session.streams:
+        c = session.stream(streams.CAMERA.name)
+        lost["eyemotion_camera"] = _holes(c.channel("frame_index"), 1.0, c.time_stamps, gaps)
+    if streams.AUDIO.name in session.streams:
+        a = session.stream(streams.AUDIO.name)
+        lost["eyemotion_audio"] = _holes(a.time_stamps, 1.0 / streams.AUDIO.nominal_rate, a.time_stamps, gaps)
+    problems += [f"{name}: {n} samples lost outside marked gaps" for name, n in lost.items() if n]
+    onsets = {m.fields.get("trial"): m.time for m in session.markers.events("clip_onset")}
+    mismatched = [t["trial"] for t in session.trials
+                  if t.get("trial") not in onsets or abs(onsets[t["trial"]] - float(t["clip_onset_lsl"])) > 1e-3]
+    checks["trials_matching_markers"] = len(session.trials) - len(mismatched)
+    if mismatched:
+        problems.append(f"trials.csv rows {mismatched} have no clip_onset marker at their onset (within 1 ms)")
+    if expect_predictions and summary["session"]["predictions"] == 0:
+        problems.append("no emotion predictions were recorded")
+    truth = folder / "simulator_truth.npz"
+    if truth.exists() and streams.GAZE_RAW.name in session.streams:
+        checks["clock_error_ms"] = _clock_error_ms(truth, session.stream(streams.GAZE_RAW.name))
+        if checks["clock_error_ms"] is None or checks["clock_error_ms"] > 1.0:
+            problems.append(f"recorded gaze stamps differ from the tracker's own by {checks['clock_error_ms']} ms")
     (folder / SUMMARY_JSON).write_text(json.dumps(summary, indent=2, default=str))
-    s = summary.get("session")
-    if s is None:
-        return problems
-    for name in (streams.GAZE_RAW.name, streams.CAMERA.name, streams.AUDIO.name, streams.MARKERS.name):
-        if s["streams"].get(name, {}).get("samples", 0) == 0:
-            problems.append(f"{name} has no recorded samples")
-    if not (folder / "camera.mp4").exists():
-        problems.append("camera.mp4 is missing")
     return problems
 
+
+def _marked_gaps(session) -> list[tuple[float, float]]:
+    """(start, end) LSL times of gaps the session marked itself: node restarts, device drop-outs."""
+    gaps = [(float(m.fields["start"]), float(m.fields["end"])) for m in session.markers.events("node_gap")
+            if isinstance(m.fields.get("start"), (int, float)) and isinstance(m.fields.get("end"), (int, float))]
+    lost = [m.time for m in session.markers.events("device_lost")]
+    back = [m.time for m in session.markers.events("device_restored")]
+    for t0 in lost:
+        later = [t for t in back if t >= t0]
+        gaps.append((t0, later[0] if later else math.inf))
+    return gaps
+
+
+def _holes(values, step: float, stamps, gaps: list[tuple[float, float]]) -> int:
+    """Samples missing from a sequence that should advance by `step`, outside the marked gaps."""
+    import numpy as np
+
+    values, stamps = np.asarray(values, float), np.asarray(stamps, float)
+    if len(values) < 2:
+        return 0
+    jumps = np.diff(values) / step
+    missing = np.rint(jumps) - 1
+    lost = 0
+    for i in np.flatnonzero(jumps > 1.5):
+        t0, t1 = stamps[i], stamps[i + 1]
+        if not any(g0 - 1.0 <= t1 and t0 <= g1 + 1.0 for g0, g1 in gaps):
+            lost += int(missing[i])
+    return lost
+
+
+def _clock_error_ms(truth_path: Path, gaze) -> float | None:
+    """Largest difference between recorded gaze stamps and the simulator's stamps of the same samples."""
+    import numpy as np
+
+    truth = np.load(truth_path)
+    own = truth["timestamp"]
+    recorded = gaze.time_stamps
+    idx = np.searchsorted(own, recorded)
+    idx = np.clip(idx, 0, len(own) - 1)
+    idx = np.where(np.abs(own[np.maximum(idx - 1, 0)] - recorded) < np.abs(own[idx] - recorded),
+                   np.maximum(idx - 1, 0), idx)
+    if not len(idx):
+        return None
+    # the same samples, not merely the same clock grid: the true gaze matches the recorded gaze
+    x = gaze.channel("x.position_on_display_area.gaze_point.left_eye")
+    if np.nanmedian(np.abs(truth["x"][idx] - x)) > 0.02:
+        return None
+    return round(float(np.max(np.abs(own[idx] - recorded))) * 1e3, 4)
