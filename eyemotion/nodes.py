@@ -126,7 +126,8 @@ class Supervisor:
 
     Every restart pushes a `node_restart` marker and a `node_gap` marker spanning the time the node's
     streams were silent (LSL time from its death to its restart). Logs of each child go to
-    `<workdir>/logs/<name>.log`; heartbeats to `<workdir>/heartbeats/<name>`.
+    `<workdir>/logs/<name>.log`; heartbeats to `<workdir>/heartbeats/<name>`; the current process id of each
+    child to `<workdir>/pids/<name>`.
     """
 
     def __init__(self, children: list[ChildSpec], workdir: Path, *, markers=None,
@@ -138,6 +139,7 @@ class Supervisor:
         self.workdir = Path(workdir)
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         (self.workdir / "heartbeats").mkdir(parents=True, exist_ok=True)
+        (self.workdir / "pids").mkdir(parents=True, exist_ok=True)
         self.states = {c.name: ChildState(c) for c in children}
         self.markers = markers
         self.heartbeat_timeout_s = heartbeat_timeout_s
@@ -164,6 +166,7 @@ class Supervisor:
         finally:
             log_file.close()
         st.started_at = time.monotonic()
+        (self.workdir / "pids" / spec.name).write_text(str(st.process.pid))  # for operators and fault tests
         log.info("started %s (pid %d)", spec.name, st.process.pid)
 
     def start(self, *, wait_between_s: float = 0.0) -> None:
