@@ -31,9 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-face", action="store_true", help="camera: do not run the face pipeline")
     p.set_defaults(func=cmd_node)
 
-    from eyemotion import session_runner
+    from eyemotion import bench_report, session_runner
 
     session_runner.register(subparsers)
+    bench_report.register(subparsers)
 
 
 def build_node(kind: str, config: Config, *, simulate: bool = False, session: Path | None = None,
