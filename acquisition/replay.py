@@ -90,7 +90,8 @@ class XdfStream:
         try:
             root = ET.fromstring(xml)
         except ET.ParseError as exc:
-            raise XdfError(f"stream {stream_id} has an unreadable header ({exc}); the file is corrupt") from None
+            raise XdfError(f"stream {stream_id} has an unreadable header ({exc}); the file is corrupt") \
+                from None
 
         def text(tag: str, default: str = "") -> str:
             node = root.find(tag)
@@ -157,7 +158,7 @@ def decode_samples(buf: bytes | memoryview, pos: int, n: int, fmt: str, channels
     values: np.ndarray | list[list[str]] = [] if fmt == "string" else np.empty((n, channels), _NUMPY[fmt])
     width = 0 if fmt == "string" else channels * np.dtype(_NUMPY[fmt]).itemsize
     for k in range(n):
-        if pos >= len(buf):
+        if pos >= len(buf) or (buf[pos] == 8 and pos + 9 > len(buf)):
             raise ValueError("sample chunk ends early")
         if buf[pos] == 8:
             last_stamp = struct.unpack_from("<d", buf, pos + 1)[0]
@@ -271,7 +272,8 @@ class XdfFile:
                         body = f.read(length)
                         self._read_meta(tag, body)
                 except (ValueError, IndexError, OverflowError, struct.error) as exc:
-                    log.warning("%s: corrupt chunk (tag %d) at byte %d (%s); skipped", self.path.name, tag, start, exc)
+                    log.warning("%s: corrupt chunk (tag %d) at byte %d (%s); skipped", self.path.name, tag,
+                                start, exc)
                 self.data_end = body_at + length
                 f.seek(self.data_end)
         self._finish_index()
