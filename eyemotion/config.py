@@ -476,6 +476,6 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"config file {path} cannot be read ({exc}); check the file") from None
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:  # also huge integers, deep nesting
         raise ConfigError(f"config file {path} is not valid TOML ({exc}); fix the syntax") from None
     return config_from_dict(data)
