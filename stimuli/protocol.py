@@ -282,12 +282,20 @@ def probe_clip(path: Path) -> ClipProbe:
     return ClipProbe(duration, fps, frames, int(v.get("width", 0)), int(v.get("height", 0)), has_audio)
 
 
+def _expand(path: str | Path) -> Path:
+    """`~` and `~user` expanded; left as written when that home is unknown (then reported as not found)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return Path(path)
+
+
 def _clip_root(toml_path: Path, info: ProtocolInfo) -> Path:
     if info.clip_root == DEMO_CLIP_ROOT:
         from eyemotion.stimuli.democlips import ensure_demo_clips
 
         return ensure_demo_clips()
-    root = Path(info.clip_root).expanduser() if info.clip_root else toml_path.parent
+    root = _expand(info.clip_root) if info.clip_root else toml_path.parent
     return root if root.is_absolute() else toml_path.parent / root
 
 
@@ -323,7 +331,7 @@ def _read_conditions(toml_path: Path, info: ProtocolInfo, max_clip_s: float,
         if not clip:
             problems.append(f"{where}: empty clip path")
             continue
-        path = Path(clip).expanduser()
+        path = _expand(clip)
         path = path if path.is_absolute() else root / path
         clip_id = row.get("id") or path.stem
         if clip_id in seen:
@@ -352,13 +360,13 @@ def _read_conditions(toml_path: Path, info: ProtocolInfo, max_clip_s: float,
 
 def load_protocol(path: str | Path) -> Protocol:
     """Read and validate a protocol; raise ProtocolError listing every problem found."""
-    toml_path = Path(path).expanduser().resolve()
+    toml_path = _expand(path).resolve()
     if not toml_path.is_file():
         raise ProtocolError(f"protocol file {toml_path} not found; pass a protocol .toml "
                             "(e.g. the demo: eyemotion stimuli run demo)")
     try:
         data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:  # also huge integers, deep nesting
         raise ProtocolError(f"protocol {toml_path.name} is not valid TOML ({exc}); fix the syntax") from None
     problems: list[str] = []
     for name in data:
