@@ -85,7 +85,7 @@ def read_session_json(folder: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise SessionError(f"{path} not found: {folder} is not a session folder "
                            "(expected sessions/<participant>/<session-id>/)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # bad UTF-8/JSON, huge integers, deep nesting
         raise SessionError(f"{path} is not valid JSON ({exc}); restore it from a backup or re-create it") from None
     if not isinstance(data, dict):
         raise SessionError(f"{path} must hold a JSON object")
