@@ -34,7 +34,7 @@ def encode_marker(event: str, source: str, **fields: Any) -> str:
     payload = {"event": event, "source": source, **fields}
     try:
         return json.dumps(payload, sort_keys=True, allow_nan=False, default=_jsonable)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise MarkerError(f"marker {event!r} cannot be encoded as JSON ({exc}); pass plain numbers/strings") from None
 
 
@@ -53,7 +53,7 @@ def parse_marker(text: str) -> dict[str, Any]:
         raise MarkerError(f"a marker must be a string, not {type(text).__name__}")
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON, huge integers, deep nesting
         raise MarkerError(f"marker is not valid JSON ({exc}): {text[:80]!r}") from None
     if not isinstance(value, dict):
         raise MarkerError(f"marker must be a JSON object, not {type(value).__name__}: {text[:80]!r}")
