@@ -16,6 +16,7 @@ accept streams with that ending (parallel sessions or tests on one network never
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import tempfile
@@ -330,8 +331,8 @@ def stream_info(
     `extra` adds `desc/eyemotion/<key>` values (e.g. the model ids, a processing delay, `replay`).
     """
     if spec.nominal_rate == DEVICE_RATE:
-        if rate is None or rate <= 0:
-            raise ContractError(f"{spec.name}: a positive device rate is required")
+        if rate is None or not 0 < rate < math.inf:  # NaN fails too
+            raise ContractError(f"{spec.name}: a positive, finite device rate is required, not {rate}")
         if spec.allowed_rates and rate not in spec.allowed_rates:
             raise ContractError(f"{spec.name}: rate {rate} Hz not in {spec.allowed_rates}")
         srate = float(rate)
@@ -401,8 +402,8 @@ def check_info(spec: StreamSpec, info: pylsl.StreamInfo, *, check_desc: bool = T
         diffs.append(f"channel format is {fmt}, expected {spec.channel_format}")
     rate = info.nominal_srate()
     if spec.nominal_rate == DEVICE_RATE:
-        if rate <= 0:
-            diffs.append(f"nominal rate is {rate}, expected a positive device rate")
+        if not 0 < rate < math.inf:  # NaN fails too
+            diffs.append(f"nominal rate is {rate}, expected a positive, finite device rate")
         elif spec.allowed_rates and rate not in spec.allowed_rates:
             diffs.append(f"nominal rate is {rate} Hz, expected one of {spec.allowed_rates}")
     elif rate != spec.nominal_rate:
