@@ -180,9 +180,13 @@ def test_live_node_on_a_replayed_session(tmp_path, config, namespace):
     deadline = time.monotonic() + 10
     while not all(o.have_consumers() for o in replay._outlets.values()) and time.monotonic() < deadline:
         time.sleep(0.02)
-    node_thread = start(node, 5.0)
+    node_thread = start(node, 60.0)
     replay.start()
-    replay.wait(20)
+    replay.wait(30)
+    deadline = time.monotonic() + 20
+    while node.samples_in < len(t) and time.monotonic() < deadline:  # the last chunks may still be in transit
+        time.sleep(0.05)
+    node.request_stop()
     node_thread.join(30)
     gaze = gaze.stop()
     assert node.errors == 0 and node.samples_in == len(t) == node.samples_out == len(gaze.stamps)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from eyemotion.config import Config, ScreenConfig
 from eyemotion.nodes import Node
 
 log = logging.getLogger(__name__)
+
+FINAL_SEND_S = 0.5  # wait after the last push before the outlets close
 
 
 def screen_from_session(folder: str | Path, default: ScreenConfig) -> ScreenConfig:
@@ -103,6 +106,9 @@ class EyeSignalNode(Node):
     def close(self) -> None:
         if self.processor is not None and self.gaze_outlet is not None:
             self._publish(self.processor.flush())
+            # liblsl sends asynchronously: give connected consumers a moment to receive the last samples
+            if self.gaze_outlet.have_consumers() or self.events_outlet.have_consumers():
+                time.sleep(FINAL_SEND_S)
         log.info("eyesignal: %d samples in, %d out, %d events, %d errors", self.samples_in, self.samples_out,
                  self.events_out, self.errors)
         self.inlet = self.gaze_outlet = self.events_outlet = None
