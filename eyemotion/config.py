@@ -25,7 +25,10 @@ DEFAULT_CONFIG_NAME = "eyemotion.toml"
 
 
 class ConfigError(UserError):
-    """A malformed or invalid config file."""
+    """A malformed or invalid config file; the message stays on one line (quoted TOML keys may hold newlines)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -399,6 +402,14 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
+def _show(value: Any) -> str:
+    """repr(value) for a message; a huge integer (more than 4300 digits) cannot be repr'd."""
+    try:
+        return repr(value)
+    except ValueError:
+        return f"a {type(value).__name__} too large to print"
+
+
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
     """Check one TOML value against a dataclass field annotation (ints are accepted for floats)."""
     hint = annotation
@@ -416,19 +427,22 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         return value
     if hint is float:
         _check(isinstance(value, (int, float)) and not isinstance(value, bool), key,
-               f"must be a number, not {value!r}")
-        return float(value)
+               f"must be a number, not {_show(value)}")
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond 1.8e308
+            raise ConfigError(f"config: {key} is too large for a number; use a value below 1e308") from None
     if hint is int:
-        _check(isinstance(value, int) and not isinstance(value, bool), key, f"must be an integer, not {value!r}")
+        _check(isinstance(value, int) and not isinstance(value, bool), key, f"must be an integer, not {_show(value)}")
         return value
     if hint is bool:
-        _check(isinstance(value, bool), key, f"must be true or false, not {value!r}")
+        _check(isinstance(value, bool), key, f"must be true or false, not {_show(value)}")
         return value
     if hint is str:
-        _check(isinstance(value, str), key, f"must be a string, not {value!r}")
+        _check(isinstance(value, str), key, f"must be a string, not {_show(value)}")
         return value
     if origin in (list, tuple):
-        _check(isinstance(value, list), key, f"must be a list, not {value!r}")
+        _check(isinstance(value, list), key, f"must be a list, not {_show(value)}")
         (inner, *_) = typing.get_args(hint) or (Any,)
         items = [v if inner is Any else _coerce(v, inner, f"{key}[]") for v in value]
         return tuple(items) if origin is tuple else items
