@@ -475,9 +475,10 @@ def resolve(spec: StreamSpec, *, namespace: str = "", hostname: str = "", source
 def open_inlet(spec: StreamSpec, *, namespace: str = "", hostname: str = "", source_id: str = "",
                timeout: float = 5.0, max_buflen: int = 360,
                processing: int = pylsl.proc_clocksync) -> pylsl.StreamInlet:
-    """Resolve one stream of `spec`, open an inlet, and check its full info (desc included)."""
+    """Resolve one stream of `spec`, open an inlet, check its full info (desc included) and subscribe."""
     info = resolve(spec, namespace=namespace, hostname=hostname, source_id=source_id, timeout=timeout)
     inlet = pylsl.StreamInlet(info, max_buflen=max_buflen, processing_flags=processing)
     full = inlet.info(timeout=timeout)
     check_or_raise(spec, full)
+    inlet.open_stream(timeout=timeout)  # subscribed from here on: no sample pushed after this is missed
     return inlet
