@@ -407,7 +407,7 @@ def _recorded_stream(raw: dict[str, Any]) -> RecordedStream:
         if len(series):
             data[:] = series
     else:
-        data = np.asarray(series).reshape(-1, count)
+        data = np.asarray(series).reshape(len(raw["time_stamps"]), count)  # (-1, 0) fails for 0 channels
     merged_info = dict(info)
     if "footer" in raw:
         merged_info["footer"] = raw["footer"]
