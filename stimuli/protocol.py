@@ -171,6 +171,9 @@ def _read_section(name: str, cls: type, table: Any, problems: list[str]) -> Any:
             continue
         want = hints[key]
         if want is float and isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > 1e308:  # beyond float range (float() would raise OverflowError)
+                problems.append(f"{name}.{key} is too large; use a number below 1e308")
+                continue
             value = float(value)
         if want in _TYPES and (not isinstance(value, want) or (want is int and isinstance(value, bool))):
             problems.append(f"{name}.{key} must be {want.__name__}, not {value!r}")
