@@ -16,6 +16,7 @@ numpy arrays (pyxdf), the markers decoded into a table, the trials with their se
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -276,8 +277,15 @@ def _load_xdf(xdf: Path, *, dejitter: bool, names: list[str] | None) -> tuple[li
             original = impl._read_chunk3
             impl._read_chunk3 = _fast_read_chunk3
             try:
-                raw, _ = pyxdf.load_xdf(str(xdf), select_streams=select, synchronize_clocks=True,
-                                        dejitter_timestamps=False)
+                try:
+                    raw, _ = pyxdf.load_xdf(str(xdf), select_streams=select, synchronize_clocks=True,
+                                            dejitter_timestamps=False)
+                except Exception:  # pyxdf fails on some cuts (inside a clock offset or a chunk tag)
+                    whole = _whole_chunks(xdf)
+                    if whole is None:
+                        raise
+                    raw, _ = pyxdf.load_xdf(whole, select_streams=select, synchronize_clocks=True,
+                                            dejitter_timestamps=False)
             finally:
                 impl._read_chunk3 = original
     except ValueError as exc:
@@ -330,6 +338,17 @@ def _dejitter_stream(stream: dict[str, Any]) -> None:
     if can_drop:  # pyxdf leaves streams that may drop samples (video) as recorded
         return
     stream["time_stamps"], info["segments"], info["effective_srate"] = dejitter(stream["time_stamps"], srate)
+
+
+def _whole_chunks(xdf: Path) -> io.BytesIO | None:
+    """A truncated recording's whole chunks, for pyxdf to read (None when the file is not truncated)."""
+    from eyemotion.acquisition.replay import XdfFile
+
+    scan = XdfFile(xdf)
+    if scan.truncated_at is None:
+        return None
+    with open(xdf, "rb") as f:
+        return io.BytesIO(f.read(scan.data_end))
 
 
 def _fast_read_chunk3(f: Any, s: Any) -> tuple[int, np.ndarray, Any]:
