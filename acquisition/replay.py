@@ -104,6 +104,8 @@ class XdfStream:
             count, srate = int(text("channel_count", "0")), float(text("nominal_srate", "0"))
         except ValueError as exc:
             raise XdfError(f"stream {text('name')!r} has a corrupt header ({exc})") from None
+        if count < 0 or srate < 0:
+            raise XdfError(f"stream {text('name')!r} has a corrupt header ({count} channels at {srate} Hz)")
         return cls(stream_id, xml, text("name"), text("type"), count, srate, fmt, text("source_id"),
                    text("hostname"))
 
