@@ -92,9 +92,9 @@ def _typed_toml(default: Any) -> st.SearchStrategy[str]:
     if isinstance(default, bool):
         return st.booleans().map(lambda b: "true" if b else "false")
     if isinstance(default, int):
-        return st.one_of(st.integers(-10, 10**6), st.integers()).map(str)
+        return st.one_of(st.integers(-10, 10**6), st.integers()).map(str) | st.just(BIG_INT)
     if isinstance(default, float):
-        return st.one_of(st.floats(-10, 1e4), st.floats()).map(_toml_float)
+        return st.one_of(st.floats(-10, 1e4), st.floats()).map(_toml_float) | st.just(BIG_INT)
     if isinstance(default, str):  # raw (characters beyond U+FFFF included) or \u-escaped
         return st.text(max_size=12).map(lambda t: json.dumps(t, ensure_ascii=False)) | st.text(max_size=12).map(
             json.dumps)
@@ -304,8 +304,11 @@ def conditions_tables(draw: st.DrawFn) -> tuple[str, bytes]:
          participant="P1")
 @example(toml=f"[durations]\nbaseline_s = {HUGE_INT}\n",  # ValueError escaped load_protocol (fixed)
          table=("conditions.csv", b"clip,emotion\nclip.avi,fear\n"), participant="P1")
+@example(toml=f"[durations]\nbaseline_s = {BIG_INT}\n",  # OverflowError escaped load_protocol (fixed)
+         table=("conditions.csv", b"clip,emotion\nclip.avi,fear\n"), participant="P1")
 @example(toml="", table=("conditions.csv", "clip,emotion\nclip.avi,FEAR\n".encode("utf-16")), participant="")
 @example(toml="", table=("conditions.csv", b"clip,emotion\nclip.avi,fear\nclip.avi,anger\n"), participant="P2")
+@example(toml="\n", table=("conditions.csv", b'clip,emotion\r\n"0\r0"\r\n'), participant="")
 def test_protocol(toml: str, table: tuple[str, bytes], participant: str) -> None:
     assume(DEMO_CLIP_ROOT not in toml)  # the demo clips take seconds to generate; tested in test_stimuli.py
     folder = _scratch("protocol-")
@@ -319,7 +322,7 @@ def test_protocol(toml: str, table: tuple[str, bytes], participant: str) -> None
     try:
         protocol = load_protocol(folder / "protocol.toml")
     except ProtocolError as exc:
-        summary, *problems = str(exc).splitlines()
+        summary, *problems = str(exc).split("\n")  # (a problem may quote a path holding a CR)
         assert summary.startswith("protocol ") and all(p.startswith("  - ") for p in problems), str(exc)
         event("refused")
         return
@@ -329,6 +332,34 @@ def test_protocol(toml: str, table: tuple[str, bytes], participant: str) -> None
         assert c.emotion in CLASSES and c.path.is_file() and c.duration_s > 0
     schedule = build_schedule(protocol, participant)
     assert sorted(t.condition.row for t in schedule) == sorted(c.row for c in protocol.conditions)
+
+
+@settings(max_examples=examples(40))
+@given(cut=st.floats(0, 1), flips=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=6),
+       garbage=st.one_of(st.none(), st.binary(max_size=200)))
+@example(cut=0.0, flips=[], garbage=None)
+@example(cut=0.5, flips=[], garbage=None)
+@example(cut=1.0, flips=[(0.0, 1)], garbage=None)
+def test_corrupted_clip(cut: float, flips: list[tuple[float, int]], garbage: bytes | None) -> None:
+    """A conditions row pointing at a truncated, bit-flipped or random-bytes video (ffprobe + OpenCV)."""
+    data = bytearray(_clip()[:int(cut * len(_clip()))] if garbage is None else garbage)
+    for where, xor in flips:
+        if data:
+            data[min(int(where * len(data)), len(data) - 1)] ^= xor
+    folder = _scratch("clip-")
+    (folder / "bad.avi").write_bytes(bytes(data))
+    (folder / "conditions.csv").write_text("clip,emotion\nbad.avi,fear\n")
+    (folder / "protocol.toml").write_text("")
+    try:
+        protocol = load_protocol(folder / "protocol.toml")
+    except ProtocolError as exc:
+        summary, problem = str(exc).split("\n")
+        assert "bad.avi" in problem
+        event("refused")
+        return
+    event("loaded")
+    (condition,) = protocol.conditions
+    assert condition.duration_s > 0 and condition.fps > 0
 
 
 # -- session.json and trials.csv --------------------------------------------------------------------

@@ -139,6 +139,7 @@ def _one_line(exc: UserError) -> None:
 @given(cut_fraction=st.floats(0, 1))
 @example(cut_fraction=0.0)
 @example(cut_fraction=1.0)
+@example(cut_fraction=0.6969969273640738)  # inside a clock offset: pyxdf failed, Session.load refused (fixed)
 def test_truncated_file_loads_every_chunk_before_the_cut(cut_fraction: float) -> None:
     rec = recording()
     cut = int(cut_fraction * len(rec.data))
@@ -314,6 +315,8 @@ CAMERA_HEADER = _header_xml(CAMERA.name, "1", "double64", "30")
 @example(chunks=[(2, 1, _header_xml("x", "one", "float32", "1"))], short_sid=False)
 # chunks too short to hold a stream id: struct.error escaped the scan (fixed)
 @example(chunks=[(2, 1, CAMERA_HEADER), (3, 1, b""), (4, 1, b"\x01"), (6, 1, b"")], short_sid=True)
+# a negative rate: pylsl raised RuntimeError while replaying it (fixed)
+@example(chunks=[(2, 0, _header_xml(AUDIO.name, "0", "float32", "-1.0"))], short_sid=False)
 # a stream with 0 channels: ValueError escaped Session.load (fixed)
 @example(chunks=[(2, 0, _header_xml(AUDIO.name, "0", "float32", "0.0"))], short_sid=False)
 def test_random_chunks(chunks: list[tuple[int, int, bytes]], short_sid: bool) -> None:
