@@ -96,6 +96,10 @@ class ChildSpec:
     its protocol, the dashboard being closed). `heartbeat`: the child touches `$EYEMOTION_HEARTBEAT`
     (every `Node.run` does); one silent for `heartbeat_timeout_s` is killed and restarted as hung.
     `streams`: names of the streams it publishes, named in the gap marker when it restarts.
+    `restart_args`: appended to `argv` when the child is restarted (the stimulus runner continues its
+    session with `--resume` instead of starting the protocol again).
+    A child with `restart=False` that dies (not a normal exit) stops the session: nothing can take over
+    its work (the recorder: a second LabRecorder must not overwrite `recording.xdf`).
     """
 
     name: str
@@ -107,6 +111,7 @@ class ChildSpec:
     streams: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     stop_timeout_s: float = 10.0
+    restart_args: tuple[str, ...] = ()
 
 
 @dataclass
@@ -160,8 +165,9 @@ class Supervisor:
         beat.unlink(missing_ok=True)
         env = {**os.environ, **spec.env, HEARTBEAT_ENV: str(beat)}
         log_file = open(self.workdir / "logs" / f"{spec.name}.log", "ab")
+        argv = [*spec.argv, *spec.restart_args] if st.restarts else spec.argv
         try:
-            st.process = subprocess.Popen(spec.argv, stdout=log_file, stderr=subprocess.STDOUT,
+            st.process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         finally:
             log_file.close()
@@ -243,6 +249,9 @@ class Supervisor:
             if not spec.restart or self._stop.is_set():
                 st.finished = True
                 log.error("%s died (%s); not restarted. Last output: %s", name, reason, self._log_tail(name))
+                if not spec.restart and not self._stop.is_set():  # nothing takes over its work: stop cleanly
+                    self.fatal = f"{name} died ({reason}) and is not restarted"
+                    self._push("node_died", node=name, exit_code=code, reason=reason)
                 continue
             st.backoff_s = min(self.max_backoff_s, max(self.min_backoff_s, st.backoff_s * 2))
             st.next_start = now + st.backoff_s
