@@ -138,7 +138,8 @@ def plan_children(config: Config, config_path: Path, folder: Path, participant: 
         runner += ["--windowed", "--null-audio"]
     env = {"DISPLAY": display} if display else {}
     children.append(ChildSpec("runner", _cli(config_path, *runner), stop_rank=1, ends_session=True,
-                              heartbeat=False, streams=(streams.MARKERS.name,), env=env, stop_timeout_s=15))
+                              heartbeat=False, streams=(streams.MARKERS.name,), env=env, stop_timeout_s=15,
+                              restart_args=("--resume",)))  # a restarted runner continues at the next trial
     if dashboard:
         dash_env = {"QT_QPA_PLATFORM": "offscreen"} if headless else {}
         children.append(ChildSpec("dashboard", _cli(config_path, "dashboard", "--participant", participant),
@@ -390,9 +391,11 @@ def verify_session(folder: Path, summary: dict, *, expect_predictions: bool = Tr
 
 
 def _marked_gaps(session) -> list[tuple[float, float]]:
-    """(start, end) LSL times of gaps the session marked itself: node restarts, device drop-outs."""
+    """(start, end) LSL times of gaps the session marked itself: node restarts, device drop-outs, audio
+    overflows (the microphone marks the audio it dropped when the marker is pushed, right after the hole)."""
     gaps = [(float(m.fields["start"]), float(m.fields["end"])) for m in session.markers.events("node_gap")
             if isinstance(m.fields.get("start"), (int, float)) and isinstance(m.fields.get("end"), (int, float))]
+    gaps += [(m.time, m.time) for m in session.markers.events("audio_overflow")]
     lost = [m.time for m in session.markers.events("device_lost")]
     back = [m.time for m in session.markers.events("device_restored")]
     for t0 in lost:
