@@ -11,8 +11,8 @@ config therefore also lists 127.0.0.1 as a known peer).
 While recording a watchdog thread checks, every `check_interval_s`:
 * that the file grows: no growth for `stall_s` logs a warning and pushes a `recording_stall` marker
   (`recording_resumed` when it grows again);
-* the free disk space (`disk_free`, injectable): below `min_free_gb` it pushes `disk_low` and stops
-  the recording cleanly;
+* the free disk space (`disk_free`, injectable; `$EYEMOTION_FAULT_DISK_FREE_FILE` fakes it in tests):
+  below `min_free_gb` it pushes `disk_low` and stops the recording cleanly;
 * that LabRecorderCLI is alive: if it died, `recorder_died` is pushed and logged. The XDF written so
   far stays loadable (LabRecorder writes continuously; `Session.load` reads a cut file up to the cut).
 
@@ -55,9 +55,26 @@ class RecorderError(UserError):
     """A recording that cannot start or continue (missing streams, no disk space, LabRecorder failed)."""
 
 
+FAULT_DISK_FREE_ENV = "EYEMOTION_FAULT_DISK_FREE_FILE"
+
+
 def psutil_disk_free(path: Path) -> int:
+    """Free bytes on the disk holding `path`.
+
+    Fault injection (tests only, inert unless set): when the environment variable
+    `EYEMOTION_FAULT_DISK_FREE_FILE` names a file that exists and holds a number, that number of GB is
+    reported instead, so a test can make a running recorder see its disk fill up.
+    """
+    import os
+
     import psutil
 
+    fault = os.environ.get(FAULT_DISK_FREE_ENV)
+    if fault:
+        try:
+            return int(float(Path(fault).read_text()) * GB)
+        except (OSError, ValueError):
+            pass  # no (valid) file yet: the real free space
     return int(psutil.disk_usage(str(path)).free)
 
 
