@@ -17,9 +17,11 @@ one ended (1/16000 s per sample) and that running clock is pulled towards the me
 error per block (at most a quarter sample, so stamps always increase); a forward jump of more than `REANCHOR_S` (lost audio, a stalled device) restarts it from the measured
 stamp, leaving a visible gap; stamps never jump backwards.
 
-Overflows. PortAudio's `status.input_overflow` (the device dropped input) and a full queue (the node
-could not push in time; the block is dropped) are counted, logged, and each marked with an
-`audio_overflow` marker on `eyemotion_markers` carrying the running counts.
+Overflows. PortAudio's `status.input_overflow` (the device dropped input), a full queue (the node
+could not push in time; the block is dropped) and a forward jump of the capture stamps that neither
+reported (`stamp_jump`: the whole process stalled, e.g. SIGSTOP, on a device that does not report
+overruns) are counted, logged, and each marked with an `audio_overflow` marker on `eyemotion_markers`
+carrying the running counts.
 
 `GeneratedAudioNode` publishes the same stream from numpy samples (no PortAudio): the fallback where ALSA
 or any audio input is absent. Run a node from a script or shell with
@@ -275,7 +277,11 @@ class MicrophoneNode(Node):
         if block.input_overflow:
             self.input_overflows += 1
             self._mark_overflow("input_overflow", "the device dropped input", at=block.first_stamp)
+        reanchors = self.stamps.reanchors
         block_start = self.stamps(block.first_stamp, len(block.samples))
+        if self.stamps.reanchors != reanchors and not block.input_overflow:  # a hole nobody reported
+            self._mark_overflow("stamp_jump", "capture stalled: the audio before this block is missing",
+                                at=block_start)
         samples, first = self.decimator(block.samples)
         if len(samples) == 0:
             return
