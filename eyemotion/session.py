@@ -419,6 +419,8 @@ def _channel_labels(info: dict[str, Any], count: int) -> list[str]:
 def _recorded_stream(raw: dict[str, Any]) -> RecordedStream:
     info = raw["info"]
     count = int(_first(info, "channel_count", "0"))
+    if count < 0:
+        raise SessionError(f"stream {_first(info, 'name')!r} has a corrupt header ({count} channels)")
     fmt = _first(info, "channel_format")
     series = raw["time_series"]
     if fmt == "string":
