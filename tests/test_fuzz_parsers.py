@@ -354,7 +354,7 @@ def test_corrupted_clip(cut: float, flips: list[tuple[float, int]], garbage: byt
         protocol = load_protocol(folder / "protocol.toml")
     except ProtocolError as exc:
         summary, problem = str(exc).split("\n")
-        assert "bad.avi" in problem
+        assert summary.startswith("protocol protocol.toml has 1 problem") and "bad.avi" in problem
         event("refused")
         return
     event("loaded")

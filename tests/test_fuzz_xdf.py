@@ -317,6 +317,8 @@ CAMERA_HEADER = _header_xml(CAMERA.name, "1", "double64", "30")
 @example(chunks=[(2, 1, CAMERA_HEADER), (3, 1, b""), (4, 1, b"\x01"), (6, 1, b"")], short_sid=True)
 # a negative rate: pylsl raised RuntimeError while replaying it (fixed)
 @example(chunks=[(2, 0, _header_xml(AUDIO.name, "0", "float32", "-1.0"))], short_sid=False)
+# a string stream with -1 channels (pyxdf accepts it): ValueError escaped Session.load (fixed)
+@example(chunks=[(2, 0, _header_xml(AUDIO.name, "-1", "string", "0.0"))], short_sid=False)
 # a stream with 0 channels: ValueError escaped Session.load (fixed)
 @example(chunks=[(2, 0, _header_xml(AUDIO.name, "0", "float32", "0.0"))], short_sid=False)
 def test_random_chunks(chunks: list[tuple[int, int, bytes]], short_sid: bool) -> None:
