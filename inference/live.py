@@ -40,12 +40,15 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pylsl.util import LostError
+from pylsl.util import TimeoutError as LslTimeout
 
 from eyemotion.config import Config
 from eyemotion.inference.features.builders import CrossmodalWindowBuilder, EmertWindowBuilder
@@ -360,15 +363,17 @@ class InferenceNode(Node):
         from eyemotion.streams import ContractError, check_or_raise
 
         sid = info.source_id()
+        # one machine shares one LSL clock: no correction there (its estimate would only add jitter)
+        flags = 0 if info.hostname() == socket.gethostname() else pylsl.proc_clocksync
         try:
-            inlet = pylsl.StreamInlet(info, max_buflen=30, processing_flags=pylsl.proc_clocksync, recover=False)
+            inlet = pylsl.StreamInlet(info, max_buflen=30, processing_flags=flags, recover=False)
             check_or_raise(spec, inlet.info(timeout=1.0))
             inlet.open_stream(timeout=1.0)
         except ContractError as exc:
             self._rejected.add(sid)
             log.error("inference: ignoring %s: %s", sid, exc)
             return None
-        except (pylsl.LostError, TimeoutError) as exc:
+        except (LostError, LslTimeout, TimeoutError) as exc:
             log.debug("inference: %s not reachable yet (%s)", sid, exc)
             return None
         return inlet
@@ -416,7 +421,7 @@ class InferenceNode(Node):
         for key, src in list(self.sources.items()):
             try:
                 data, stamps = src.inlet.pull_chunk(timeout=0.0, max_samples=16000)
-            except pylsl.LostError:
+            except LostError:
                 log.warning("inference: %s (%s) vanished; continuing without it", src.spec.name, src.source_id)
                 del self.sources[key]
                 continue
@@ -442,7 +447,7 @@ class InferenceNode(Node):
         for sid, inlet in list(self.marker_inlets.items()):
             try:
                 data, stamps = inlet.pull_chunk(timeout=0.0)
-            except pylsl.LostError:
+            except LostError:
                 del self.marker_inlets[sid]
                 continue
             for (text,), t in zip(data, stamps):

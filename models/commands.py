@@ -24,8 +24,23 @@ def _register_dataset(subparsers: argparse._SubParsersAction) -> None:
         description="Training datasets for `eyemotion train`; the format is documented in "
                     "eyemotion.models.dataset.")
     sub = p.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
-    # `eyemotion dataset build SESSIONS... OUT` (windows from recorded sessions, labels from trials.csv)
-    # is registered here by the session dataset builder; it writes through models.dataset.write_dataset.
+    b = sub.add_parser(
+        "build", help="cut recorded sessions' clips into labelled windows (a dataset for `eyemotion train`)",
+        description="Cut every clip of the given session folders (trials.csv onset/offset, else the clip markers) "
+                    "into windows with the live inference node's window builders, label them with the "
+                    "participant's self-reports (felt emotion 7-class, coarse 3-class, valence/arousal in "
+                    "[-1, 1]) and the face model's FER (mean eyemotion_face FER probabilities over the window), "
+                    "and write a dataset split into participant-wise folds. Sessions without eyemotion_gaze use "
+                    "their Tobii_gaze through the eye-signal processor; without eyemotion_face, the face "
+                    "pipeline runs on camera.mp4. Recordings are only read. See eyemotion.models.sessions_dataset.")
+    b.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="SESSIONS... then OUT (the output directory)")
+    b.add_argument("--hop", type=float, default=1.0, help="seconds between window ends within a clip (default 1)")
+    b.add_argument("--coarse", choices=("emotion", "valence"), default="emotion",
+                   help="3-class labels from the felt emotion (default) or the sign of the valence rating")
+    b.add_argument("--folds", type=int, default=5, help="participant-wise folds (default 5, as in 002)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.set_defaults(func=_dataset_build)
     s = sub.add_parser(
         "synthetic", help="write a synthetic dataset with a planted class signal (pipeline testing)",
         description="Write a dataset in the training format whose features carry a planted class signal "
@@ -48,6 +63,24 @@ def _dataset_synthetic(args: argparse.Namespace, config) -> int:
     out = make_synthetic_dataset(args.out, participants=args.participants, windows_per_class=args.windows_per_class,
                                  signal=args.signal, n_folds=args.folds, seed=args.seed)
     print(f"wrote {out}")
+    return 0
+
+
+def _dataset_build(args: argparse.Namespace, config) -> int:
+    from eyemotion.models.sessions_dataset import build_dataset
+
+    if len(args.paths) < 2:
+        raise UserError("give one or more session folders and then the output directory: "
+                        "eyemotion dataset build SESSIONS... OUT")
+    *sessions, out = args.paths
+    if (out / "session.json").exists() or (out / "recording.xdf").exists():
+        raise UserError(f"the last path {out} is a session folder, not an output directory; "
+                        "eyemotion dataset build SESSIONS... OUT")
+    if out.exists() and (out / "windows.npz").exists():
+        raise UserError(f"{out} already holds a dataset; pass a new output directory")
+    path = build_dataset(sessions, out, config, hop_s=args.hop, coarse=args.coarse, folds=args.folds, seed=args.seed,
+                         progress=not args.quiet)
+    print(f"wrote {path}")
     return 0
 
 

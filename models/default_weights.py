@@ -38,21 +38,23 @@ LICENCE = ("CC0-1.0 for the weights (generated from simulated data by eyemotion'
 
 @dataclass(frozen=True)
 class Recipe:
-    participants: int = 15
+    participants: int = 12
     clips_per_emotion: int = 1
     clip_s: float = 16.0
     pause_s: float = 3.0
     hop_s: float = 1.0
     folds: int = 5
-    emert_epochs: int = 25
+    emert_epochs: int = 15
     crossmodal_epochs: int = 40
     seed: int = 0
+    emotions: tuple[str, ...] = ("neutral", "happiness", "sadness", "anger", "disgust", "fear", "surprise")
 
     def key(self, step: str) -> str:
         return hashlib.sha256(json.dumps({"step": step, **asdict(self)}, sort_keys=True).encode()).hexdigest()[:16]
 
 
-QUICK = Recipe(participants=3, clip_s=6.0, pause_s=1.0, folds=3, emert_epochs=1, crossmodal_epochs=1)
+QUICK = Recipe(participants=3, clip_s=6.0, pause_s=1.0, folds=3, emert_epochs=1, crossmodal_epochs=1,
+               emotions=("neutral", "happiness", "anger"))
 
 
 def _participant(args: tuple) -> tuple:
@@ -64,7 +66,7 @@ def _participant(args: tuple) -> tuple:
 
     config = Config()
     settings = SimulationSettings(recipe.participants, recipe.clips_per_emotion, recipe.clip_s, recipe.pause_s,
-                                  seed=recipe.seed)
+                                  seed=recipe.seed, emotions=tuple(recipe.emotions))
     streams, _ = simulate_session(index, settings, config)
     return session_windows(streams, config, hop_s=recipe.hop_s)
 

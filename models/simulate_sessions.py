@@ -56,6 +56,7 @@ class SimulationSettings:
     pause_s: float = 3.0
     gaze_rate: float = 250.0
     seed: int = 0
+    emotions: tuple[str, ...] = CLASSES  # the clip targets (each `clips_per_emotion` times)
 
 
 # --- voice ---------------------------------------------------------------------------------------
@@ -243,12 +244,12 @@ def simulate_session(index: int, settings: SimulationSettings, config: Config, f
 
     rng = np.random.default_rng([settings.seed, index])
     participant = f"SIM{index:03d}"
-    targets = [e for e in CLASSES for _ in range(settings.clips_per_emotion)]
+    targets = [e for e in settings.emotions for _ in range(settings.clips_per_emotion)]
     order = rng.permutation(len(targets))
     trials, t = [], settings.pause_s
     for n, i in enumerate(order):
         target = targets[i]
-        felt = target if rng.uniform() < FELT_IS_TARGET else CLASSES[rng.integers(len(CLASSES))]
+        felt = target if rng.uniform() < FELT_IS_TARGET else settings.emotions[rng.integers(len(settings.emotions))]
         va = np.clip(PLANTED_VA[CLASSES.index(felt)] + rng.normal(0, 0.15, 2), -1, 1)
         sam = np.clip(np.rint(va * 4 + 5), 1, 9).astype(int)
         trials.append(SimulatedTrial(n + 1, f"{target}_{i:02d}", target, felt, T0 + t, T0 + t + settings.clip_s,
