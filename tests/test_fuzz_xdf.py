@@ -135,7 +135,7 @@ def _one_line(exc: UserError) -> None:
 
 # -- truncation: a documented partial load ----------------------------------------------------------
 
-@settings(max_examples=examples(60))
+@settings(max_examples=examples(100))
 @given(cut_fraction=st.floats(0, 1))
 @example(cut_fraction=0.0)
 @example(cut_fraction=1.0)
@@ -217,7 +217,7 @@ def _check_outcome(path: Path) -> None:
         _one_line(exc)
 
 
-@settings(max_examples=examples(150))
+@settings(max_examples=examples(250))
 @given(mutations=st.lists(MUTATIONS, min_size=1, max_size=4))
 def test_corrupted_file_gives_a_result_or_a_clear_error(mutations: list[tuple]) -> None:
     with tempfile.TemporaryDirectory(prefix="fuzz-xdf-") as folder:
@@ -302,7 +302,7 @@ CHUNKS = st.one_of(
 CAMERA_HEADER = _header_xml(CAMERA.name, "1", "double64", "30")
 
 
-@settings(max_examples=examples(200))
+@settings(max_examples=examples(400))
 @given(chunks=st.lists(CHUNKS, max_size=8), short_sid=st.booleans())
 # a stamp cut short inside a chunk: struct.error escaped decode_samples (fixed)
 @example(chunks=[(2, 1, CAMERA_HEADER), (3, 1, b"\x01\x02" + b"\x08" + bytes(16) + b"\x08" + bytes(4))],
