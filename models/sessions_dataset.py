@@ -291,6 +291,9 @@ def build_dataset(sessions: Sequence[str | Path], out: str | Path, config: Confi
         raise DatasetError(f"the window hop must be > 0 s, not {hop_s}")
     if not sessions:
         raise DatasetError("no sessions given; pass one or more sessions/<participant>/<id>/ folders")
+    missing = [str(p) for p in sessions if not Path(p).exists()]
+    if missing:
+        raise DatasetError(f"{missing[0]} does not exist; pass sessions/<participant>/<session-id>/ folders")
     bar = (lambda x, **kw: tqdm(x, **kw)) if progress else (lambda x, **_: x)
     parts, described = [], []
     for path in bar(list(sessions), desc="sessions", unit="session"):
