@@ -427,7 +427,12 @@ def _clock_error_ms(truth_path: Path, gaze) -> float | None:
 
     truth = np.load(truth_path)
     own = truth["timestamp"]
-    recorded = gaze.time_stamps
+    if not len(own):
+        return None
+    # a tracker that was restarted wrote the truth of its last run only: compare the samples it covers
+    half = 0.5 / gaze.nominal_srate
+    covered = (gaze.time_stamps >= own[0] - half) & (gaze.time_stamps <= own[-1] + half)
+    recorded = gaze.time_stamps[covered]
     idx = np.searchsorted(own, recorded)
     idx = np.clip(idx, 0, len(own) - 1)
     idx = np.where(np.abs(own[np.maximum(idx - 1, 0)] - recorded) < np.abs(own[idx] - recorded),
@@ -435,7 +440,7 @@ def _clock_error_ms(truth_path: Path, gaze) -> float | None:
     if not len(idx):
         return None
     # the same samples, not merely the same clock grid: the true gaze matches the recorded gaze
-    x = gaze.channel("x.position_on_display_area.gaze_point.left_eye")
+    x = gaze.channel("x.position_on_display_area.gaze_point.left_eye")[covered]
     if np.nanmedian(np.abs(truth["x"][idx] - x)) > 0.02:
         return None
     return round(float(np.max(np.abs(own[idx] - recorded))) * 1e3, 4)
