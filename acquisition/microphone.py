@@ -279,7 +279,8 @@ class MicrophoneNode(Node):
             self._mark_overflow("input_overflow", "the device dropped input", at=block.first_stamp)
         reanchors = self.stamps.reanchors
         block_start = self.stamps(block.first_stamp, len(block.samples))
-        if self.stamps.reanchors != reanchors and not block.input_overflow:  # a hole nobody reported
+        unreported = not block.input_overflow and self.dropped_blocks == self._marked_drops
+        if self.stamps.reanchors != reanchors and unreported:  # a hole neither PortAudio nor the queue reported
             self._mark_overflow("stamp_jump", "capture stalled: the audio before this block is missing",
                                 at=block_start)
         samples, first = self.decimator(block.samples)
