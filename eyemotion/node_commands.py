@@ -73,11 +73,9 @@ def build_node(kind: str, config: Config, *, simulate: bool = False, session: Pa
 
         return EyeSignalNode(config)
     if kind == "inference":
-        try:
-            from eyemotion.inference.live import LiveInferenceNode
-        except ImportError as exc:
-            raise UserError(f"the live inference node is not available ({exc})") from None
-        return LiveInferenceNode(config)
+        from eyemotion.inference.live import InferenceNode
+
+        return InferenceNode(config)
     raise UserError(f"unknown node kind {kind!r}; choose from {', '.join(NODE_KINDS)}")
 
 
