@@ -55,19 +55,25 @@ def main() -> int:
     seconds = 600.0 if args.soak else args.seconds
 
     import psutil
+
     from eyemotion.streams import configure_lsl
 
     configure_lsl("machine")
+    from eyemotion.gui import theme
+    from eyemotion.gui.window import Dashboard
     from PyQt6.QtCore import QEvent, QObject, QSettings, QTimer
     from PyQt6.QtWidgets import QApplication
 
     from eyemotion.config import LslConfig, config_from_dict
-    from eyemotion.gui import theme
-    from eyemotion.gui.window import Dashboard
 
     ns = f"bench{uuid.uuid4().hex[:8]}"
-    publisher = subprocess.Popen([sys.executable, "-c", PUBLISHER.format(tests=str(ROOT / "tests"), ns=ns,
-                                                                        seconds=seconds + args.warmup + 20)])
+    publisher = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            PUBLISHER.format(tests=str(ROOT / "tests"), ns=ns, seconds=seconds + args.warmup + 20),
+        ]
+    )
     config = config_from_dict({}).replace(lsl=LslConfig(namespace=ns))
     app = QApplication(sys.argv[:1])
     theme.apply(app)
@@ -92,10 +98,15 @@ def main() -> int:
     state: dict = {}
 
     def begin() -> None:
-        state.update(t=time.perf_counter(), cpu=sum(proc.cpu_times()[:2]), frames=window.frames,
-                     main_cpu=_main_thread_cpu(proc),
-                     refreshes={p.title: p.refreshes for p in window.panels},
-                     paints=counter.count, rss=proc.memory_info().rss)
+        state.update(
+            t=time.perf_counter(),
+            cpu=sum(proc.cpu_times()[:2]),
+            frames=window.frames,
+            main_cpu=_main_thread_cpu(proc),
+            refreshes={p.title: p.refreshes for p in window.panels},
+            paints=counter.count,
+            rss=proc.memory_info().rss,
+        )
         window.frame_times.clear()
 
     def sample() -> None:
@@ -124,11 +135,19 @@ def main() -> int:
             "rss_start_mb": round(rss0, 1),
             "rss_end_mb": round(rss1, 1),
             "rss_growth_second_half_mb": round((max(half) - max(first)) if half and first else 0.0, 1),
-            "streams": {st.name: {"state": st.state.value, "reason": st.reason, "samples": st.samples,
-                                  "effective_rate": round(st.effective_rate, 1), "dropped": st.dropped}
-                        for st in window.monitor.statuses()},
-            "panel_refreshes_per_s": {p.title: round((p.refreshes - state["refreshes"][p.title]) / wall, 1)
-                                      for p in window.panels},
+            "streams": {
+                st.name: {
+                    "state": st.state.value,
+                    "reason": st.reason,
+                    "samples": st.samples,
+                    "effective_rate": round(st.effective_rate, 1),
+                    "dropped": st.dropped,
+                }
+                for st in window.monitor.statuses()
+            },
+            "panel_refreshes_per_s": {
+                p.title: round((p.refreshes - state["refreshes"][p.title]) / wall, 1) for p in window.panels
+            },
         }
         state["result"] = result
         window.shutdown()
@@ -144,18 +163,30 @@ def main() -> int:
     publisher.wait(10)
     result = state["result"]
     print(f"dashboard, offscreen, {result['streams_live']} streams live, {result['seconds']} s measured")
-    print(f"  redraw rate          {result['gaze_view_paints_per_s']:.1f} fps (gaze view repaints), "
-          f"{result['redraw_passes_per_s']:.1f} redraw passes/s (goal >= 30)")
-    print(f"  redraw pass          p50 {result['redraw_pass_ms_p50']} ms, p95 {result['redraw_pass_ms_p95']} ms")
-    print(f"  CPU                  {100 * result['cpu_share_of_one_core']:.1f} % of one core (goal < 30 %), of which "
-          f"the GUI thread {100 * result['cpu_share_gui_thread']:.1f} %; machine load average "
-          f"{result['load_average_1min']} on {os.cpu_count()} cores")
-    print(f"  memory               {result['rss_start_mb']} -> {result['rss_end_mb']} MB RSS, "
-          f"growth over the second half {result['rss_growth_second_half_mb']} MB (goal: none)")
+    print(
+        f"  redraw rate          {result['gaze_view_paints_per_s']:.1f} fps (gaze view repaints), "
+        f"{result['redraw_passes_per_s']:.1f} redraw passes/s (goal >= 30)"
+    )
+    print(
+        f"  redraw pass          p50 {result['redraw_pass_ms_p50']} ms, p95 {result['redraw_pass_ms_p95']} ms"
+    )
+    print(
+        f"  CPU                  {100 * result['cpu_share_of_one_core']:.1f} % of one core (goal < 30 %), "
+        "of which "
+        f"the GUI thread {100 * result['cpu_share_gui_thread']:.1f} %; machine load average "
+        f"{result['load_average_1min']} on {os.cpu_count()} cores"
+    )
+    print(
+        f"  memory               {result['rss_start_mb']} -> {result['rss_end_mb']} MB RSS, "
+        f"growth over the second half {result['rss_growth_second_half_mb']} MB (goal: none)"
+    )
     out = ROOT / "bench" / "results" / "dashboard.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    print("  panels refreshed/s   " + ", ".join(f"{k} {v:g}" for k, v in result["panel_refreshes_per_s"].items()))
+    print(
+        "  panels refreshed/s   "
+        + ", ".join(f"{k} {v:g}" for k, v in result["panel_refreshes_per_s"].items())
+    )
     for name, st in result["streams"].items():
         if st["state"] != "ok":
             print(f"  ! {name}: {st['state']} ({st['reason']})")

@@ -147,10 +147,12 @@ class RecorderBackend:
     def start(self, participant: str) -> Path:
         """Create the session folder and start recording every contract stream; UserError if it cannot."""
         from eyemotion.acquisition.recorder import Recorder
+
         from eyemotion.session import SESSION_JSON, create_session_folder
 
-        folder = create_session_folder(self.config.recorder.sessions_dir, participant,
-                                       started_from="dashboard")
+        folder = create_session_folder(
+            self.config.recorder.sessions_dir, participant, started_from="dashboard"
+        )
         recorder = Recorder(self.config, folder)
         try:
             recorder.start()

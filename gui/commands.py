@@ -23,8 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="replay speed, 0.25-20 (default 1)")
     p.add_argument("--participant", default="", help="participant pseudonym for recordings (e.g. P001)")
     p.add_argument("--reset-layout", action="store_true", help="forget the remembered window layout")
-    p.add_argument("--duration", type=float, default=None, metavar="S",
-                   help="close by itself after S seconds (demos, smoke tests)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="S",
+        help="close by itself after S seconds (demos, smoke tests)",
+    )
     p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window when it closes")
     p.set_defaults(func=run_dashboard)
 
@@ -32,11 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_dashboard(args: argparse.Namespace, config) -> int:
     import sys
 
-    from PyQt6.QtCore import QSettings, QTimer
-    from PyQt6.QtWidgets import QApplication
-
     from eyemotion.gui import theme
     from eyemotion.gui.window import SETTINGS_APP, SETTINGS_ORG, Dashboard
+    from PyQt6.QtCore import QSettings, QTimer
+    from PyQt6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("eyemotion dashboard")

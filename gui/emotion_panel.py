@@ -5,16 +5,15 @@ and which modalities the last prediction used."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pyqtgraph as pg
+from eyemotion.gui import theme
+from eyemotion.gui.models import Prediction, SessionState, prediction
+from eyemotion.gui.panel import Panel, label, plot, set_text
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QGridLayout, QHBoxLayout
 
-from eyemotion.gui import theme
-from eyemotion.gui.models import Prediction, SessionState, prediction
 from eyemotion.streams import CLASSES, EMOTION
-from eyemotion.gui.panel import Panel, label, plot, set_text
 
 TRAIL = 24
 MARKER_LINES = 16
@@ -36,13 +35,19 @@ class EmotionPanel(Panel):
         self.bars.getAxis("bottom").setTicks([[(i, c[:3]) for i, c in enumerate(CLASSES)]])
         self.bars.addLegend(offset=(-4, 4), labelTextColor=theme.TEXT)
         x = np.arange(7)
-        self.er_bars = pg.BarGraphItem(x=x - 0.2, height=np.zeros(7), width=0.38, brush=theme.ACCENT, name="ER (felt)")
-        self.fer_bars = pg.BarGraphItem(x=x + 0.2, height=np.zeros(7), width=0.38, brush="#f2cc60", name="FER (face)")
+        self.er_bars = pg.BarGraphItem(
+            x=x - 0.2, height=np.zeros(7), width=0.38, brush=theme.ACCENT, name="ER (felt)"
+        )
+        self.fer_bars = pg.BarGraphItem(
+            x=x + 0.2, height=np.zeros(7), width=0.38, brush="#f2cc60", name="FER (face)"
+        )
         self.bars.addItem(self.er_bars)
         self.bars.addItem(self.fer_bars)
         self.gap_label = label("emotion gap: –", bold=True, dynamic=40)
         self.gap_label.setWordWrap(True)
-        self.gap_label.setFixedHeight(2 * self.gap_label.fontMetrics().height() + 8)  # two lines, never reflows
+        self.gap_label.setFixedHeight(
+            2 * self.gap_label.fontMetrics().height() + 8
+        )  # two lines, never reflows
         self.timeline = plot()
         self.timeline.setYRange(0, 1, padding=0.02)
         self.timeline.setXRange(-self.history_s, 0, padding=0)
@@ -54,8 +59,12 @@ class EmotionPanel(Panel):
         self.curves = {c: self.timeline.plot(pen=pg.mkPen(theme.CLASS_COLOURS[c], width=2)) for c in CLASSES}
         self.lines = []
         for _ in range(MARKER_LINES):  # a fixed pool, reused: items are never re-created while running
-            line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.MUTED, style=Qt.PenStyle.DashLine), label="",
-                                   labelOpts={"position": 0.92, "color": theme.TEXT, "rotateAxis": (1, 0)})
+            line = pg.InfiniteLine(
+                angle=90,
+                pen=pg.mkPen(theme.MUTED, style=Qt.PenStyle.DashLine),
+                label="",
+                labelOpts={"position": 0.92, "color": theme.TEXT, "rotateAxis": (1, 0)},
+            )
             line.setVisible(False)
             self.timeline.addItem(line)
             self.lines.append(line)
@@ -100,30 +109,46 @@ class EmotionPanel(Panel):
             self.er_bars.setOpts(height=last.er, pens=self._outline(last.er_class if last.gap else ""))
             self.fer_bars.setOpts(height=last.fer, pens=self._outline(last.fer_class if last.gap else ""))
             if last.gap:
-                set_text(self.gap_label, f"⚠ EMOTION GAP: face shows {last.fer_class}, felt emotion is "
-                         f"{last.er_class} (distance {last.gap_size:.2f})",
-                         f"background: {theme.BAD}; color: white; font-weight: bold; padding: 3px")
+                set_text(
+                    self.gap_label,
+                    f"⚠ EMOTION GAP: face shows {last.fer_class}, felt emotion is "
+                    f"{last.er_class} (distance {last.gap_size:.2f})",
+                    f"background: {theme.BAD}; color: white; font-weight: bold; padding: 3px",
+                )
             else:
-                set_text(self.gap_label, f"face and felt emotion agree: {last.er_class}",
-                         f"color: {theme.GOOD}; font-weight: bold; padding: 3px")
+                set_text(
+                    self.gap_label,
+                    f"face and felt emotion agree: {last.er_class}",
+                    f"color: {theme.GOOD}; font-weight: bold; padding: 3px",
+                )
             t = stamps - now
             er = np.nan_to_num(data[:, self._er])
             fer = np.nan_to_num(data[:, self._fer])
             for i, c in enumerate(CLASSES):
                 self.curves[c].setData(t, er[:, i])
             gaps = (er.argmax(1) != fer.argmax(1)) & (er.sum(1) > 0) & (fer.sum(1) > 0)  # as Prediction.gap
-            self.gap_fill.setData(np.repeat(t, 2)[1:], np.repeat(np.where(gaps, 1.0, 0.0), 2)[:-1], fillLevel=0)
+            self.gap_fill.setData(
+                np.repeat(t, 2)[1:], np.repeat(np.where(gaps, 1.0, 0.0), 2)[:-1], fillLevel=0
+            )
             va = data[-TRAIL:][:, [EMOTION.index("valence"), EMOTION.index("arousal")]]
             va = np.clip(np.nan_to_num(va), -1, 1)
             n = len(va)
             alphas = np.linspace(30, 255, n).astype(int)
-            self.va_trail.setData(va[:, 0], va[:, 1], size=np.linspace(5, 16, n),
-                                  brush=[pg.mkBrush(77, 163, 255, a) for a in alphas])
+            self.va_trail.setData(
+                va[:, 0],
+                va[:, 1],
+                size=np.linspace(5, 16, n),
+                brush=[pg.mkBrush(77, 163, 255, a) for a in alphas],
+            )
             for m, w in self.modality_labels.items():
                 on = m in last.modalities
                 colours = ("#2e7d32", theme.TEXT) if on else ("#3a3f4b", theme.MUTED)
-                set_text(w, m, "font-weight: bold; padding: 2px 6px; border-radius: 3px; "
-                         f"background: {colours[0]}; color: {colours[1]}")
+                set_text(
+                    w,
+                    m,
+                    "font-weight: bold; padding: 2px 6px; border-radius: 3px; "
+                    f"background: {colours[0]}; color: {colours[1]}",
+                )
         recent = [(s, text) for s, text in self.session.timeline if now - s <= self.history_s][-MARKER_LINES:]
         for line, (stamp, text) in zip(self.lines, recent):
             line.setValue(stamp - now)
@@ -131,12 +156,10 @@ class EmotionPanel(Panel):
             if line.label.format != text:
                 line.label.setFormat(text)
             line.setVisible(True)
-        for line in self.lines[len(recent):]:
+        for line in self.lines[len(recent) :]:
             line.setVisible(False)
         self.markers_shown = [text for _, text in recent]
 
     @staticmethod
     def _outline(cls: str) -> list:
         return [pg.mkPen("w", width=3) if c == cls else pg.mkPen(None) for c in CLASSES]
-
-

@@ -8,12 +8,12 @@ import warnings
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QRectF
-from PyQt6.QtWidgets import QHBoxLayout, QVBoxLayout
-
 from eyemotion.gui import theme
 from eyemotion.gui.models import BLINK, EyeQuality, eye_quality, raw_quality
 from eyemotion.gui.panel import Panel, label, plot, set_text
+from PyQt6.QtCore import QRectF
+from PyQt6.QtWidgets import QHBoxLayout, QVBoxLayout
+
 from eyemotion.streams import EVENT_CODES, GAZE_CLEAN, GAZE_RAW
 
 WINDOW_S = 10.0
@@ -34,7 +34,9 @@ class EyePanel(Panel):
         self.pupil.addLegend(offset=(8, 4), labelTextColor=theme.TEXT)
         self.blinks = pg.PlotCurveItem(pen=None, brush=pg.mkBrush(210, 153, 34, 70), fillLevel=0)
         self.raw = pg.PlotDataItem(pen=pg.mkPen("#f0f0f0", width=1), name="raw")
-        self.corrected = pg.PlotDataItem(pen=pg.mkPen(theme.ACCENT, width=1), name="corrected")  # 1 px: fastest
+        self.corrected = pg.PlotDataItem(
+            pen=pg.mkPen(theme.ACCENT, width=1), name="corrected"
+        )  # 1 px: fastest
         for item in (self.raw, self.corrected):
             item.setDownsampling(auto=True, method="peak")
             item.setClipToView(True)
@@ -83,8 +85,11 @@ class EyePanel(Panel):
         else:
             data, stamps = self.monitor["gaze_raw"].data.window(WINDOW_S, until=now)
             t = stamps - now
-            pupils = np.stack([data[:, GAZE_RAW.index(f"diameter.pupil.{e}_eye")] for e in ("left", "right")]) \
-                if len(data) else np.empty((2, 0))
+            pupils = (
+                np.stack([data[:, GAZE_RAW.index(f"diameter.pupil.{e}_eye")] for e in ("left", "right")])
+                if len(data)
+                else np.empty((2, 0))
+            )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN columns -> NaN
                 raw = np.nanmean(pupils, axis=0) if pupils.size else np.empty(0)
@@ -95,8 +100,11 @@ class EyePanel(Panel):
         self.corrected.setData(t, corrected, connect="finite")
         self.pupil_points = int(np.isfinite(raw).sum() + np.isfinite(corrected).sum())
         finite = np.concatenate([raw[np.isfinite(raw)], corrected[np.isfinite(corrected)]])
-        lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (2.0, 8.0))
-        lo, hi = np.floor(2 * lo - 0.5) / 2, np.ceil(2 * hi + 0.5) / 2  # 0.5 mm steps: the axis rarely changes
+        lo, hi = np.percentile(finite, [1, 99]) if finite.size else (2.0, 8.0)
+        lo, hi = (
+            np.floor(2 * lo - 0.5) / 2,
+            np.ceil(2 * hi + 0.5) / 2,
+        )  # 0.5 mm steps: the axis rarely changes
         if (lo, hi) != self._y_range:
             self._y_range = (lo, hi)
             self.pupil.setYRange(lo, hi, padding=0)
@@ -110,8 +118,11 @@ class EyePanel(Panel):
             self.events.setRect(QRectF(t[0], 0, t[-1] - t[0], 1))
         q = self.quality
         set_text(self.valid_label, f"valid {_pct(q.valid_share)}")
-        set_text(self.loss_label, f"loss {_pct(q.loss_share)}",
-                 f"font-weight: bold; color: {theme.BAD if q.loss_share > 0.2 else theme.TEXT}")
+        set_text(
+            self.loss_label,
+            f"loss {_pct(q.loss_share)}",
+            f"font-weight: bold; color: {theme.BAD if q.loss_share > 0.2 else theme.TEXT}",
+        )
 
 
 def _pct(share: float) -> str:

@@ -3,19 +3,19 @@ probabilities (eyemotion_face), and the microphone's level meter, level history 
 
 from __future__ import annotations
 
-import base64
 import binascii
 import math
 
 import cv2
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import QGraphicsRectItem, QGridLayout
-
 from eyemotion.gui import theme
 from eyemotion.gui.models import FaceState, LevelMeter, face_state
 from eyemotion.gui.panel import Panel, fmt, label, plot, set_text
+from eyemotion.inference.features.face import decode_preview
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import QGraphicsRectItem, QGridLayout
+
 from eyemotion.streams import CLASSES
 
 LEVEL_WINDOW_S = 0.05
@@ -23,14 +23,12 @@ LEVEL_HISTORY_S = 10.0
 FLOOR_DB = -80.0
 
 
-def decode_preview(text: str) -> np.ndarray | None:
-    """An RGB image from a base64 JPEG sample, or None if it is not one."""
+def preview_rgb(text: str) -> np.ndarray | None:
+    """An RGB image from a preview sample (decoded by the producer's own `decode_preview`), None if broken."""
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+        return cv2.cvtColor(decode_preview(text), cv2.COLOR_BGR2RGB)
+    except (ValueError, binascii.Error):
         return None
-    image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 class FacePanel(Panel):
@@ -62,8 +60,12 @@ class FacePanel(Panel):
         self.fer.setMouseEnabled(False, False)
         self.fer.getAxis("bottom").setTicks([[(i, c[:2]) for i, c in enumerate(CLASSES)]])
         self.fer.setTitle("FER (face)", color=theme.MUTED, size="9pt")
-        self.fer_bars = pg.BarGraphItem(x=np.arange(7), height=np.zeros(7), width=0.7,
-                                        brushes=[pg.mkBrush(theme.CLASS_COLOURS[c]) for c in CLASSES])
+        self.fer_bars = pg.BarGraphItem(
+            x=np.arange(7),
+            height=np.zeros(7),
+            width=0.7,
+            brushes=[pg.mkBrush(theme.CLASS_COLOURS[c]) for c in CLASSES],
+        )
         self.fer.addItem(self.fer_bars)
         # the level meter: one horizontal bar in a small plot (a QProgressBar repaints synchronously)
         self.meter = plot()
@@ -72,11 +74,17 @@ class FacePanel(Panel):
         self.meter.setXRange(FLOOR_DB, 0, padding=0)
         self.meter.setYRange(0, 1, padding=0)
         self.meter.setMouseEnabled(False, False)
-        self.meter_bar = pg.BarGraphItem(x0=[FLOOR_DB], y0=[0.15], width=[0.0], height=[0.7], brush=theme.GOOD,
-                                         pen=None)
+        self.meter_bar = pg.BarGraphItem(
+            x0=[FLOOR_DB], y0=[0.15], width=[0.0], height=[0.7], brush=theme.GOOD, pen=None
+        )
         self.meter.addItem(self.meter_bar)
-        self.meter.addItem(pg.InfiniteLine(pos=config.dashboard.voice_threshold_db, angle=90,
-                                           pen=pg.mkPen(theme.WARN, style=Qt.PenStyle.DashLine)))
+        self.meter.addItem(
+            pg.InfiniteLine(
+                pos=config.dashboard.voice_threshold_db,
+                angle=90,
+                pen=pg.mkPen(theme.WARN, style=Qt.PenStyle.DashLine),
+            )
+        )
         self.vad = label("voice: –", bold=True, dynamic=28)
         self.levels = plot()
         self.levels.setFixedHeight(90)
@@ -84,10 +92,14 @@ class FacePanel(Panel):
         self.levels.setXRange(-LEVEL_HISTORY_S, 0, padding=0)
         self.levels.setLabel("left", "dBFS")
         self.levels.setMouseEnabled(False, False)
-        self.level_curve = pg.PlotCurveItem(pen=pg.mkPen(theme.ACCENT, width=1), brush=pg.mkBrush(77, 163, 255, 60),
-                                            fillLevel=FLOOR_DB)
-        self.threshold = pg.InfiniteLine(angle=0, pos=config.dashboard.voice_threshold_db,
-                                         pen=pg.mkPen(theme.WARN, style=Qt.PenStyle.DashLine))
+        self.level_curve = pg.PlotCurveItem(
+            pen=pg.mkPen(theme.ACCENT, width=1), brush=pg.mkBrush(77, 163, 255, 60), fillLevel=FLOOR_DB
+        )
+        self.threshold = pg.InfiniteLine(
+            angle=0,
+            pos=config.dashboard.voice_threshold_db,
+            pen=pg.mkPen(theme.WARN, style=Qt.PenStyle.DashLine),
+        )
         self.levels.addItem(self.level_curve)
         self.levels.addItem(self.threshold)
         self.face_label = label("face: –", dynamic=30)
@@ -120,7 +132,7 @@ class FacePanel(Panel):
             return
         self._preview_seen = log.total
         last = log.last(1)
-        image = decode_preview(last[0].text) if last else None
+        image = preview_rgb(last[0].text) if last else None
         if image is None:
             return
         if self.image_shape != image.shape:
@@ -160,7 +172,9 @@ class FacePanel(Panel):
             return
         if self.meter_model is None:
             rate = feed.nominal_rate or 16000.0
-            self.meter_model = LevelMeter(int(rate * LEVEL_WINDOW_S), keep=int(LEVEL_HISTORY_S / LEVEL_WINDOW_S))
+            self.meter_model = LevelMeter(
+                int(rate * LEVEL_WINDOW_S), keep=int(LEVEL_HISTORY_S / LEVEL_WINDOW_S)
+            )
             self._audio_seen = max(0, feed.data.total - int(rate * LEVEL_HISTORY_S))
         data, stamps, self._audio_seen = feed.data.since(self._audio_seen)
         self.meter_model.push(data[:, 0], stamps)
@@ -172,7 +186,10 @@ class FacePanel(Panel):
         colour = theme.BAD if level > -6 else theme.WARN if level > -20 else theme.GOOD
         self.meter_bar.setOpts(width=[level - FLOOR_DB], brush=colour)
         colour = theme.GOOD if self.voice else theme.MUTED
-        set_text(self.vad, f"<span style='color:{colour}'>●</span> voice {'active' if self.voice else 'silent'}"
-                 f"  ({fmt(self.level_db, '.0f')} dBFS)")
+        set_text(
+            self.vad,
+            f"<span style='color:{colour}'>●</span> voice {'active' if self.voice else 'silent'}"
+            f"  ({fmt(self.level_db, '.0f')} dBFS)",
+        )
         levels = np.array(self.meter_model.levels)
         self.level_curve.setData(levels[:, 0] - now, np.maximum(FLOOR_DB, levels[:, 1]))

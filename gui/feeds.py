@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pylsl
+from eyemotion.gui.ring import EventLog, RingBuffer
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeout
 
 from eyemotion.config import Config
-from eyemotion.gui.ring import EventLog, RingBuffer
 from eyemotion.streams import ALL, IRREGULAR, MARKERS, PREVIEW, StreamSpec, _predicate, check_info
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,11 @@ class Feed:
         self.history_s = history_s
         self.stale_after = stale_after  # None: never stale (markers)
         self.numeric = spec.channel_format != "string"
-        self.data: RingBuffer | EventLog = (RingBuffer(1, spec.channel_count) if self.numeric
-                                            else EventLog(EVENT_CAPACITY.get(spec.key, 1000)))
+        self.data: RingBuffer | EventLog = (
+            RingBuffer(1, spec.channel_count)
+            if self.numeric
+            else EventLog(EVENT_CAPACITY.get(spec.key, 1000))
+        )
         self.connections: dict[str, _Connection] = {}  # by stream uid
         self.rejected: dict[str, str] = {}  # uid -> reason
         self.others: list[str] = []  # source ids of extra streams not read
@@ -105,7 +108,7 @@ class Feed:
         self.last_receive = float("nan")
         self.connected_at = float("nan")
         self.lost_at = float("nan")
-        self._recent: deque[tuple[float, int]] = deque(maxlen=4096)  # (receive clock, n samples)
+        self._recent: deque[tuple[float, int]] = deque()  # (receive clock, n samples)
         self._backlog = True  # the first pull after connecting holds the outlet's backlog
         self._lock = threading.Lock()
 
@@ -140,11 +143,15 @@ class Feed:
             self.last_receive = pylsl.local_clock()
             if not self._backlog:  # effective rate = arrival rate (a node's delay does not lower it)
                 self._recent.append((self.last_receive, n))
+                while self._recent and self.last_receive - self._recent[0][0] > RATE_WINDOW_S:
+                    self._recent.popleft()  # only the rate window is kept: no growth
             self._backlog = False
         if self.numeric:
             self.data.extend(samples, stamps)
         else:
-            self.data.extend([s[0] if isinstance(s, (list, tuple)) else str(s) for s in samples], list(stamps))
+            self.data.extend(
+                [s[0] if isinstance(s, (list, tuple)) else str(s) for s in samples], list(stamps)
+            )
 
     # -- read by the GUI thread ---------------------------------------------------------------------
     def reset_data(self) -> None:
@@ -165,10 +172,18 @@ class Feed:
         first = live[0].info if live else None
         age = now - self.last_receive if not np.isnan(self.last_receive) else float("nan")
         st = StreamStatus(
-            name=self.spec.name, state=State.MISSING, source_id=first.source_id() if first else "",
-            hostname=first.hostname() if first else "", nominal_rate=self.nominal_rate,
-            effective_rate=sum(recent) / RATE_WINDOW_S, last_age=age, samples=self.samples, gaps=self.gaps,
-            dropped=self.dropped, clock_offset=self.clock_offset, streams=len(live),
+            name=self.spec.name,
+            state=State.MISSING,
+            source_id=first.source_id() if first else "",
+            hostname=first.hostname() if first else "",
+            nominal_rate=self.nominal_rate,
+            effective_rate=sum(recent) / RATE_WINDOW_S,
+            last_age=age,
+            samples=self.samples,
+            gaps=self.gaps,
+            dropped=self.dropped,
+            clock_offset=self.clock_offset,
+            streams=len(live),
         )
         if not live:
             if self.rejected:
@@ -207,7 +222,9 @@ class StreamMonitor:
     def __init__(self, config: Config, specs: tuple[StreamSpec, ...] = ALL) -> None:
         self.config = config
         dash = config.dashboard
-        self.feeds: dict[str, Feed] = {s.key: Feed(s, dash.history_s, stale_after(s, dash.stale_s)) for s in specs}
+        self.feeds: dict[str, Feed] = {
+            s.key: Feed(s, dash.history_s, stale_after(s, dash.stale_s)) for s in specs
+        }
         self._resolvers: dict[str, pylsl.ContinuousResolver] = {}
         self._dead: dict[str, float] = {}  # uid -> time of a failed open (retry later)
         self._stop = threading.Event()
@@ -306,7 +323,9 @@ class StreamMonitor:
             feed.rejected[info.uid()] = "; ".join(diffs)
             return
         feed._prepare(full)
-        feed.connections[info.uid()] = _Connection(full, inlet, max_samples=max(64, int(full.nominal_srate() * 0.5)))
+        feed.connections[info.uid()] = _Connection(
+            full, inlet, max_samples=max(64, int(full.nominal_srate() * 0.5))
+        )
         log.info("reading %s from %s", full.name(), full.source_id())
 
     def _read_all(self) -> None:
@@ -320,8 +339,9 @@ class StreamMonitor:
     def _pull(self, feed: Feed, conn: _Connection) -> None:
         try:
             while True:
-                samples, stamps = conn.inlet.pull_chunk(timeout=0.0, max_samples=conn.max_samples,
-                                                        as_numpy=feed.numeric)
+                samples, stamps = conn.inlet.pull_chunk(
+                    timeout=0.0, max_samples=conn.max_samples, as_numpy=feed.numeric
+                )
                 if len(stamps):
                     feed.ingest(samples, stamps)
                 if len(stamps) < conn.max_samples:

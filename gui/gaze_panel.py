@@ -12,14 +12,20 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QRectF
-from PyQt6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsRectItem, QHBoxLayout, QPushButton,
-                             QVBoxLayout)
-
 from eyemotion.gui import theme
 from eyemotion.gui.models import FIXATION, SACCADE, EventSegmenter, SessionState, gaze_point
-from eyemotion.inference.eyesignal.maps import FixationMapper, MapGrid
 from eyemotion.gui.panel import Panel, label, plot, set_text
+from eyemotion.inference.eyesignal.maps import FixationMapper, MapGrid
+from PyQt6.QtCore import QRectF
+from PyQt6.QtWidgets import (
+    QGraphicsEllipseItem,
+    QGraphicsItem,
+    QGraphicsRectItem,
+    QHBoxLayout,
+    QPushButton,
+    QVBoxLayout,
+)
+
 from eyemotion.streams import GAZE_CLEAN
 
 N_FIXATIONS = 12
@@ -59,7 +65,9 @@ class GazePanel(Panel):
         self.heat.setVisible(False)
         self.view.addItem(self.heat)
         self.saccades = pg.PlotCurveItem(pen=pg.mkPen(theme.ACCENT, width=1), connect="pairs")
-        self.fixations = pg.ScatterPlotItem(pen=pg.mkPen(theme.GOOD, width=1.5), brush=pg.mkBrush(63, 185, 80, 50))
+        self.fixations = pg.ScatterPlotItem(
+            pen=pg.mkPen(theme.GOOD, width=1.5), brush=pg.mkBrush(63, 185, 80, 50)
+        )
         self.trail = pg.PlotCurveItem(pen=pg.mkPen("#f2cc60", width=1))  # 1 px: the fastest pen
         for item in (self.saccades, self.fixations, self.trail):
             self.view.addItem(item)
@@ -112,9 +120,14 @@ class GazePanel(Panel):
                 self.segmenter.push(stamps, data[:, GAZE_CLEAN.index("event")], gaze_point(data, clean=True))
                 self._map(clean_feed.nominal_rate, stamps, data)
         feed = clean_feed if use_clean else raw_feed
-        set_text(self.source, "cleaned gaze (eyemotion_gaze)" if use_clean else
-                            "raw gaze (Tobii_gaze): no fixations without eyemotion_gaze" if raw_feed.data.total
-                            else "no gaze stream")
+        set_text(
+            self.source,
+            "cleaned gaze (eyemotion_gaze)"
+            if use_clean
+            else "raw gaze (Tobii_gaze): no fixations without eyemotion_gaze"
+            if raw_feed.data.total
+            else "no gaze stream",
+        )
         data, stamps = feed.data.window(self.config.dashboard.trail_s)
         xy = gaze_point(data, clean=use_clean) * (self.w_mm, self.h_mm)
         if len(xy):
@@ -134,7 +147,9 @@ class GazePanel(Panel):
             sizes = [8 + min(60.0, 60 * f.duration) for f in fix]  # 1 s fixation -> 68 px
             self.fixations.setData([f.x * self.w_mm for f in fix], [f.y * self.h_mm for f in fix], size=sizes)
         self.shown_fixations = len(fix)
-        sac = [s for s in self.segmenter.recent(SACCADE, N_SACCADES) if all(map(math.isfinite, s.start + s.end))]
+        sac = [
+            s for s in self.segmenter.recent(SACCADE, N_SACCADES) if all(map(math.isfinite, s.start + s.end))
+        ]
         if sac:
             xs = np.array([(s.start[0], s.end[0]) for s in sac]).ravel() * self.w_mm
             ys = np.array([(s.start[1], s.end[1]) for s in sac]).ravel() * self.h_mm
@@ -161,4 +176,3 @@ class GazePanel(Panel):
             self._clips_seen = self.session.clip_onsets
             self.mapper.reset_trial()
         self.mapper.push(stamps, data)
-

@@ -70,8 +70,11 @@ class EventSegmenter:
         if self._code is None:
             return
         mean = self._sum / self._n if self._n else np.array([math.nan, math.nan])
-        self.segments.append(Segment(self._code, self._onset, self._last_t, float(mean[0]), float(mean[1]),
-                                     self._start, self._end))
+        self.segments.append(
+            Segment(
+                self._code, self._onset, self._last_t, float(mean[0]), float(mean[1]), self._start, self._end
+            )
+        )
         self.closed += 1
 
     def recent(self, code: int, n: int) -> list[Segment]:
@@ -89,8 +92,13 @@ def gaze_point(raw_or_clean: np.ndarray, clean: bool) -> np.ndarray:
         return raw_or_clean[:, [GAZE_CLEAN.index("x"), GAZE_CLEAN.index("y")]]
     eyes = []
     for eye in ("left", "right"):
-        xy = raw_or_clean[:, [GAZE_RAW.index(f"x.position_on_display_area.gaze_point.{eye}_eye"),
-                              GAZE_RAW.index(f"y.position_on_display_area.gaze_point.{eye}_eye")]]
+        xy = raw_or_clean[
+            :,
+            [
+                GAZE_RAW.index(f"x.position_on_display_area.gaze_point.{eye}_eye"),
+                GAZE_RAW.index(f"y.position_on_display_area.gaze_point.{eye}_eye"),
+            ],
+        ]
         valid = raw_or_clean[:, GAZE_RAW.index(f"valid.gaze_point.{eye}_eye")] > 0.5
         eyes.append(np.where(valid[:, None], xy, np.nan))
     with warnings.catch_warnings():
@@ -175,12 +183,22 @@ class Prediction:
 def prediction(sample: np.ndarray) -> Prediction:
     er = np.nan_to_num(np.array([sample[EMOTION.index(f"er_{c}")] for c in CLASSES], float))
     fer = np.nan_to_num(np.array([sample[EMOTION.index(f"fer_{c}")] for c in CLASSES], float))
-    used = tuple(m for m in ("face", "gaze", "audio") if np.nan_to_num(sample[EMOTION.index(f"uses_{m}")]) > 0.5)
-    return Prediction(er, fer, float(sample[EMOTION.index("valence")]), float(sample[EMOTION.index("arousal")]), used)
+    used = tuple(
+        m for m in ("face", "gaze", "audio") if np.nan_to_num(sample[EMOTION.index(f"uses_{m}")]) > 0.5
+    )
+    return Prediction(
+        er, fer, float(sample[EMOTION.index("valence")]), float(sample[EMOTION.index("arousal")]), used
+    )
 
 
-HEALTH_EVENTS = {"node_restart": "restarted", "node_gap": "gap", "device_lost": "lost",
-                 "device_restored": "ok", "node_started": "ok", "node_stopped": "stopped"}
+HEALTH_EVENTS = {
+    "node_restart": "restarted",
+    "node_gap": "gap",
+    "device_lost": "lost",
+    "device_restored": "ok",
+    "node_started": "ok",
+    "node_stopped": "stopped",
+}
 
 
 @dataclass
@@ -223,7 +241,11 @@ class SessionState:
             self.n_trials = _int(get("n_trials", get("total")), self.n_trials)
             self.timeline.append((stamp, f"trial {self.trial if self.trial is not None else ''}".strip()))
         elif event == "clip_onset":
-            self.clip, self.clip_emotion, self.clip_playing = str(get("clip", "")), str(get("emotion", "")), True
+            self.clip, self.clip_emotion, self.clip_playing = (
+                str(get("clip", "")),
+                str(get("emotion", "")),
+                True,
+            )
             self.clip_onsets += 1
             self.timeline.append((stamp, f"clip {self.clip}"))
         elif event == "clip_offset":
@@ -233,7 +255,9 @@ class SessionState:
             self.timeline.append((stamp, f"note: {get('label', '')}"))
         elif event in HEALTH_EVENTS:
             who = str(get("node", get("device", get("source", "?"))))
-            detail = ", ".join(f"{k}={v}" for k, v in marker.items() if k not in ("event", "source", "node", "device"))
+            detail = ", ".join(
+                f"{k}={v}" for k, v in marker.items() if k not in ("event", "source", "node", "device")
+            )
             self.health[who] = (HEALTH_EVENTS[event], detail, stamp)
 
 
@@ -258,10 +282,10 @@ class LevelMeter:
         t = np.concatenate((self._rest_stamps, np.asarray(stamps, float).ravel()))
         n = len(x) // self.block
         if n:
-            blocks = x[:n * self.block].reshape(n, self.block)
+            blocks = x[: n * self.block].reshape(n, self.block)
             for i, b in enumerate(blocks):
                 self.levels.append((float(t[(i + 1) * self.block - 1]), audio_level_db(b)))
-        self._rest, self._rest_stamps = x[n * self.block:], t[n * self.block:]
+        self._rest, self._rest_stamps = x[n * self.block :], t[n * self.block :]
 
     @property
     def level_db(self) -> float:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 
 import pyqtgraph as pg
+from eyemotion.gui import theme
+from eyemotion.gui.feeds import StreamMonitor
 from PyQt6.QtWidgets import QGraphicsItem, QLabel, QSizePolicy, QWidget
 
 from eyemotion.config import Config
-from eyemotion.gui import theme
-from eyemotion.gui.feeds import StreamMonitor
 
 
 class Panel(QWidget):

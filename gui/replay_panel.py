@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QSlider
-
 from eyemotion.gui.backends import ReplayBackend
 from eyemotion.gui.panel import Panel, label, set_text
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QSlider
 
 SLIDER_STEPS = 1000
 
@@ -31,8 +30,11 @@ class ReplayPanel(Panel):
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, SLIDER_STEPS)
         self.slider.sliderReleased.connect(lambda: self.seek(self._slider_seconds()))
-        self.position = label("replay not available: start with `eyemotion dashboard --replay SESSION` "
-                              "or File ▸ Open session (Ctrl+O)", muted=True)
+        self.position = label(
+            "replay not available: start with `eyemotion dashboard --replay SESSION` "
+            "or File ▸ Open session (Ctrl+O)",
+            muted=True,
+        )
         self.position.setMinimumWidth(260)
         row = QHBoxLayout(self)
         row.setContentsMargins(4, 4, 4, 4)

@@ -44,15 +44,15 @@ class RingBuffer:
         if n == 0:
             return
         if n > self.capacity:
-            samples, stamps, n = samples[-self.capacity:], stamps[-self.capacity:], self.capacity
+            samples, stamps, n = samples[-self.capacity :], stamps[-self.capacity :], self.capacity
         with self._lock:
             start = self._total % self.capacity
             first = min(n, self.capacity - start)
-            self._data[start:start + first] = samples[:first]
-            self._stamps[start:start + first] = stamps[:first]
+            self._data[start : start + first] = samples[:first]
+            self._stamps[start : start + first] = stamps[:first]
             if first < n:
-                self._data[:n - first] = samples[first:]
-                self._stamps[:n - first] = stamps[first:]
+                self._data[: n - first] = samples[first:]
+                self._stamps[: n - first] = stamps[first:]
             self._total += n
 
     def last(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +71,7 @@ class RingBuffer:
         return data, stamps, now
 
     def window(self, seconds: float, until: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The samples stamped within `seconds` before `until` (default: the newest stamp); only those are copied.
+        """The samples stamped within `seconds` before `until` (default: the newest stamp), copied alone.
 
         Timestamps are searched by bisection, assuming they increase (LSL stamps do; a replay seek clears
         the buffer first).
@@ -81,8 +81,11 @@ class RingBuffer:
             end = self._total % self.capacity
             if kept == 0:
                 return self._data[:0].copy(), self._stamps[:0].copy()
-            stamps = self._stamps[:kept] if kept < self.capacity else \
-                np.concatenate((self._stamps[end:], self._stamps[:end]))
+            stamps = (
+                self._stamps[:kept]
+                if kept < self.capacity
+                else np.concatenate((self._stamps[end:], self._stamps[:end]))
+            )
             stop = stamps[-1] if until is None else until
             first = int(np.searchsorted(stamps, stop - seconds, side="left"))
             idx = (np.arange(end - (kept - first), end)) % self.capacity
@@ -121,7 +124,7 @@ class EventLog:
     def since(self, total: int) -> tuple[list[Event], int]:
         with self._lock:
             new = min(self._total - total, len(self._events))
-            events = list(self._events)[len(self._events) - new:] if new > 0 else []
+            events = list(self._events)[len(self._events) - new :] if new > 0 else []
             return events, self._total
 
     def last(self, n: int | None = None) -> list[Event]:

@@ -10,18 +10,30 @@ import threading
 import time
 from pathlib import Path
 
-from PyQt6.QtWidgets import (QGridLayout, QHBoxLayout, QLineEdit, QListWidget, QProgressBar, QPushButton,
-                             QVBoxLayout)
-
-from eyemotion import UserError
 from eyemotion.gui import theme
 from eyemotion.gui.backends import RecorderBackend
 from eyemotion.gui.models import SessionState
 from eyemotion.gui.panel import Panel, label, set_text
+from PyQt6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+)
+
+from eyemotion import UserError
 
 log = logging.getLogger(__name__)
-HEALTH_COLOURS = {"ok": theme.GOOD, "restarted": theme.WARN, "gap": theme.WARN, "lost": theme.BAD,
-                  "stopped": theme.MUTED}
+HEALTH_COLOURS = {
+    "ok": theme.GOOD,
+    "restarted": theme.WARN,
+    "gap": theme.WARN,
+    "lost": theme.BAD,
+    "stopped": theme.MUTED,
+}
 
 
 def free_disk_gb(folder: str | Path) -> float:
@@ -37,8 +49,16 @@ class SessionPanel(Panel):
     watches = ("markers",)
     period_s = 1.0
 
-    def __init__(self, monitor, config, session: SessionState, recorder: RecorderBackend | None,
-                 recorder_missing: str = "", markers=None, participant: str = "") -> None:
+    def __init__(
+        self,
+        monitor,
+        config,
+        session: SessionState,
+        recorder: RecorderBackend | None,
+        recorder_missing: str = "",
+        markers=None,
+        participant: str = "",
+    ) -> None:
         super().__init__(monitor, config)
         self.session = session
         self.recorder = recorder
@@ -119,12 +139,16 @@ class SessionPanel(Panel):
         if self.recorder is None or self.busy:
             return
         participant = self.participant.text().strip()
-        self._starting = threading.Thread(target=self._start_worker, args=(participant,), daemon=True,
-                                          name="dashboard-record-start")
+        self._starting = threading.Thread(
+            target=self._start_worker, args=(participant,), daemon=True, name="dashboard-record-start"
+        )
         self.record_button.setEnabled(False)
         self.participant.setEnabled(False)
-        set_text(self.record_state, "starting the recording (finding streams, starting LabRecorder) …",
-                 f"color: {theme.WARN}")
+        set_text(
+            self.record_state,
+            "starting the recording (finding streams, starting LabRecorder) …",
+            f"color: {theme.WARN}",
+        )
         self._starting.start()
 
     def _start_worker(self, participant: str) -> None:
@@ -186,13 +210,20 @@ class SessionPanel(Panel):
             set_text(self.elapsed, "elapsed – (not recording)")
         gb = free_disk_gb(self.config.recorder.sessions_dir)
         low = gb < self.config.recorder.min_free_gb
-        set_text(self.disk, f"free disk {gb:.1f} GB{'  ⚠ LOW' if low else ''}",
-                 f"color: {theme.BAD if low else theme.TEXT}")
+        set_text(
+            self.disk,
+            f"free disk {gb:.1f} GB{'  ⚠ LOW' if low else ''}",
+            f"color: {theme.BAD if low else theme.TEXT}",
+        )
         s = self.session
         of = f" of {s.n_trials}" if s.n_trials else ""
         set_text(self.trial, f"trial {s.trial if s.trial is not None else '–'}{of}")
-        set_text(self.clip, f"clip {s.clip or '–'}" + (f" ({s.clip_emotion})" if s.clip_emotion else "")
-                          + ("  ▶ playing" if s.clip_playing else ""))
+        set_text(
+            self.clip,
+            f"clip {s.clip or '–'}"
+            + (f" ({s.clip_emotion})" if s.clip_emotion else "")
+            + ("  ▶ playing" if s.clip_playing else ""),
+        )
         if s.progress == s.progress:  # not NaN
             self.progress.setValue(int(1000 * s.progress))
             self.progress.setFormat(f"protocol {100 * s.progress:.0f}%")
@@ -202,7 +233,8 @@ class SessionPanel(Panel):
             for node, (state, detail, _) in sorted(s.health.items()):
                 self.health.addItem(f"{node}: {state}  {detail}")
                 self.health.item(self.health.count() - 1).setForeground(
-                    _colour(HEALTH_COLOURS.get(state, theme.TEXT)))
+                    _colour(HEALTH_COLOURS.get(state, theme.TEXT))
+                )
         log_ = self.monitor["markers"].data
         if log_.total != self._events_seen:
             self._events_seen = log_.total

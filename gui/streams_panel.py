@@ -3,16 +3,24 @@ dropped samples and LSL clock offset, plus an alert line naming every missing, s
 
 from __future__ import annotations
 
+from eyemotion.gui import theme
+from eyemotion.gui.feeds import StreamStatus
+from eyemotion.gui.panel import Panel, fmt, set_text
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QBrush, QColor
 from PyQt6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout
 
-from eyemotion.gui import theme
-from eyemotion.gui.feeds import StreamStatus
-from eyemotion.gui.panel import Panel, fmt, set_text
-
-COLUMNS = ("stream", "state", "nominal Hz", "effective Hz", "last sample", "samples", "gaps / dropped",
-           "clock offset", "source / reason")
+COLUMNS = (
+    "stream",
+    "state",
+    "nominal Hz",
+    "effective Hz",
+    "last sample",
+    "samples",
+    "gaps / dropped",
+    "clock offset",
+    "source / reason",
+)
 
 
 class StreamsPanel(Panel):
@@ -55,11 +63,16 @@ class StreamsPanel(Panel):
             colour = QColor(theme.STATE_COLOURS[st.state])
             periodic = st.nominal_rate > 0
             cells = (
-                st.name, st.state.value, fmt(st.nominal_rate, ".0f") if periodic else "irregular",
-                fmt(st.effective_rate, ".1f"), f"{fmt(st.last_age, '.2f')} s", str(st.samples),
+                st.name,
+                st.state.value,
+                fmt(st.nominal_rate, ".0f") if periodic else "irregular",
+                fmt(st.effective_rate, ".1f"),
+                f"{fmt(st.last_age, '.2f')} s",
+                str(st.samples),
                 f"{st.gaps} / {st.dropped}" if periodic else "–",
                 f"{fmt(st.clock_offset * 1000, '+.2f')} ms",
-                st.reason if st.reason and st.state.value != "ok"
+                st.reason
+                if st.reason and st.state.value != "ok"
                 else st.source_id + (f"  ({st.reason})" if st.reason else ""),
             )
             for col, text in enumerate(cells):

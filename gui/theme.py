@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pyqtgraph as pg
+from eyemotion.gui.feeds import State
 from PyQt6.QtGui import QColor, QPalette
 from PyQt6.QtWidgets import QApplication
 
-from eyemotion.gui.feeds import State
 from eyemotion.streams import CLASSES
 
 BACKGROUND = "#1b1d22"
@@ -19,11 +19,17 @@ WARN = "#d29922"
 BAD = "#f85149"
 
 STATE_COLOURS = {
-    State.OK: GOOD, State.WAITING: WARN, State.STALE: BAD, State.MISSING: BAD, State.INCOMPATIBLE: "#c678dd",
+    State.OK: GOOD,
+    State.WAITING: WARN,
+    State.STALE: BAD,
+    State.MISSING: BAD,
+    State.INCOMPATIBLE: "#c678dd",
 }
 
 #: One colour per emotion class (CLASSES order), used by every emotion plot.
-CLASS_COLOURS = dict(zip(CLASSES, ("#9aa0aa", "#f2cc60", "#4da3ff", "#f85149", "#56d364", "#c678dd", "#ff9f43")))
+CLASS_COLOURS = dict(
+    zip(CLASSES, ("#9aa0aa", "#f2cc60", "#4da3ff", "#f85149", "#56d364", "#c678dd", "#ff9f43"))
+)
 
 #: Event codes of eyemotion_gaze -> colour (unclassified, fixation, saccade, blink, loss).
 EVENT_COLOURS = ("#3a3f4b", "#3fb950", "#4da3ff", "#d29922", "#f85149")
@@ -34,11 +40,18 @@ def apply(app: QApplication) -> None:
     app.setStyle("Fusion")
     pal = QPalette()
     roles = {
-        QPalette.ColorRole.Window: PANEL, QPalette.ColorRole.WindowText: TEXT, QPalette.ColorRole.Base: BACKGROUND,
-        QPalette.ColorRole.AlternateBase: PANEL, QPalette.ColorRole.Text: TEXT, QPalette.ColorRole.Button: "#2d313a",
-        QPalette.ColorRole.ButtonText: TEXT, QPalette.ColorRole.Highlight: ACCENT,
-        QPalette.ColorRole.HighlightedText: "#000000", QPalette.ColorRole.ToolTipBase: PANEL,
-        QPalette.ColorRole.ToolTipText: TEXT, QPalette.ColorRole.PlaceholderText: MUTED,
+        QPalette.ColorRole.Window: PANEL,
+        QPalette.ColorRole.WindowText: TEXT,
+        QPalette.ColorRole.Base: BACKGROUND,
+        QPalette.ColorRole.AlternateBase: PANEL,
+        QPalette.ColorRole.Text: TEXT,
+        QPalette.ColorRole.Button: "#2d313a",
+        QPalette.ColorRole.ButtonText: TEXT,
+        QPalette.ColorRole.Highlight: ACCENT,
+        QPalette.ColorRole.HighlightedText: "#000000",
+        QPalette.ColorRole.ToolTipBase: PANEL,
+        QPalette.ColorRole.ToolTipText: TEXT,
+        QPalette.ColorRole.PlaceholderText: MUTED,
     }
     for role, colour in roles.items():
         pal.setColor(role, QColor(colour))
@@ -57,5 +70,6 @@ def apply(app: QApplication) -> None:
 
 
 def configure_pyqtgraph() -> None:
-    pg.setConfigOptions(background=BACKGROUND, foreground=TEXT, antialias=False, useOpenGL=False,
-                      imageAxisOrder="row-major")
+    pg.setConfigOptions(
+        background=BACKGROUND, foreground=TEXT, antialias=False, useOpenGL=False, imageAxisOrder="row-major"
+    )

@@ -14,12 +14,6 @@ from collections import deque
 from pathlib import Path
 
 import pylsl
-from PyQt6.QtCore import QSettings, Qt, QTimer
-from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
-from PyQt6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
-
-from eyemotion import UserError
-from eyemotion.config import Config
 from eyemotion.gui import theme
 from eyemotion.gui.backends import RecorderBackend, ReplayBackend, open_recorder
 from eyemotion.gui.emotion_panel import EmotionPanel
@@ -32,6 +26,12 @@ from eyemotion.gui.panel import Panel, set_text
 from eyemotion.gui.replay_panel import ReplayPanel
 from eyemotion.gui.session_panel import SessionPanel
 from eyemotion.gui.streams_panel import StreamsPanel
+from PyQt6.QtCore import QSettings, Qt, QTimer
+from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PyQt6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
+
+from eyemotion import UserError
+from eyemotion.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,15 @@ _AUTO = object()
 class Dashboard(QMainWindow):
     """The eyemotion dashboard. `recorder=_AUTO` uses the installed recorder; pass None for none."""
 
-    def __init__(self, config: Config, *, settings: QSettings | None = None, participant: str = "",
-                 recorder: RecorderBackend | None | object = _AUTO, marker_outlet: bool = True) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        settings: QSettings | None = None,
+        participant: str = "",
+        recorder: RecorderBackend | None | object = _AUTO,
+        marker_outlet: bool = True,
+    ) -> None:
         super().__init__()
         self.config = config
         self.settings = settings or QSettings(SETTINGS_ORG, SETTINGS_APP)
@@ -67,11 +74,25 @@ class Dashboard(QMainWindow):
         self.eye_panel = EyePanel(self.monitor, config)
         self.face_panel = FacePanel(self.monitor, config)
         self.emotion_panel = EmotionPanel(self.monitor, config, self.session)
-        self.session_panel = SessionPanel(self.monitor, config, self.session, recorder, why,  # type: ignore[arg-type]
-                                          markers=self.markers, participant=participant)
+        self.session_panel = SessionPanel(
+            self.monitor,
+            config,
+            self.session,
+            recorder,
+            why,  # type: ignore[arg-type]
+            markers=self.markers,
+            participant=participant,
+        )
         self.replay_panel = ReplayPanel(self.monitor, config, on_seek=self._after_seek)
-        self.panels: list[Panel] = [self.streams_panel, self.gaze_panel, self.eye_panel, self.face_panel,
-                                    self.emotion_panel, self.session_panel, self.replay_panel]
+        self.panels: list[Panel] = [
+            self.streams_panel,
+            self.gaze_panel,
+            self.eye_panel,
+            self.face_panel,
+            self.emotion_panel,
+            self.session_panel,
+            self.replay_panel,
+        ]
         self.docks: dict[str, QDockWidget] = {}
         self._build_docks()
         self._build_actions()
@@ -94,9 +115,11 @@ class Dashboard(QMainWindow):
         dock = QDockWidget(panel.title, self)
         dock.setObjectName(f"dock-{panel.title.lower().replace(' ', '-')}")
         dock.setWidget(panel)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
         self.addDockWidget(area, dock)
         self.docks[panel.title] = dock
         return dock
@@ -117,8 +140,13 @@ class Dashboard(QMainWindow):
 
     def _default_sizes(self) -> None:
         d = self.docks
-        gaze, eye, face, emotion, session = (d["Gaze"], d["Eye signals"], d["Face and voice"], d["Emotion"],
-                                             d["Session"])
+        gaze, eye, face, emotion, session = (
+            d["Gaze"],
+            d["Eye signals"],
+            d["Face and voice"],
+            d["Emotion"],
+            d["Session"],
+        )
         streams, replay = d["Streams"], d["Replay"]
         self.resizeDocks([gaze, face], [760, 900], Qt.Orientation.Horizontal)
         self.resizeDocks([gaze, eye], [520, 330], Qt.Orientation.Vertical)
@@ -134,10 +162,18 @@ class Dashboard(QMainWindow):
         self._action(file_menu, "Open session for replay…", "Ctrl+O", self._choose_replay)
         self._action(file_menu, "Start/stop recording", "Ctrl+R", self.session_panel.toggle_recording)
         self._action(file_menu, "Quit", "Ctrl+Q", self.close)
-        self._action(view_menu, "Heat map", "H", lambda: self.gaze_panel.set_heat_map(
-            not self.gaze_panel.heat_button.isChecked()))
-        self._action(view_menu, "Full screen", "F11", lambda: self.showNormal() if self.isFullScreen()
-                     else self.showFullScreen())
+        self._action(
+            view_menu,
+            "Heat map",
+            "H",
+            lambda: self.gaze_panel.set_heat_map(not self.gaze_panel.heat_button.isChecked()),
+        )
+        self._action(
+            view_menu,
+            "Full screen",
+            "F11",
+            lambda: self.showNormal() if self.isFullScreen() else self.showFullScreen(),
+        )
         self._action(view_menu, "Reset layout", "Ctrl+Shift+L", self.reset_layout)
         view_menu.addSeparator()
         for dock in self.docks.values():
@@ -198,15 +234,19 @@ class Dashboard(QMainWindow):
                 except Exception:  # noqa: BLE001 - one bad sample must not freeze the whole window
                     log.exception("%s panel failed to redraw", panel.title)
         bad = self.streams_panel.alerted
-        set_text(self.alert, "⚠ " + ", ".join(bad) if bad else "all streams live",
-                 f"color: {theme.BAD if bad else theme.GOOD}; font-weight: bold")
+        set_text(
+            self.alert,
+            "⚠ " + ", ".join(bad) if bad else "all streams live",
+            f"color: {theme.BAD if bad else theme.GOOD}; font-weight: bold",
+        )
         self.frames += 1
         self.frame_times.append(time.perf_counter() - start)
 
     # -- replay -------------------------------------------------------------------------------------
     def _choose_replay(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a session folder to replay",
-                                                  self.config.recorder.sessions_dir)
+        folder = QFileDialog.getExistingDirectory(
+            self, "Open a session folder to replay", self.config.recorder.sessions_dir
+        )
         if folder:
             self.open_replay(folder)
 
@@ -217,8 +257,13 @@ class Dashboard(QMainWindow):
             backend.start()
         except UserError as exc:
             log.error("cannot replay %s: %s", source, exc)
-            self.error_dialog = QMessageBox(QMessageBox.Icon.Critical, "Cannot replay this session",
-                                            f"{source}\n\n{exc}", QMessageBox.StandardButton.Ok, self)
+            self.error_dialog = QMessageBox(
+                QMessageBox.Icon.Critical,
+                "Cannot replay this session",
+                f"{source}\n\n{exc}",
+                QMessageBox.StandardButton.Ok,
+                self,
+            )
             self.error_dialog.open()  # not modal-blocking: the window stays live
             self.replay_panel.position.setText(f"cannot replay: {exc}")
             return False
@@ -241,9 +286,12 @@ class Dashboard(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         if self.session_panel.busy:
             answer = QMessageBox.question(
-                self, "Recording in progress",
+                self,
+                "Recording in progress",
                 "A recording is running. Stop it cleanly and close the dashboard?",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return

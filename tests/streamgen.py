@@ -24,8 +24,22 @@ from collections.abc import Callable
 import numpy as np
 import pylsl
 
-from eyemotion.streams import (AUDIO, CAMERA, CLASSES, EMOTION, EVENT_CODES, EYE_EVENTS, FACE, GAZE_CLEAN, GAZE_RAW,
-                               MARKERS, PREVIEW, IRREGULAR, StreamSpec, stream_info)
+from eyemotion.streams import (
+    AUDIO,
+    CAMERA,
+    CLASSES,
+    EMOTION,
+    EVENT_CODES,
+    EYE_EVENTS,
+    FACE,
+    GAZE_CLEAN,
+    GAZE_RAW,
+    IRREGULAR,
+    MARKERS,
+    PREVIEW,
+    StreamSpec,
+    stream_info,
+)
 
 FIX_S, SACCADE_S, BLINK_EVERY_S, BLINK_S = 0.35, 0.04, 4.0, 0.15
 #: Events per second of the irregular streams.
@@ -48,7 +62,9 @@ def viewing(t: np.ndarray) -> dict[str, np.ndarray]:
     xy = np.where(in_saccade[:, None], previous + (target - previous) * a, target)
     xy = xy + 0.004 * np.stack([np.sin(t * 53.0), np.cos(t * 47.0)], axis=1)  # fixational jitter
     blink = (t % BLINK_EVERY_S) < BLINK_S
-    event = np.where(blink, EVENT_CODES["blink"], np.where(in_saccade, EVENT_CODES["saccade"], EVENT_CODES["fixation"]))
+    event = np.where(
+        blink, EVENT_CODES["blink"], np.where(in_saccade, EVENT_CODES["saccade"], EVENT_CODES["fixation"])
+    )
     pupil = 3.6 + 0.35 * np.sin(2 * np.pi * t / 7.0) + 0.05 * np.sin(t * 11.0)
     return {"xy": xy, "event": event.astype(float), "pupil": pupil, "blink": blink, "saccade": in_saccade}
 
@@ -74,13 +90,18 @@ def gaze_raw(t: np.ndarray, spec: StreamSpec = GAZE_RAW) -> np.ndarray:
             f"x.position_in_user_coordinates.gaze_point.{e}": (v["xy"][:, 0] - 0.5) * 531 * nan_if_blink,
             f"y.position_in_user_coordinates.gaze_point.{e}": (0.5 - v["xy"][:, 1]) * 299 * nan_if_blink,
             f"z.position_in_user_coordinates.gaze_point.{e}": 0.0 * nan_if_blink,
-            f"valid.gaze_point.{e}": ok, f"available.gaze_point.{e}": 1.0,
-            f"diameter.pupil.{e}": v["pupil"] * nan_if_blink, f"valid.pupil.{e}": ok, f"available.pupil.{e}": 1.0,
+            f"valid.gaze_point.{e}": ok,
+            f"available.gaze_point.{e}": 1.0,
+            f"diameter.pupil.{e}": v["pupil"] * nan_if_blink,
+            f"valid.pupil.{e}": ok,
+            f"available.pupil.{e}": 1.0,
             f"x.position_in_user_coordinates.gaze_origin.{e}": 32.0 if eye == "right" else -32.0,
             f"y.position_in_user_coordinates.gaze_origin.{e}": 0.0,
             f"z.position_in_user_coordinates.gaze_origin.{e}": 650.0,
-            f"valid.gaze_origin.{e}": ok, f"available.gaze_origin.{e}": 1.0,
-            f"diameter.eye_openness.{e}": 11.0 * ok, f"valid.eye_openness.{e}": 1.0,
+            f"valid.gaze_origin.{e}": ok,
+            f"available.gaze_origin.{e}": 1.0,
+            f"diameter.eye_openness.{e}": 11.0 * ok,
+            f"valid.eye_openness.{e}": 1.0,
             f"available.eye_openness.{e}": 1.0,
         }
     return _fill(spec, len(t), values)
@@ -91,14 +112,20 @@ def gaze_clean(t: np.ndarray, spec: StreamSpec = GAZE_CLEAN) -> np.ndarray:
     blink = v["blink"]
     validity = np.where(blink, 16 | 32, 1 | 2 | 4 | 8).astype(float)
     values = {
-        "x": v["xy"][:, 0], "y": v["xy"][:, 1],
+        "x": v["xy"][:, 0],
+        "y": v["xy"][:, 1],
         "angle_x": np.degrees(np.arctan((v["xy"][:, 0] - 0.5) * 531 / 650)),
         "angle_y": np.degrees(np.arctan((0.5 - v["xy"][:, 1]) * 299 / 650)),
-        "pupil": v["pupil"], "pupil_raw": np.where(blink, np.nan, v["pupil"] + 0.03 * np.sin(t * 90.0)),
+        "pupil": v["pupil"],
+        "pupil_raw": np.where(blink, np.nan, v["pupil"] + 0.03 * np.sin(t * 90.0)),
         "pupil_fluctuation": 0.35 * 2 * np.pi / 7.0 * np.cos(2 * np.pi * t / 7.0) / 250,
-        "velocity": np.where(v["saccade"], 300.0, 5.0), "event": v["event"],
-        "eye_openness": np.where(blink, 1.0, 11.0), "eye_distance": 650.0, "validity": validity,
-        "x_saccade_corrected": v["xy"][:, 0], "y_saccade_corrected": v["xy"][:, 1],
+        "velocity": np.where(v["saccade"], 300.0, 5.0),
+        "event": v["event"],
+        "eye_openness": np.where(blink, 1.0, 11.0),
+        "eye_distance": 650.0,
+        "validity": validity,
+        "x_saccade_corrected": v["xy"][:, 0],
+        "y_saccade_corrected": v["xy"][:, 1],
     }
     return _fill(spec, len(t), values)
 
@@ -127,7 +154,11 @@ def _probs(t: np.ndarray, period: float, shift: float) -> np.ndarray:
 def face(t: np.ndarray, spec: StreamSpec = FACE) -> np.ndarray:
     fer = _probs(t, 20.0, 0.0)
     values: dict[str, np.ndarray | float] = {
-        "face_present": 1.0, "box_x": 0.33 + 0.02 * np.sin(t), "box_y": 0.2, "box_w": 0.34, "box_h": 0.5,
+        "face_present": 1.0,
+        "box_x": 0.33 + 0.02 * np.sin(t),
+        "box_y": 0.2,
+        "box_w": 0.34,
+        "box_h": 0.5,
     }
     values |= {f"fer_{c}": fer[:, i] for i, c in enumerate(CLASSES)}
     out = _fill(spec, len(t), values)
@@ -140,8 +171,13 @@ def emotion(t: np.ndarray, spec: StreamSpec = EMOTION) -> np.ndarray:
     er, fer = _probs(t, 20.0, 0.25), _probs(t, 20.0, 0.0)
     values: dict[str, np.ndarray | float] = {f"er_{c}": er[:, i] for i, c in enumerate(CLASSES)}
     values |= {f"fer_{c}": fer[:, i] for i, c in enumerate(CLASSES)}
-    values |= {"valence": 0.7 * np.cos(t / 3.0), "arousal": 0.6 * np.sin(t / 2.0),
-               "uses_face": 1.0, "uses_gaze": 1.0, "uses_audio": (t % 10.0 < 5).astype(float)}
+    values |= {
+        "valence": 0.7 * np.cos(t / 3.0),
+        "arousal": 0.6 * np.sin(t / 2.0),
+        "uses_face": 1.0,
+        "uses_gaze": 1.0,
+        "uses_audio": (t % 10.0 < 5).astype(float),
+    }
     return _fill(spec, len(t), values)
 
 
@@ -155,7 +191,9 @@ def preview_frames() -> list[str]:
 
         for i in range(8):
             img = np.zeros((120, 160, 3), np.uint8)
-            img[:] = (60 + 4 * np.arange(160)[None, :] // 8).astype(np.uint8)[..., None] * np.array([1, 1, 1], np.uint8)
+            img[:] = (60 + 4 * np.arange(160)[None, :] // 8).astype(np.uint8)[..., None] * np.array(
+                [1, 1, 1], np.uint8
+            )
             cx = 80 + int(3 * math.sin(i))
             cv2.ellipse(img, (cx, 60), (26, 34), 0, 0, 360, (150, 180, 220), -1)
             cv2.circle(img, (cx - 10, 52), 4, (40, 40, 40), -1)
@@ -173,41 +211,75 @@ def preview(t: np.ndarray, spec: StreamSpec = PREVIEW) -> list[list[str]]:
 
 def eye_events(t: np.ndarray, spec: StreamSpec = EYE_EVENTS) -> list[list[str]]:
     v = viewing(t)
-    return [[json.dumps({"event": "fixation", "phase": "offset", "onset": float(x - 0.3), "offset": float(x),
-                         "duration_ms": 300.0, "x": float(v["xy"][i, 0]), "y": float(v["xy"][i, 1]), "samples": 75})]
-            for i, x in enumerate(t)]
+    return [
+        [
+            json.dumps(
+                {
+                    "event": "fixation",
+                    "phase": "offset",
+                    "onset": float(x - 0.3),
+                    "offset": float(x),
+                    "duration_ms": 300.0,
+                    "x": float(v["xy"][i, 0]),
+                    "y": float(v["xy"][i, 1]),
+                    "samples": 75,
+                }
+            )
+        ]
+        for i, x in enumerate(t)
+    ]
 
 
 EMOTION_CYCLE = ("happiness", "sadness", "fear", "anger", "disgust", "surprise", "neutral")
 
 
-def markers(t: np.ndarray, spec: StreamSpec = MARKERS, n_trials: int = 7, step_s: float = 1.5) -> list[list[str]]:
+def markers(
+    t: np.ndarray, spec: StreamSpec = MARKERS, n_trials: int = 7, step_s: float = 1.5
+) -> list[list[str]]:
     """A runner-like protocol: trial_start, clip_onset, clip_offset, rating_response, one every `step_s`."""
     out = []
     for x in t:
         trial, phase = int(x // (4 * step_s)), x % (4 * step_s)
         emo = EMOTION_CYCLE[trial % len(EMOTION_CYCLE)]
         step = min(3, int(phase // step_s))
-        event = [{"event": "trial_start", "trial": trial % n_trials + 1, "n_trials": n_trials},
-                 {"event": "clip_onset", "clip": f"{emo}_01", "emotion": emo},
-                 {"event": "clip_offset", "clip": f"{emo}_01"},
-                 {"event": "rating_response", "valence": 5, "arousal": 6}][step]
+        event = [
+            {"event": "trial_start", "trial": trial % n_trials + 1, "n_trials": n_trials},
+            {"event": "clip_onset", "clip": f"{emo}_01", "emotion": emo},
+            {"event": "clip_offset", "clip": f"{emo}_01"},
+            {"event": "rating_response", "valence": 5, "arousal": 6},
+        ][step]
         out.append([json.dumps({"source": "runner", **event})])
     return out
 
 
 GENERATORS: dict[str, Callable[..., np.ndarray | list[list[str]]]] = {
-    GAZE_RAW.key: gaze_raw, GAZE_CLEAN.key: gaze_clean, AUDIO.key: audio, CAMERA.key: camera, FACE.key: face,
-    EMOTION.key: emotion, PREVIEW.key: preview, EYE_EVENTS.key: eye_events, MARKERS.key: markers,
+    GAZE_RAW.key: gaze_raw,
+    GAZE_CLEAN.key: gaze_clean,
+    AUDIO.key: audio,
+    CAMERA.key: camera,
+    FACE.key: face,
+    EMOTION.key: emotion,
+    PREVIEW.key: preview,
+    EYE_EVENTS.key: eye_events,
+    MARKERS.key: markers,
 }
 
 
 class ContractPublisher:
     """Publishes one contract stream with synthetic data from a thread (see the module docstring)."""
 
-    def __init__(self, spec: StreamSpec, *, namespace: str, rate: float | None = None,
-                 generator: Callable | None = None, chunk_s: float = 0.02, info: pylsl.StreamInfo | None = None,
-                 device: str = "", event_rate: float | None = None) -> None:
+    def __init__(
+        self,
+        spec: StreamSpec,
+        *,
+        namespace: str,
+        rate: float | None = None,
+        generator: Callable | None = None,
+        chunk_s: float = 0.02,
+        info: pylsl.StreamInfo | None = None,
+        device: str = "",
+        event_rate: float | None = None,
+    ) -> None:
         self.spec = spec
         self.namespace = namespace
         self.rate = rate if rate is not None else DEFAULT_RATES.get(spec.key, spec.nominal_rate)
@@ -274,17 +346,23 @@ class ContractPublisher:
                 continue
             values = self.generator(stamps, self.spec)
             if isinstance(values, np.ndarray):
-                values = np.ascontiguousarray(values, dtype=np.float32 if self.spec.channel_format == "float32"
-                                              else np.float64)
+                values = np.ascontiguousarray(
+                    values, dtype=np.float32 if self.spec.channel_format == "float32" else np.float64
+                )
             assert self.outlet is not None
             self.outlet.push_chunk(values, stamps.tolist())
             self.pushed += n
 
 
-def publish_all(namespace: str, keys: tuple[str, ...] | None = None, **rates: float) -> list[ContractPublisher]:
+def publish_all(
+    namespace: str, keys: tuple[str, ...] | None = None, **rates: float
+) -> list[ContractPublisher]:
     """Start a publisher for every contract stream (or `keys`); rates by key override the defaults."""
     from eyemotion.streams import ALL
 
-    pubs = [ContractPublisher(s, namespace=namespace, rate=rates.get(s.key)) for s in ALL
-            if keys is None or s.key in keys]
+    pubs = [
+        ContractPublisher(s, namespace=namespace, rate=rates.get(s.key))
+        for s in ALL
+        if keys is None or s.key in keys
+    ]
     return [p.start() for p in pubs]

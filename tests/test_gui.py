@@ -12,23 +12,25 @@ import math
 import numpy as np
 import pylsl
 import pytest
-from PyQt6.QtCore import QSettings, Qt
-from PyQt6.QtWidgets import QApplication
-
-from eyemotion.config import DashboardConfig
+import streamgen
 from eyemotion.gui import theme
 from eyemotion.gui.feeds import State
 from eyemotion.gui.models import EventSegmenter, LevelMeter, SessionState, prediction
 from eyemotion.gui.ring import RingBuffer
 from eyemotion.gui.window import Dashboard
+from PyQt6.QtCore import QSettings, Qt
+from PyQt6.QtWidgets import QApplication
+from streamgen import ContractPublisher, publish_all, viewing
+from streamgen import markers as runner_markers
+
+from eyemotion.config import DashboardConfig
 from eyemotion.streams import AUDIO, CAMERA, EMOTION, FACE, GAZE_CLEAN, GAZE_RAW, MARKERS, stream_info
-import streamgen
-from streamgen import ContractPublisher, markers as runner_markers, publish_all, viewing
 
 pytestmark = pytest.mark.timeout(120)
 
 
 # -- fixtures -------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def make_dashboard(qtbot, config, tmp_path):
@@ -47,6 +49,7 @@ def make_dashboard(qtbot, config, tmp_path):
 
     yield make
     for window in made:
+        window.session_panel.stop_recording()  # else closing would ask, modally
         window.shutdown()
 
 
@@ -67,14 +70,20 @@ def wait_state(qtbot, window: Dashboard, key: str, state: State, timeout: int = 
 
 def wait_all_ok(qtbot, window: Dashboard, timeout: int = 20000) -> None:
     try:
-        qtbot.waitUntil(lambda: all(st.state is State.OK for st in window.monitor.statuses()), timeout=timeout)
+        qtbot.waitUntil(
+            lambda: all(st.state is State.OK for st in window.monitor.statuses()), timeout=timeout
+        )
     except qtbot.TimeoutError:
-        bad = [f"{st.name}: {st.state.value} ({st.reason})" for st in window.monitor.statuses()
-               if st.state is not State.OK]
+        bad = [
+            f"{st.name}: {st.state.value} ({st.reason})"
+            for st in window.monitor.statuses()
+            if st.state is not State.OK
+        ]
         raise AssertionError("not all streams ok: " + "; ".join(bad)) from None
 
 
 # -- models (no Qt) ------------------------------------------------------------------------------------
+
 
 def test_ring_buffer_keeps_the_newest_samples_in_order():
     ring = RingBuffer(5, 2)
@@ -101,7 +110,9 @@ def test_eye_event_segments_do_not_depend_on_chunking():
     fixations = [s for s in whole.segments if s.code == 1]
     assert len(fixations) > 10
     durations = [f.duration for f in fixations]
-    assert max(durations) < 0.32 and 0.29 < np.median(durations) < 0.32  # 350 ms cycle minus the 40 ms saccade
+    assert (
+        max(durations) < 0.32 and 0.29 < np.median(durations) < 0.32
+    )  # 350 ms cycle minus the 40 ms saccade
 
 
 def test_level_meter_does_not_depend_on_chunking_and_tracks_loudness():
@@ -135,7 +146,9 @@ def test_emotion_gap_is_flagged_when_face_and_felt_emotion_disagree():
 def test_session_state_follows_runner_and_supervisor_markers():
     s = SessionState()
     s.push(1.0, json.dumps({"event": "trial_start", "source": "runner", "trial": 2, "n_trials": 8}))
-    s.push(1.5, json.dumps({"event": "clip_onset", "source": "runner", "clip": "sad_03", "emotion": "sadness"}))
+    s.push(
+        1.5, json.dumps({"event": "clip_onset", "source": "runner", "clip": "sad_03", "emotion": "sadness"})
+    )
     s.push(2.0, json.dumps({"event": "node_restart", "source": "supervisor", "node": "camera", "attempt": 1}))
     s.push(2.1, "not json")
     assert (s.trial, s.n_trials, s.clip, s.clip_emotion, s.clip_playing) == (2, 8, "sad_03", "sadness", True)
@@ -147,12 +160,23 @@ def test_session_state_follows_runner_and_supervisor_markers():
 
 # -- the window with live streams -----------------------------------------------------------------------
 
-def test_every_panel_receives_live_data(make_dashboard, qtbot, config, namespace, publishers, artifacts_dir, caplog):
+
+def test_every_panel_receives_live_data(
+    make_dashboard, qtbot, config, namespace, publishers, artifacts_dir, caplog
+):
     caplog.set_level(logging.ERROR)
-    publishers += publish_all(namespace, keys=tuple(s.key for s in (GAZE_RAW, GAZE_CLEAN, AUDIO, FACE, EMOTION))
-                              + ("camera", "preview", "eye_events"))
-    fast_markers = ContractPublisher(MARKERS, namespace=namespace, event_rate=4.0, device="runner",
-                                     generator=lambda t, spec: runner_markers(t, spec, step_s=0.25))
+    publishers += publish_all(
+        namespace,
+        keys=tuple(s.key for s in (GAZE_RAW, GAZE_CLEAN, AUDIO, FACE, EMOTION))
+        + ("camera", "preview", "eye_events"),
+    )
+    fast_markers = ContractPublisher(
+        MARKERS,
+        namespace=namespace,
+        event_rate=4.0,
+        device="runner",
+        generator=lambda t, spec: runner_markers(t, spec, step_s=0.25),
+    )
     publishers.append(fast_markers.start())
     from eyemotion.acquisition.markers import MarkerOutlet
 
@@ -206,8 +230,9 @@ def test_every_panel_receives_live_data(make_dashboard, qtbot, config, namespace
     assert (artifacts_dir / "dashboard_live.png").stat().st_size > 50_000
 
 
-def test_stale_and_lost_streams_raise_the_alert_and_clear_when_they_return(make_dashboard, qtbot, config,
-                                                                          namespace, publishers):
+def test_stale_and_lost_streams_raise_the_alert_and_clear_when_they_return(
+    make_dashboard, qtbot, config, namespace, publishers
+):
     cfg = config.replace(dashboard=DashboardConfig(stale_s=0.6))
     gaze = ContractPublisher(GAZE_RAW, namespace=namespace, rate=120).start()
     publishers.append(gaze)
@@ -232,8 +257,14 @@ def test_stale_and_lost_streams_raise_the_alert_and_clear_when_they_return(make_
 
 
 def test_wrong_layout_is_shown_incompatible_with_the_reason(make_dashboard, qtbot, namespace):
-    info = pylsl.StreamInfo(EMOTION.name, EMOTION.type, 5, 0.0, pylsl.cf_float32,
-                            f"eyemotion:eyemotion_emotion@elsewhere#{namespace}")
+    info = pylsl.StreamInfo(
+        EMOTION.name,
+        EMOTION.type,
+        5,
+        0.0,
+        pylsl.cf_float32,
+        f"eyemotion:eyemotion_emotion@elsewhere#{namespace}",
+    )
     outlet = pylsl.StreamOutlet(info)
     window = make_dashboard()
     wait_state(qtbot, window, "emotion", State.INCOMPATIBLE)
@@ -268,7 +299,9 @@ def test_nan_samples_are_drawn_without_errors(make_dashboard, qtbot, namespace, 
 
 def test_annotation_hotkey_pushes_a_marker(make_dashboard, qtbot, namespace):
     window = make_dashboard()
-    infos = pylsl.resolve_bypred(f"name='{MARKERS.name}' and contains(source_id,'/dashboard#{namespace}')", 1, 10)
+    infos = pylsl.resolve_bypred(
+        f"name='{MARKERS.name}' and contains(source_id,'/dashboard#{namespace}')", 1, 10
+    )
     assert infos, "the dashboard publishes its own markers stream"
     inlet = pylsl.StreamInlet(infos[0])
     inlet.open_stream(5)
@@ -296,19 +329,26 @@ def test_layout_is_remembered(make_dashboard, qtbot):
 
 # -- replay ---------------------------------------------------------------------------------------------
 
+
 def write_session(folder, seconds: float = 20.0) -> None:
     """A small real recording.xdf (raw gaze at 120 Hz, camera frames, 16 kHz audio, face, markers) written in
     0.5 s chunks per stream, interleaved the way LabRecorder writes them."""
     from eyemotion.acquisition.replay import XdfWriter
 
     t0 = pylsl.local_clock() - 1000
-    streams = ((1, GAZE_RAW, 1 / 120, streamgen.gaze_raw), (3, FACE, 0.1, streamgen.face),
-               (4, CAMERA, 1 / 30, streamgen.camera), (5, AUDIO, 1 / 16000, streamgen.audio),
-               (2, MARKERS, 0.5, lambda t: streamgen.markers(t, step_s=0.5)))
+    streams = (
+        (1, GAZE_RAW, 1 / 120, streamgen.gaze_raw),
+        (3, FACE, 0.1, streamgen.face),
+        (4, CAMERA, 1 / 30, streamgen.camera),
+        (5, AUDIO, 1 / 16000, streamgen.audio),
+        (2, MARKERS, 0.5, lambda t: streamgen.markers(t, step_s=0.5)),
+    )
     with XdfWriter(folder / "recording.xdf") as w:
         for sid, spec, period, _ in streams:
             rate = round(1 / period) if spec in (GAZE_RAW, CAMERA) else None
-            w.add_stream(sid, stream_info(spec, namespace="rec", rate=rate, device="SIM" if rate else "").as_xml())
+            w.add_stream(
+                sid, stream_info(spec, namespace="rec", rate=rate, device="SIM" if rate else "").as_xml()
+            )
         for start in np.arange(0, seconds, 0.5):
             for sid, spec, period, make in streams:
                 t = t0 + np.arange(start, start + 0.5 - 1e-9, period)
@@ -331,8 +371,9 @@ def test_replay_controls_play_pause_and_seek(make_dashboard, qtbot, namespace, t
     wait_state(qtbot, window, "face", State.OK)
     wait_state(qtbot, window, "audio", State.OK)
     wait_state(qtbot, window, "gaze_clean", State.OK)  # the real eye-signal node runs beside the replay
-    qtbot.waitUntil(lambda: window.gaze_panel.shown_fixations > 2 and window.session.trial is not None,
-                    timeout=10000)
+    qtbot.waitUntil(
+        lambda: window.gaze_panel.shown_fixations > 2 and window.session.trial is not None, timeout=10000
+    )
     qtbot.wait(2500)
     window.grab().save(str(artifacts_dir / "dashboard_replay.png"))
 
@@ -348,8 +389,9 @@ def test_replay_controls_play_pause_and_seek(make_dashboard, qtbot, namespace, t
     panel.refresh(0)
     assert panel.slider.value() == pytest.approx(600, abs=3) and "12.0 / 20.0 s" in panel.position.text()
     panel.toggle()  # play on from 12 s
-    qtbot.waitUntil(lambda: panel.backend.position > 12.3 and window.monitor["gaze_raw"].data.total > 0,
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: panel.backend.position > 12.3 and window.monitor["gaze_raw"].data.total > 0, timeout=5000
+    )
     panel.speed.setCurrentIndex(panel.speed.findData(4.0))
     assert panel.backend.speed == 4.0
 
@@ -374,28 +416,44 @@ def test_cli_dashboard_help_and_bad_replay(capsys, config, tmp_path, monkeypatch
     assert "--replay SESSION" in capsys.readouterr().out
     monkeypatch.setenv("HOME", str(tmp_path))  # the QSettings of this run stay in tmp
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    args = parser.parse_args(["dashboard", "--replay", str(tmp_path / "missing"), "--duration", "1.5",
-                              "--screenshot", str(tmp_path / "shot.png")])
+    args = parser.parse_args(
+        [
+            "dashboard",
+            "--replay",
+            str(tmp_path / "missing"),
+            "--duration",
+            "1.5",
+            "--screenshot",
+            str(tmp_path / "shot.png"),
+        ]
+    )
     assert args.func(args, config) == 2  # the dialog was shown, the window closed itself, exit code 2
     assert (tmp_path / "shot.png").stat().st_size > 10_000
 
 
 # -- recording ------------------------------------------------------------------------------------------
 
-def test_recording_start_stop_makes_a_session_and_close_asks_first(make_dashboard, qtbot, config, namespace,
-                                                                   publishers, tmp_path, monkeypatch):
+
+def test_recording_start_stop_makes_a_session_and_close_asks_first(
+    make_dashboard, qtbot, config, namespace, publishers, tmp_path, monkeypatch
+):
     import dataclasses
 
     import pyxdf
+    from eyemotion.gui.backends import RecorderBackend
     from PyQt6.QtWidgets import QMessageBox
 
-    from eyemotion.gui.backends import RecorderBackend
     from eyemotion.session import read_session_json
 
-    cfg = config.replace(recorder=dataclasses.replace(config.recorder, sessions_dir=str(tmp_path / "sessions"),
-                                                      min_free_gb=0.0))
-    publishers += [ContractPublisher(s, namespace=namespace, rate=r).start()
-                   for s, r in ((GAZE_RAW, 120.0), (CAMERA, None), (AUDIO, None))]
+    cfg = config.replace(
+        recorder=dataclasses.replace(
+            config.recorder, sessions_dir=str(tmp_path / "sessions"), min_free_gb=0.0
+        )
+    )
+    publishers += [
+        ContractPublisher(s, namespace=namespace, rate=r).start()
+        for s, r in ((GAZE_RAW, 120.0), (CAMERA, None), (AUDIO, None))
+    ]
     window = make_dashboard(cfg, recorder=RecorderBackend(cfg))
     panel = window.session_panel
     for key in ("gaze_raw", "camera", "audio"):
