@@ -1,0 +1,87 @@
+"""The whole session end to end: `eyemotion demo --headless --duration 60` as a user runs it (real
+processes for every node, real LabRecorder, real PsychoPy window on Xvfb, offscreen dashboard, shipped
+ONNX models), then the session folder is checked independently of the demo's own check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eyemotion import streams
+from eyemotion.session import Session
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def demo_session(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    work = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run(
+        [sys.executable, "-m", "eyemotion.cli", "demo", "--headless", "--duration", "60",
+         "--sessions-dir", str(work / "sessions")],
+        cwd=work, capture_output=True, text=True, timeout=900, check=False)
+    folders = sorted((work / "sessions" / "DEMO01").glob("*"))
+    assert folders, f"no session folder was made:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc, folders[-1]
+
+
+def test_the_demo_passes_its_own_check_and_prints_the_summary(demo_session):
+    proc, folder = demo_session
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert "check failed" not in proc.stderr
+    for name in ("Tobii_gaze", "eyemotion_gaze", "eyemotion_audio", "eyemotion_emotion"):
+        assert name in proc.stdout  # the summary table
+    summary = json.loads((folder / "session_summary.json").read_text())
+    checks = summary["session"]["checks"]
+    assert checks["lost_samples"] == {"Tobii_gaze": 0, "eyemotion_camera": 0, "eyemotion_audio": 0}
+    assert checks["clock_error_ms"] < 1.0
+    assert all(n["restarts"] == [] for n in summary["nodes"].values())
+
+
+def test_every_stream_is_recorded_whole(demo_session):
+    _, folder = demo_session
+    s = Session.load(folder, dejitter=False)
+    for spec in (streams.GAZE_RAW, streams.GAZE_CLEAN, streams.EYE_EVENTS, streams.CAMERA, streams.FACE,
+                 streams.AUDIO, streams.MARKERS, streams.EMOTION):
+        assert len(s.streams.get(spec.name, ())) > 0, f"{spec.name} missing"
+    gaze = s.stream("Tobii_gaze")
+    device_t = gaze.channel("device_time_stamp")
+    assert np.allclose(np.diff(device_t), 1 / gaze.nominal_srate, atol=2e-4)  # no sample lost
+    frames = s.stream("eyemotion_camera").channel("frame_index")
+    assert np.all(np.diff(frames) == 1)
+    import cv2
+
+    video = cv2.VideoCapture(str(folder / "camera.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) > frames.max()  # every recorded frame is in the video
+    audio_t = s.stream("eyemotion_audio").time_stamps
+    assert np.max(np.diff(audio_t)) < 3 / 16000
+
+
+def test_markers_agree_with_trials_csv(demo_session):
+    _, folder = demo_session
+    s = Session.load(folder)
+    assert len(s.trials) >= 1  # at least one trial fits into 60 s
+    onsets = {m.fields["trial"]: m for m in s.markers.events("clip_onset")}
+    for trial in s.trials:
+        marker = onsets[trial["trial"]]
+        assert abs(marker.time - trial["clip_onset_lsl"]) < 1e-3
+        assert marker.fields["emotion"] == trial["target_emotion"]
+    events = [m.event for m in s.markers.markers]
+    assert events.index("recording_start") < events.index("clip_onset")  # nothing before the recording
+
+
+def test_predictions_were_made_with_both_models(demo_session):
+    _, folder = demo_session
+    emotion = Session.load(folder).stream("eyemotion_emotion")
+    assert len(emotion) >= 20  # 1-4 Hz over the recorded minute
+    er = emotion.data[:, [emotion.labels.index(f"er_{c}") for c in streams.CLASSES]].astype(float)
+    valid = ~np.isnan(er).any(axis=1)
+    assert valid.mean() > 0.5
+    assert np.allclose(er[valid].sum(axis=1), 1.0, atol=1e-3)
+    uses = emotion.data[:, [emotion.labels.index(f"uses_{m}") for m in ("face", "gaze", "audio")]].astype(float)
+    assert (uses.sum(axis=0) > 0).all()  # every modality was used at some point
