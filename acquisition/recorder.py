@@ -180,6 +180,7 @@ class Recorder:
         self._watch: threading.Thread | None = None
         self._stop = threading.Event()
         self._stopped = threading.Event()
+        self._finished = threading.Event()  # session.json has the end of the recording
         self._lock = threading.Lock()
         self._stderr: deque[str] = deque(maxlen=200)
         self.started_at = ""
@@ -258,7 +259,10 @@ class Recorder:
     def stop(self, reason: str = "requested") -> None:
         """Stop LabRecorder (it writes the stream footers) and finish session.json. Idempotent."""
         with self._lock:
-            if self._lab is None or self._stopped.is_set():
+            if self._lab is None:
+                return
+            if self._stopped.is_set():  # another thread (low disk, LabRecorder died) is finishing: wait for it
+                self._finished.wait(30)
                 return
             self.stop_reason = reason
             self._stop.set()
@@ -286,6 +290,7 @@ class Recorder:
             "end": datetime.now(UTC).isoformat(), "lsl_end": pylsl.local_clock(),
             "stop_reason": self.stop_reason, "bytes": self._size(), "stalls": self.stalls,
             "failure": self.failed or None}, devices=devices)
+        self._finished.set()
 
     # -- watching ------------------------------------------------------------------------------------
     def _size(self) -> int:
