@@ -48,6 +48,7 @@ from eyemotion.streams import ALL, BY_NAME, MARKERS, check_or_raise
 log = logging.getLogger(__name__)
 
 GB = 1024**3
+START_ATTEMPTS = 3  # LabRecorderCLI starts tried (it gives up when one resolve misses a stream)
 DiskFree = Callable[[Path], int]
 
 
@@ -225,13 +226,22 @@ class Recorder:
             self.streams.append(StreamEntry(MARKERS.name, MARKERS.type, own, socket.gethostname(), 0.0, 1,
                                             "string"))
         predicates = [s.predicate(bool(self.config.lsl.hostname)) for s in self.streams]
-        lab = LabRecorder()
-        try:
-            lab.start(self.xdf, predicates, timeout=self.config.recorder.start_timeout_s)
-        except (RuntimeError, TimeoutError) as exc:
-            self._kill(lab)
-            raise RecorderError(f"LabRecorderCLI could not start recording ({exc}); check that the streams "
-                                "are still running and that [lsl] scope matches their host") from None
+        for attempt in range(1, START_ATTEMPTS + 1):
+            lab = LabRecorder()
+            try:
+                lab.start(self.xdf, predicates, timeout=self.config.recorder.start_timeout_s)
+                break
+            except (RuntimeError, TimeoutError) as exc:
+                self._kill(lab)
+                self.xdf.unlink(missing_ok=True)  # did not exist before: only this failed attempt's
+                # LabRecorderCLI resolves each stream once, for about 1 s: on a loaded machine it can miss
+                # one that we have just seen; try again before giving up
+                if "could not be found" in str(exc) and attempt < START_ATTEMPTS:
+                    log.warning("LabRecorderCLI missed a stream (%s); attempt %d of %d", exc, attempt + 1,
+                                START_ATTEMPTS)
+                    continue
+                raise RecorderError(f"LabRecorderCLI could not start recording ({exc}); check that the streams "
+                                    "are still running and that [lsl] scope matches their host") from None
         self._lab = lab
         threading.Thread(target=self._drain_stderr, name="labrecorder-stderr", daemon=True).start()
         self.started_at = datetime.now(UTC).isoformat()
