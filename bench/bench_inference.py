@@ -29,7 +29,7 @@ import numpy as np
 def percentiles(values_s: list[float] | np.ndarray) -> dict[str, float]:
     v = np.asarray(values_s, float) * 1000
     return {"p50_ms": float(np.percentile(v, 50)), "p95_ms": float(np.percentile(v, 95)),
-            "p99_ms": float(np.percentile(v, 99)), "mean_ms": float(v.mean()), "n": int(len(v))}
+            "p99_ms": float(np.percentile(v, 99)), "mean_ms": float(v.mean()), "n": len(v)}
 
 
 def main() -> int:
@@ -42,10 +42,10 @@ def main() -> int:
 
     configure_lsl("machine")
     import pylsl
-
-    from eyemotion.config import Config, LslConfig
     from eyemotion.inference.live import InferenceNode, Predictor, WindowInputs, window_period_s
     from eyemotion.models.simulate_sessions import T0, SimulationSettings, simulate_session
+
+    from eyemotion.config import Config, LslConfig
     from eyemotion.streams import AUDIO, FACE, GAZE_CLEAN, stream_info
 
     config = Config().replace(lsl=LslConfig(namespace=f"bench{int(time.time())}"))

@@ -47,12 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from eyemotion.inference.features.builders import CrossmodalWindowBuilder, EmertWindowBuilder
+from eyemotion.inference.runtime import ModelError, OnnxModel
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeout
 
 from eyemotion.config import Config
-from eyemotion.inference.features.builders import CrossmodalWindowBuilder, EmertWindowBuilder
-from eyemotion.inference.runtime import ModelError, OnnxModel
 from eyemotion.nodes import Node
 from eyemotion.streams import AUDIO, CLASSES, EMOTION, FACE, GAZE_CLEAN, MARKERS, StreamSpec
 
@@ -415,7 +415,6 @@ class InferenceNode(Node):
             time.sleep(0.01)
 
     def _pull(self, now: float) -> bool:
-        import pylsl
 
         got = False
         for key, src in list(self.sources.items()):
@@ -442,7 +441,6 @@ class InferenceNode(Node):
     def _pull_markers(self) -> None:
         import json
 
-        import pylsl
 
         for sid, inlet in list(self.marker_inlets.items()):
             try:

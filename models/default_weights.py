@@ -68,9 +68,10 @@ QUICK = Recipe(participants=3, clip_s=6.0, pause_s=1.0, folds=3, emert_epochs=1,
 def _participant(args: tuple) -> tuple:
     """Worker: simulate one participant and cut their clips into windows."""
     index, recipe = args
-    from eyemotion.config import Config
     from eyemotion.models.sessions_dataset import session_windows
     from eyemotion.models.simulate_sessions import SimulationSettings, simulate_session
+
+    from eyemotion.config import Config
 
     config = Config()
     settings = SimulationSettings(recipe.participants, recipe.clips_per_emotion, recipe.clip_s, recipe.pause_s,
@@ -89,10 +90,9 @@ def _stamp(folder: Path, key: str, recipe: Recipe) -> None:
 
 
 def simulate(recipe: Recipe, work: Path, jobs: int, force: bool = False) -> Path:
-    from tqdm import tqdm
-
     from eyemotion.models.sessions_dataset import windows_to_dataset
     from eyemotion.models.simulate_sessions import EXPRESSIONS, PROSODY
+    from tqdm import tqdm
 
     out = work / "dataset"
     key = recipe.key("simulate")

@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from eyemotion.config import Config
 from eyemotion.models import shapes
 from eyemotion.models.dataset import DEFAULT_FOLDS, DatasetError, write_dataset
+
+from eyemotion.config import Config
 from eyemotion.streams import AUDIO, CAMERA, CLASSES, FACE, GAZE_CLEAN, GAZE_RAW
 
 log = logging.getLogger(__name__)

@@ -31,15 +31,16 @@ them are for pipeline testing, not for scientific inference.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from eyemotion.config import Config
 from eyemotion.models.dataset import PLANTED_VA
 from eyemotion.models.sessions_dataset import ClipLabel, SessionStreams
+
+from eyemotion.config import Config
 from eyemotion.streams import CLASSES, FACE, FACE_EMBEDDING_DIM
 
 SAMPLE_RATE = 16000
@@ -114,7 +115,7 @@ def speech_like(duration_s: float, prosody: Prosody, base_f0: float, level_dbfs:
         bounds = np.cumsum(rng.uniform(0.6, 1.4, size=int(phrase_s * prosody.syllables_per_s * 2) + 2)
                            / prosody.syllables_per_s)
         edges = np.concatenate([[0], (bounds[bounds < phrase_s] * SAMPLE_RATE).astype(int), [m]])
-        for a, b in zip(edges[:-1], edges[1:]):
+        for a, b in itertools.pairwise(edges):
             if b - a < 80:
                 continue
             vowel = VOWELS[rng.integers(len(VOWELS))]
@@ -169,7 +170,7 @@ def face_frames(identity: np.ndarray, emotion: str, intensity: np.ndarray, rng: 
         mouth = OPEN_MOUTH.get(emotion, 0.0) * level
         if mouth > 0:
             shade = np.zeros_like(face)
-            cv2.ellipse(shade, (32, 50), (5, max(1, int(round(4 * mouth)))), 0, 0, 360, 255, -1)
+            cv2.ellipse(shade, (32, 50), (5, max(1, round(4 * mouth))), 0, 0, 360, 255, -1)
             face = np.where(shade > 0, face * (1 - 0.6 * mouth), face)
         m = cv2.getRotationMatrix2D((32 + rng.normal(0, 0.7), 32 + rng.normal(0, 0.7)), rng.normal(0, 3),
                                     1 + rng.normal(0, 0.02))
@@ -302,8 +303,9 @@ def write_session_folder(root: str | Path, streams: SessionStreams, trials: list
 
     from eyemotion.acquisition.markers import encode_marker
     from eyemotion.acquisition.replay import XdfWriter
-    from eyemotion.session import RECORDING_XDF, create_session_folder
     from eyemotion.stimuli.trials import TrialRecord, write_trials
+
+    from eyemotion.session import RECORDING_XDF, create_session_folder
     from eyemotion.streams import AUDIO, GAZE_CLEAN, MARKERS, stream_info
 
     folder = create_session_folder(root, streams.participant, "20260101T000000", protocol="simulated",

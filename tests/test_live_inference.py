@@ -16,11 +16,19 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
+from eyemotion.inference.live import (
+    SHIPPED_CROSSMODAL,
+    SHIPPED_EMERT,
+    InferenceNode,
+    Predictor,
+    WindowInputs,
+    crossmodal_paths,
+    predict_offline,
+    window_period_s,
+)
+from eyemotion.models.simulate_sessions import T0, SimulationSettings, simulate_session
 
 from eyemotion.cli import main
-from eyemotion.inference.live import (SHIPPED_CROSSMODAL, SHIPPED_EMERT, InferenceNode, Predictor, WindowInputs,
-                                      crossmodal_paths, predict_offline, window_period_s)
-from eyemotion.models.simulate_sessions import T0, SimulationSettings, simulate_session
 from eyemotion.streams import AUDIO, EMOTION, FACE, GAZE_CLEAN, open_inlet, stream_info
 
 SECONDS = 11.0
@@ -169,7 +177,7 @@ def test_the_node_runs_on_gaze_alone_and_survives_its_stream_vanishing(config, r
 
 
 def test_window_inputs_do_not_depend_on_chunking(config, recording) -> None:
-    gaze, face, audio = recording
+    gaze, face, _ = recording
     whole = WindowInputs(config, keep_s=math.inf)
     whole.push_gaze(*gaze)
     whole.push_face(*face)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from eyemotion.models import shapes
+from eyemotion.models.dataset import load_dataset
+from eyemotion.models.sessions_dataset import clips_from_trials, coarse_label, session_windows
+from eyemotion.models.simulate_sessions import SimulationSettings, simulate_session, write_session_folder
 
 from eyemotion.cli import main
 from eyemotion.config import Config
-from eyemotion.models import shapes
-from eyemotion.models.dataset import load_dataset
-from eyemotion.models.sessions_dataset import (clips_from_trials, coarse_label, session_windows)
-from eyemotion.models.simulate_sessions import SimulationSettings, simulate_session, write_session_folder
 from eyemotion.streams import CLASSES
 
 SETTINGS = SimulationSettings(participants=3, clip_s=6.0, pause_s=1.0, emotions=("happiness", "sadness"), seed=1)
@@ -55,7 +55,7 @@ def test_dataset_build_cuts_clips_into_labelled_windows(sessions, tmp_path: Path
             t = felt[clip]
             assert CLASSES[er7] == t.felt and er3 == shapes.CLASS7_TO_3[er7]
             assert v == pytest.approx(t.valence) and a == pytest.approx(t.arousal)
-    assert sorted(sum(ds.meta["folds"], [])) == sorted({s[1].participant for s in sessions})
+    assert sorted(p for fold in ds.meta["folds"] for p in fold) == sorted({s[1].participant for s in sessions})
     for k in range(ds.n_folds):
         train, test = ds.split(k)
         assert not set(ds.labels["participant"][train]) & set(ds.labels["participant"][test])
@@ -63,7 +63,7 @@ def test_dataset_build_cuts_clips_into_labelled_windows(sessions, tmp_path: Path
     assert prov["source"] == "recorded sessions" and len(prov["sessions"]) == 3
     assert prov["counts"]["windows"] == len(ds) and prov["counts"]["windows_with_audio"] > 0
     # the XDF round trip gives the windows of the in-memory streams (the same builder objects)
-    inputs, labels, _ = session_windows(sessions[0][1], Config())
+    inputs, _, _ = session_windows(sessions[0][1], Config())
     first = ds.labels["participant"] == sessions[0][1].participant
     np.testing.assert_allclose(ds.inputs["eye"][first], np.stack(inputs["eye"]), rtol=1e-6, equal_nan=True)
     np.testing.assert_allclose(ds.inputs["audio"][first], np.stack(inputs["audio"]), rtol=1e-4, atol=1e-5,
@@ -89,8 +89,8 @@ def test_clip_times_fall_back_to_markers_and_unlabelled_trials_are_skipped() -> 
             self.time, self.event, self.fields = time, event, {"trial": trial}
 
     class Table:
-        markers = [M(10.0, "clip_onset", 1), M(20.0, "clip_offset", 1), M(30.0, "clip_onset", 2),
-                   M(40.0, "clip_offset", 2)]
+        markers = (M(10.0, "clip_onset", 1), M(20.0, "clip_offset", 1), M(30.0, "clip_onset", 2),
+                   M(40.0, "clip_offset", 2))
 
     rows = [{"trial": 1, "clip_id": "a", "clip_onset_lsl": "", "clip_offset_lsl": "", "felt_emotion": "fear",
              "valence": -0.5, "arousal": 0.75},
@@ -140,7 +140,8 @@ def test_bad_inputs_are_one_line_errors(sessions, tmp_path: Path, capsys: pytest
 
 def test_default_weights_quick_run_trains_and_exports_models_the_node_loads(tmp_path: Path) -> None:
     from eyemotion.inference.live import Predictor
-    from eyemotion.models.default_weights import INTENDED_USE, main as default_weights
+    from eyemotion.models.default_weights import INTENDED_USE
+    from eyemotion.models.default_weights import main as default_weights
 
     out = tmp_path / "models"
     assert default_weights(["--quick", "--out", str(out), "--work", str(tmp_path / "work"), "--jobs", "1",
