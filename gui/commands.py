@@ -35,13 +35,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_dashboard(args: argparse.Namespace, config) -> int:
+    import signal
     import sys
+    import threading
 
     from eyemotion.gui import theme
     from eyemotion.gui.window import SETTINGS_APP, SETTINGS_ORG, Dashboard
     from PyQt6.QtCore import QSettings, QTimer
     from PyQt6.QtWidgets import QApplication
 
+    # Ctrl-C, or the supervisor ending the session (SIGINT, then SIGTERM): stop a recording started here
+    # without asking, and close. Python runs signal handlers only when it has control, hence a timer below.
+    signalled: list[int] = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, _frame: signalled.append(signum))
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("eyemotion dashboard")
     theme.apply(app)
@@ -61,6 +69,16 @@ def run_dashboard(args: argparse.Namespace, config) -> int:
 
     if args.duration:
         QTimer.singleShot(int(args.duration * 1000), finish)
+
+    def on_signal() -> None:
+        if signalled:
+            if window.session_panel.busy:
+                window.session_panel.stop_recording()
+            finish()
+
+    signal_poll = QTimer()
+    signal_poll.timeout.connect(on_signal)
+    signal_poll.start(200)
     app.exec()
     window.shutdown()
     return 0 if ok else 2

@@ -487,3 +487,35 @@ def test_recording_start_stop_makes_a_session_and_close_asks_first(
     meta = read_session_json(folder)
     assert meta["participant"] == "P042" and meta["recording"]["end"]
     assert meta["recording"]["stop_reason"] == "dashboard"
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_the_dashboard_process_closes_cleanly_on_a_stop_signal(tmp_path, namespace, sig):
+    """The supervisor ends a session with SIGINT (then SIGTERM): the dashboard must close by itself."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = tmp_path / "eyemotion.toml"
+    cfg.write_text(f'[lsl]\nnamespace = "{namespace}"\n')
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "eyemotion.cli", "--config", str(cfg), "dashboard"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not streams_found(namespace):
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.2)
+        proc.send_signal(getattr(signal, sig))
+        assert proc.wait(20) == 0
+    finally:
+        proc.kill()
+
+
+def streams_found(namespace: str) -> bool:
+    """The dashboard is up once its annotation marker outlet is visible."""
+    from eyemotion.streams import find
+
+    return bool(find(MARKERS, namespace=namespace, timeout=0.3))
