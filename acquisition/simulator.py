@@ -677,7 +677,7 @@ class SimulatedTracker(Node):
         for uid, inlet in list(self._inlets.items()):
             try:
                 texts, _ = inlet.pull_chunk(timeout=0.0)
-            except pylsl.LostError:
+            except pylsl.util.LostError:
                 del self._inlets[uid]
                 continue
             for (text,) in texts:

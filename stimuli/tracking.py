@@ -101,7 +101,7 @@ class TrackerMonitor:
         while not self._stop.is_set():
             try:
                 data, stamps = self.inlet.pull_chunk(timeout=0.05, max_samples=1024)
-            except pylsl.LostError:
+            except pylsl.util.LostError:
                 data, stamps = [], []
             now = pylsl.local_clock()
             with self._lock:
@@ -140,7 +140,7 @@ class TrackerMonitor:
         for uid, inlet in list(self._marker_inlets.items()):
             try:
                 texts, stamps = inlet.pull_chunk(timeout=0.0)
-            except pylsl.LostError:
+            except pylsl.util.LostError:
                 del self._marker_inlets[uid]
                 continue
             for (text,), stamp in zip(texts, stamps):
