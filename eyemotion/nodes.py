@@ -172,7 +172,9 @@ class Supervisor:
         finally:
             log_file.close()
         st.started_at = time.monotonic()
-        (self.workdir / "pids" / spec.name).write_text(str(st.process.pid))  # for operators and fault tests
+        pid_file = self.workdir / "pids" / spec.name  # for operators and fault tests: replaced whole, never half
+        pid_file.with_suffix(".tmp").write_text(str(st.process.pid))
+        pid_file.with_suffix(".tmp").replace(pid_file)
         log.info("started %s (pid %d)", spec.name, st.process.pid)
 
     def start(self, *, wait_between_s: float = 0.0) -> None:
