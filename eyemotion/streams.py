@@ -305,9 +305,12 @@ def configure_lsl(scope: str = "machine") -> Path | None:
         # The loopback broadcast address reaches every socket bound to that port and answers within
         # milliseconds. LabRecorderCLI's older liblsl (1.17) does not resolve through it, so every outlet
         # port on 127.0.0.1 is also asked directly (KnownPeers; about 1 s per query). Neither leaves the
-        # machine.
+        # machine. Each outlet takes a port; one demo session and a few tests beside it filled 200 ports, and an
+        # outlet beyond the range (liblsl then picks a random port) is invisible to that unicast scan:
+        # LabRecorderCLI could not start, or never re-found a restarted node's stream. Hence 1000 ports,
+        # IPv4 only (IPv6 sockets doubled the ports taken and 127.0.0.1 is all the machine scope uses).
         text = text.replace("\n", "\nMachineAddresses = {127.255.255.255}\n", 1)
-        text += "\n[lab]\nKnownPeers = {127.0.0.1}\n\n[ports]\nPortRange = 200\n"
+        text += "\n[lab]\nKnownPeers = {127.0.0.1}\n\n[ports]\nPortRange = 1000\nIPv6 = disable\n"
     if not path.exists() or path.read_text() != text:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(text)
