@@ -48,7 +48,7 @@ from eyemotion.streams import ALL, BY_NAME, MARKERS, check_or_raise
 log = logging.getLogger(__name__)
 
 GB = 1024**3
-START_ATTEMPTS = 3  # LabRecorderCLI starts tried (it gives up when one resolve misses a stream)
+START_ATTEMPTS = 5  # LabRecorderCLI starts tried (it gives up when one resolve misses a stream)
 DiskFree = Callable[[Path], int]
 
 
@@ -232,13 +232,15 @@ class Recorder:
                 lab.start(self.xdf, predicates, timeout=self.config.recorder.start_timeout_s)
                 break
             except (RuntimeError, TimeoutError) as exc:
+                missed = [line for line in getattr(lab, "_stdout_lines", []) if "matched no stream" in line]
                 self._kill(lab)
                 self.xdf.unlink(missing_ok=True)  # did not exist before: only this failed attempt's
-                # LabRecorderCLI resolves each stream once, for about 1 s: on a loaded machine it can miss
-                # one that we have just seen; try again before giving up
+                # LabRecorderCLI resolves each stream once, for about 1 s: on a loaded machine (or while a
+                # node is being restarted) it can miss one that we have just seen; try again before giving up
                 if "could not be found" in str(exc) and attempt < START_ATTEMPTS:
-                    log.warning("LabRecorderCLI missed a stream (%s); attempt %d of %d", exc, attempt + 1,
-                                START_ATTEMPTS)
+                    log.warning("LabRecorderCLI missed a stream (%s); attempt %d of %d in 2 s",
+                                " | ".join(missed) or exc, attempt + 1, START_ATTEMPTS)
+                    time.sleep(2.0)
                     continue
                 raise RecorderError(f"LabRecorderCLI could not start recording ({exc}); check that the streams "
                                     "are still running and that [lsl] scope matches their host") from None
