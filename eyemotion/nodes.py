@@ -136,8 +136,8 @@ class Supervisor:
     """
 
     def __init__(self, children: list[ChildSpec], workdir: Path, *, markers=None,
-                 heartbeat_timeout_s: float = 5.0, min_backoff_s: float = 0.5, max_backoff_s: float = 30.0,
-                 startup_grace_s: float = 15.0) -> None:
+                 heartbeat_timeout_s: float = 10.0, min_backoff_s: float = 0.5, max_backoff_s: float = 30.0,
+                 startup_grace_s: float = 60.0) -> None:
         names = [c.name for c in children]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate child names: {names}")
