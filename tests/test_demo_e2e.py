@@ -1,4 +1,4 @@
-"""The whole session end to end: `eyemotion demo --headless --duration 60` as a user runs it (real
+"""The whole session end to end: `eyemotion demo --headless --duration 90` as a user runs it (real
 processes for every node, real LabRecorder, real PsychoPy window on Xvfb, offscreen dashboard, shipped
 ONNX models), then the session folder is checked independently of the demo's own check."""
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def demo_session(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     work = tmp_path_factory.mktemp("demo")
     proc = subprocess.run(
-        [sys.executable, "-m", "eyemotion.cli", "demo", "--headless", "--duration", "60",
+        [sys.executable, "-m", "eyemotion.cli", "demo", "--headless", "--duration", "90",
          "--sessions-dir", str(work / "sessions")],
         cwd=work, capture_output=True, text=True, timeout=900, check=False)
     folders = sorted((work / "sessions" / "DEMO01").glob("*"))
@@ -58,14 +58,17 @@ def test_every_stream_is_recorded_whole(demo_session):
 
     video = cv2.VideoCapture(str(folder / "camera.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) > frames.max()  # every recorded frame is in the video
+    # audio: a hole is allowed only where the microphone node marked it (audio_overflow: a stalled machine)
     audio_t = s.stream("eyemotion_audio").time_stamps
-    assert np.max(np.diff(audio_t)) < 3 / 16000
+    holes = audio_t[:-1][np.diff(audio_t) > 3 / 16000]
+    marked = [m.time for m in s.markers.events("audio_overflow")]
+    assert all(any(abs(h - t) < 2.0 for t in marked) for h in holes)
 
 
 def test_markers_agree_with_trials_csv(demo_session):
     _, folder = demo_session
     s = Session.load(folder)
-    assert len(s.trials) >= 1  # at least one trial fits into 60 s
+    assert len(s.trials) >= 1  # calibration and at least one trial fit into 90 s
     onsets = {m.fields["trial"]: m for m in s.markers.events("clip_onset")}
     for trial in s.trials:
         marker = onsets[trial["trial"]]
@@ -78,7 +81,7 @@ def test_markers_agree_with_trials_csv(demo_session):
 def test_predictions_were_made_with_both_models(demo_session):
     _, folder = demo_session
     emotion = Session.load(folder).stream("eyemotion_emotion")
-    assert len(emotion) >= 20  # 1-4 Hz over the recorded minute
+    assert len(emotion) >= 20  # 1-4 Hz over more than a recorded minute
     er = emotion.data[:, [emotion.labels.index(f"er_{c}") for c in streams.CLASSES]].astype(float)
     valid = ~np.isnan(er).any(axis=1)
     assert valid.mean() > 0.5
