@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -34,31 +32,20 @@ def config(namespace: str) -> Config:
 
 @pytest.fixture(scope="session")
 def xvfb_display() -> str:
-    """A real X display: the existing $DISPLAY, or an Xvfb server started for the test session."""
+    """A real X display: the existing $DISPLAY, or the private Xvfb server headless sessions use."""
     if os.environ.get("DISPLAY"):
         yield os.environ["DISPLAY"]
         return
-    binary = shutil.which("Xvfb")
-    if binary is None:
+    if shutil.which("Xvfb") is None:
         pytest.skip("needs an X display: Xvfb is not installed (run setup.sh, which installs xvfb)")
-    for number in range(90, 140):
-        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
-            break
-    display = f":{number}"
-    proc = subprocess.Popen([binary, display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"Xvfb did not start on {display}")
-        time.sleep(0.05)
-    os.environ["DISPLAY"] = display
+    from eyemotion.session_runner import Xvfb
+
+    server = Xvfb()
+    os.environ["DISPLAY"] = server.display
     try:
-        yield display
+        yield server.display
     finally:
-        proc.terminate()
-        proc.wait(5)
+        server.stop()
         os.environ.pop("DISPLAY", None)
 
 
