@@ -3,8 +3,10 @@ and a real X server (Xvfb) for PsychoPy windows."""
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
@@ -12,10 +14,33 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from eyemotion.config import Config, LslConfig, config_from_dict  # noqa: E402
-from eyemotion.streams import configure_lsl  # noqa: E402
+from eyemotion.config import Config, LslConfig, config_from_dict
+from eyemotion.streams import configure_lsl
 
 configure_lsl("machine")  # streams never leave this machine during tests
+
+HARD_LIMIT_MARGIN_S = 120.0
+
+
+def uncaptured_stderr(config) -> int:
+    """The run's real stderr: pytest's fd capture points fd 2 at a temporary file while a test runs."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    err = getattr(getattr(capman, "_global_capturing", None), "err", None)
+    return getattr(err, "targetfd_save", None) or sys.__stderr__.fileno()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A last resort behind pytest-timeout: its SIGALRM cannot interrupt code blocked in C (a modal Qt
+    dialog, a native wait), which would hang the whole run. Past the test's timeout plus a margin, dump
+    every thread's stack and end the run, so CI fails with the place it hung instead of timing out."""
+    marker = item.get_closest_marker("timeout")
+    limit = float(marker.args[0]) if marker and marker.args else float(item.config.getoption("timeout") or 600)
+    faulthandler.dump_traceback_later(limit + HARD_LIMIT_MARGIN_S, exit=True, file=uncaptured_stderr(item.config))
+    try:
+        return (yield)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture

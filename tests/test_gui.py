@@ -33,8 +33,10 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def make_dashboard(qtbot, config, tmp_path):
-    """Build dashboards with their own QSettings file; all are shut down after the test."""
+def make_dashboard(qtbot, config, tmp_path, monkeypatch):
+    """Build dashboards with their own QSettings file; all are shut down after the test, never modally."""
+    from PyQt6.QtWidgets import QMessageBox
+
     theme.apply(QApplication.instance())
     made = []
 
@@ -48,8 +50,10 @@ def make_dashboard(qtbot, config, tmp_path):
         return window
 
     yield make
+    # a dialog left open would block offscreen forever: qtbot's own teardown closes the windows again
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     for window in made:
-        window.session_panel.stop_recording()  # else closing would ask, modally
+        window.session_panel.stop_recording()  # waits for a start still in progress, then stops
         window.shutdown()
 
 
@@ -93,7 +97,7 @@ def test_ring_buffer_keeps_the_newest_samples_in_order():
     assert stamps.tolist() == [2, 3, 4, 5, 6] and data[:, 1].tolist() == [-2, -3, -4, -5, -6]
     _, window = ring.window(2.0)
     assert window.tolist() == [4, 5, 6]
-    new, new_stamps, total = ring.since(5)
+    _new, new_stamps, total = ring.since(5)
     assert new_stamps.tolist() == [5, 6] and total == 7
     ring.extend(np.arange(20.0).reshape(10, 2), np.arange(10.0, 20.0))  # more than the capacity at once
     assert ring.last()[1].tolist() == [15, 16, 17, 18, 19]
@@ -434,6 +438,7 @@ def test_cli_dashboard_help_and_bad_replay(capsys, config, tmp_path, monkeypatch
 # -- recording ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(300)
 def test_recording_start_stop_makes_a_session_and_close_asks_first(
     make_dashboard, qtbot, config, namespace, publishers, tmp_path, monkeypatch
 ):
@@ -466,7 +471,9 @@ def test_recording_start_stop_makes_a_session_and_close_asks_first(
 
     panel.participant.setText("P042")
     panel.record_button.click()
-    qtbot.waitUntil(lambda: panel.recording, timeout=40000)
+    # LabRecorderCLI gets several tries to find every stream (acquisition/recorder.py): minutes when loaded
+    qtbot.waitUntil(lambda: not panel.busy or panel.recording, timeout=150000)
+    assert panel.recording, panel.record_state.text()
     folder = panel.recorder.folder
     assert folder.parent == tmp_path / "sessions" / "P042" and (folder / "session.json").exists()
     assert "recording to" in panel.record_state.text() and "Stop" in panel.record_button.text()
