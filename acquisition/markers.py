@@ -5,9 +5,12 @@ Every marker is an object with at least `"event"` (a short snake_case name) and 
 the event. The LSL timestamp of the sample is the time of the event (for the runner: the screen flip).
 
 Events used across eyemotion (other producers may add more):
-  session_start, session_end, trial_start, baseline_onset, clip_onset, clip_offset, rating_onset,
-  rating_response, calibration, validation, pause, resume, abort, annotation, node_restart,
-  node_gap, device_lost, device_restored, recording_start, recording_stop, disk_low
+  runner: session_start, session_end, trial_start, baseline_onset, clip_onset, clip_offset, rating_onset,
+    rating_response, calibration, calibration_point, validation, pause, resume, abort
+  dashboard / cli: annotation
+  supervisor: node_restart, node_gap, node_died
+  sources: stream_start, stream_stop, device_lost, device_restored, device_warning, audio_overflow
+  recorder: recording_start, recording_stop, recording_stall, recording_resumed, recorder_died, disk_low
 """
 
 from __future__ import annotations
