@@ -9,6 +9,7 @@ Events used across eyemotion (other producers may add more):
     rating_response, calibration, calibration_point, validation, pause, resume, abort
   dashboard / cli: annotation
   supervisor: node_restart, node_gap, node_died
+  inference: inference_latency
   sources: stream_start, stream_stop, device_lost, device_restored, device_warning, audio_overflow
   recorder: recording_start, recording_stop, recording_stall, recording_resumed, recorder_died, disk_low
 """

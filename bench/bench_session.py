@@ -4,11 +4,12 @@ from a gaze sample to the prediction that used it.
     .venv/bin/python bench/bench_session.py                 # 120 s session
     .venv/bin/python bench/bench_session.py --seconds 1800  # the 30-minute soak (issue 9)
 
+The runner plays the demo protocol's clips repeated (`soak_protocol`), so the session lasts the whole time.
 Per node (the supervisor's children, from `<session>/pids/`), psutil samples CPU time and resident memory
 every 2 s; memory growth compares the median of the last fifth of the run with the median of the second
-fifth (after start-up). The gaze-to-prediction delay is the `eyemotion_emotion` sample's push time minus the
-newest gaze sample its window used, as the live inference node reports it in its `latency` markers when it
-does; otherwise the emotion stamps against the newest eyemotion_gaze stamp recorded before them.
+fifth (after start-up). The gaze-to-prediction delay is each `eyemotion_emotion` sample's push time minus
+the newest gaze sample its window used, as the live inference node records it in its `inference_latency`
+markers (the session summary's `gaze_to_prediction_ms`).
 Writes bench/results/session.json.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -70,25 +72,18 @@ def summarise_usage(usage: dict[str, list[tuple[float, float, float]]]) -> dict:
     return out
 
 
-def gaze_to_prediction_ms(folder: Path) -> dict:
-    from eyemotion.session import Session
-
-    s = Session.load(folder, dejitter=False, streams=["eyemotion_gaze", "eyemotion_emotion", "eyemotion_markers"])
-    reported = [m.fields.get("delay_s") for m in s.markers.events("inference_latency")]
-    delays = [float(d) * 1e3 for d in reported if isinstance(d, (int, float))]
-    source = "inference_latency markers"
-    if not delays and "eyemotion_emotion" in s.streams and "eyemotion_gaze" in s.streams:
-        gaze_t = s.stream("eyemotion_gaze").time_stamps
-        emo_t = s.stream("eyemotion_emotion").time_stamps
-        idx = np.searchsorted(gaze_t, emo_t) - 1
-        ok = idx >= 0
-        delays = list((emo_t[ok] - gaze_t[idx[ok]]) * 1e3)
-        source = "emotion stamp minus newest recorded gaze stamp"
-    if not delays:
-        return {"source": "none: no predictions"}
-    d = np.asarray(delays)
-    return {"source": source, "n": len(d), "p50": round(float(np.percentile(d, 50)), 1),
-            "p95": round(float(np.percentile(d, 95)), 1), "max": round(float(d.max()), 1)}
+def soak_protocol(work: Path, seconds: float) -> Path:
+    """The demo protocol with its seven clips repeated, so that the runner outlasts `seconds` (a demo trial
+    takes about 10 s: baseline, 3-s clip, auto-answered ratings, blank)."""
+    demo = ROOT / "stimuli" / "demo"
+    repeats = max(1, math.ceil(seconds / 45))
+    rows = (demo / "demo_conditions.csv").read_text().splitlines()
+    header, clips = rows[0], [r for r in rows[1:] if r.strip()]
+    lines = [header] + [f"{r.split(',', 1)[0]}_{k:03d},{r.split(',', 1)[1]}" for k in range(repeats) for r in clips]
+    (work / "demo_conditions.csv").write_text("\n".join(lines) + "\n")
+    protocol = work / "soak.toml"
+    protocol.write_text((demo / "demo.toml").read_text().replace('name = "eyemotion-demo"', 'name = "eyemotion-soak"'))
+    return protocol
 
 
 def main() -> int:
@@ -97,7 +92,7 @@ def main() -> int:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="eyemotion-bench-session-"))
     cmd = [sys.executable, "-m", "eyemotion.cli", "demo", "--headless", "--duration", str(args.seconds),
-           "--sessions-dir", str(work / "sessions")]
+           "--sessions-dir", str(work / "sessions"), "--protocol", str(soak_protocol(work, args.seconds))]
     proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     usage: dict[str, list] = {}
     folder = None
@@ -124,7 +119,7 @@ def main() -> int:
         "rss_growth_pct_max": max((v["rss_growth_pct"] for v in nodes.values()), default=None),
         "lost_samples": summary.get("session", {}).get("checks", {}).get("lost_samples"),
         "predictions": summary.get("session", {}).get("predictions"),
-        "gaze_to_prediction_ms": gaze_to_prediction_ms(folder),
+        "gaze_to_prediction_ms": summary.get("session", {}).get("gaze_to_prediction_ms"),
         "session": str(folder),
     }
     out = ROOT / "bench" / "results"

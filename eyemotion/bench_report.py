@@ -41,6 +41,10 @@ HEADLINES: tuple[tuple[str, str, str, str, str], ...] = (
     ("models", "EMERT latency p99", "models.emert.p99_ms", "ms", "<= 10"),
     ("models", "crossmodal (visual / audio / joint) latency p99", "models.crossmodal-visual.p99_ms|"
      "models.crossmodal-audio.p99_ms|models.crossmodal-joint.p99_ms", "ms", "<= 2"),
+    ("inference", "live inference: window end -> prediction pushed p50 / p95",
+     "delay_window_end_to_push.p50_ms|delay_window_end_to_push.p95_ms", "ms", ""),
+    ("inference", "live inference: compute per window p50 / p99",
+     "node_compute_per_window.p50_ms|node_compute_per_window.p99_ms", "ms", ""),
     ("sessions", "replay speed at maximum", "replay_x_realtime", "x real time", "> 20"),
     ("sessions", "replay memory first / last 10 %", "replay_rss_first_10pct_mb|replay_rss_last_10pct_mb", "MB",
      "flat"),

@@ -314,14 +314,29 @@ def summarise(folder: Path, supervisor_report: dict) -> dict:
     for name, stream in session.streams.items():
         t = stream.time_stamps
         span = float(t[-1] - t[0]) if len(t) > 1 else 0.0
-        per_stream[name] = {"samples": int(len(t)), "seconds": round(span, 3),
+        per_stream[name] = {"samples": len(t), "seconds": round(span, 3),
                             "effective_rate": round((len(t) - 1) / span, 3) if span > 0 else None}
     markers = session.markers
     gaps = [m.fields for m in markers.events("node_gap")] + [m.fields for m in markers.events("device_lost")]
     return {"streams": per_stream, "gaps": gaps,
             "restarts": {n: len(r["restarts"]) for n, r in supervisor_report["nodes"].items()},
             "predictions": per_stream.get(streams.EMOTION.name, {}).get("samples", 0),
+            "gaze_to_prediction_ms": gaze_to_prediction_ms(markers),
             "trials": len(session.trials)}
+
+
+def gaze_to_prediction_ms(markers) -> dict | None:
+    """Percentiles of the delay from the newest sample a prediction used to its push, as the inference
+    node reported it in its `inference_latency` markers; None when it reported none."""
+    import numpy as np
+
+    delays = [d for m in markers.events("inference_latency") for d in m.fields.get("delays_ms", [])
+              if isinstance(d, (int, float))]
+    if not delays:
+        return None
+    d = np.asarray(delays, float)
+    return {"n": len(d), "p50": round(float(np.percentile(d, 50)), 1),
+            "p95": round(float(np.percentile(d, 95)), 1), "max": round(float(d.max()), 1)}
 
 
 def format_summary(summary: dict) -> str:
@@ -334,6 +349,10 @@ def format_summary(summary: dict) -> str:
             lines.append(f"{name:28s} {info['samples']:9d} {info['seconds']:8.1f} {rate:>9s}")
         lines.append(f"trials: {s['trials']}   predictions: {s['predictions']}   gaps: {len(s['gaps'])}   "
                      f"restarts: {sum(s['restarts'].values())}")
+        if s.get("gaze_to_prediction_ms"):
+            d = s["gaze_to_prediction_ms"]
+            lines.append(f"gaze sample -> prediction delay: p50 {d['p50']:.0f} ms, p95 {d['p95']:.0f} ms, "
+                         f"max {d['max']:.0f} ms ({d['n']} predictions)")
     return "\n".join(lines)
 
 

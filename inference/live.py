@@ -32,8 +32,10 @@ eyemotion_emotion carries: ER = mean of the ER distributions of the models that 
 head when a face is present (NaN otherwise); valence / arousal = EMERT's (NaN when EMERT did not run);
 uses_face / uses_gaze / uses_audio = which inputs entered the prediction. A window with none of them
 is not published. The sample is stamped with the window end; `desc/eyemotion` names the models.
-The delay from the window end (the newest input sample it covers) to the push is logged every 10 s and
-kept in `InferenceNode.delays_s` (bench/bench_inference.py prints its percentiles).
+The delay from the window end (the newest input sample it covers: a gaze sample's own time) to the push
+is kept in `InferenceNode.delays_s`, logged every 10 s and pushed every 10 s as an `inference_latency`
+marker (`delays_ms`: each prediction's delay since the last one), so the recording holds it: the session
+summary and bench/ read it from there.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from eyemotion.acquisition.markers import MarkerOutlet
 from eyemotion.inference.features.builders import CrossmodalWindowBuilder, EmertWindowBuilder
 from eyemotion.inference.runtime import ModelError, OnnxModel
 from pylsl.util import LostError
@@ -318,6 +321,8 @@ class InferenceNode(Node):
         self.published = 0
         self.delays_s: deque[float] = deque(maxlen=2000)
         self.compute_s: deque[float] = deque(maxlen=2000)
+        self._unreported_ms: list[float] = []
+        self.markers: MarkerOutlet | None = None
         self._next_log = 0.0
         self.clip: dict | None = None
         self._clip_er: list[np.ndarray] = []
@@ -335,6 +340,8 @@ class InferenceNode(Node):
                  "window_s": str(self.config.features.emert_window_s),
                  "combination": "ER: mean of the models that ran; FER and valence/arousal: EMERT"}
         self.outlet = pylsl.StreamOutlet(stream_info(EMOTION, namespace=self.config.lsl.namespace, extra=extra))
+        self.markers = MarkerOutlet("inference", namespace=self.config.lsl.namespace)
+        self._rejected.add(self.markers.outlet.get_info().source_id())  # never read our own markers
         for spec in (*self.INPUTS, MARKERS):
             self._resolvers[spec.key] = pylsl.ContinuousResolver(pred=f"name='{spec.name}'", forget_after=3.0)
         log.info("inference: %s; windows every %.3f s", ", ".join(self.predictor.ids.values()), self.period)
@@ -344,7 +351,7 @@ class InferenceNode(Node):
         self.sources.clear()
         self.marker_inlets.clear()
         self._resolvers.clear()
-        self.outlet = None
+        self.outlet = self.markers = None
 
     @property
     def connected(self) -> set[str]:
@@ -502,6 +509,7 @@ class InferenceNode(Node):
 
             self.compute_s.append(time.perf_counter() - t0)
             self.delays_s.append(pylsl.local_clock() - end)
+            self._unreported_ms.append(round(self.delays_s[-1] * 1000, 1))
             self.published += 1
             if self.clip is not None:
                 self._clip_er.append(prediction.er7)
@@ -511,6 +519,9 @@ class InferenceNode(Node):
         if not force and now < self._next_log:
             return
         self._next_log = now + LOG_EVERY_S
+        if self._unreported_ms and self.markers is not None:
+            self.markers.push("inference_latency", delays_ms=self._unreported_ms)
+            self._unreported_ms = []
         if not self.delays_s:
             return
         d = np.array(self.delays_s) * 1000

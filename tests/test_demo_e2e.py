@@ -40,6 +40,9 @@ def test_the_demo_passes_its_own_check_and_prints_the_summary(demo_session):
     checks = summary["session"]["checks"]
     assert checks["lost_samples"] == {"Tobii_gaze": 0, "eyemotion_camera": 0, "eyemotion_audio": 0}
     assert checks["clock_error_ms"] < 1.0
+    delay = summary["session"]["gaze_to_prediction_ms"]  # from the inference node's own latency markers
+    assert delay["n"] > 0 and 0 < delay["p50"] <= delay["p95"] <= delay["max"]
+    assert "gaze sample -> prediction delay" in proc.stdout
     assert all(n["restarts"] == [] for n in summary["nodes"].values())
 
 
