@@ -2,7 +2,7 @@
 from a gaze sample to the prediction that used it.
 
     .venv/bin/python bench/bench_session.py                 # 120 s session
-    .venv/bin/python bench/bench_session.py --seconds 1800  # the 30-minute soak (issue 9)
+    .venv/bin/python bench/bench_session.py --seconds 1800 --name soak  # the 30-minute soak (issue 9)
 
 The runner plays the demo protocol's clips repeated (`soak_protocol`), so the session lasts the whole time.
 Per node (the supervisor's children, from `<session>/pids/`), psutil samples CPU time and resident memory
@@ -10,7 +10,7 @@ every 2 s; memory growth compares the median of the last fifth of the run with t
 fifth (after start-up). The gaze-to-prediction delay is each `eyemotion_emotion` sample's push time minus
 the newest gaze sample its window used, as the live inference node records it in its `inference_latency`
 markers (the session summary's `gaze_to_prediction_ms`).
-Writes bench/results/session.json.
+Writes bench/results/session.json (or NAME.json); `eyemotion bench` runs the 120-s session, the soak is run by hand.
 """
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ def soak_protocol(work: Path, seconds: float) -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--name", default="session", help="results file bench/results/NAME.json (the soak: 'soak')")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="eyemotion-bench-session-"))
     cmd = [sys.executable, "-m", "eyemotion.cli", "demo", "--headless", "--duration", str(args.seconds),
@@ -124,7 +125,7 @@ def main() -> int:
     }
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "session.json").write_text(json.dumps(result, indent=2))
+    (out / f"{args.name}.json").write_text(json.dumps(result, indent=2))
     print(f"headless demo session of {args.seconds:g} s (exit {proc.returncode}), load average "
           f"{result['load_avg_1min']}")
     print(f"{'node':12s} {'CPU % of a core':>16s} {'RSS MB early':>13s} {'late':>8s} {'growth %':>9s}")

@@ -15,7 +15,7 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,18 @@ from eyemotion.config import Config
 HEADLINES: tuple[tuple[str, str, str, str, str], ...] = (
     ("sources", "sources: total CPU (tracker 250 Hz + camera 30 fps + mic 16 kHz)",
      "total_cpu_percent_of_one_core", "% of a core", "< 25"),
-    ("sources", "LSL push-to-receive latency p50 / p99", "push_to_receive_probe.latency.p50_ms|"
-     "push_to_receive_probe.latency.p99_ms", "ms", ""),
+    ("sources", "LSL push-to-receive latency p50 / p99", ("push_to_receive_probe.latency.p50_ms|"
+     "push_to_receive_probe.latency.p99_ms"), "ms", ""),
     ("session", "per-node CPU (headless demo session)", "cpu_percent_by_node", "% of a core", ""),
-    ("session", "end-to-end delay gaze sample -> prediction p50 / p95", "gaze_to_prediction_ms.p50|"
-     "gaze_to_prediction_ms.p95", "ms", ""),
+    ("session", "end-to-end delay gaze sample -> prediction p50 / p95", ("gaze_to_prediction_ms.p50|"
+     "gaze_to_prediction_ms.p95"), "ms", ""),
     ("session", "memory growth per node over the session (max)", "rss_growth_pct_max", "%", "< 5"),
+    ("soak", "30-min soak: session length / memory growth per node (max)", "seconds|rss_growth_pct_max", "s / %",
+     "- / < 5"),
+    ("soak", "30-min soak: lost samples (gaze, camera, audio)", ("lost_samples.Tobii_gaze|lost_samples.eyemotion_camera|"
+     "lost_samples.eyemotion_audio"), "samples", "0"),
+    ("soak", "30-min soak: gaze sample -> prediction p50 / p95", ("gaze_to_prediction_ms.p50|"
+     "gaze_to_prediction_ms.p95"), "ms", ""),
     ("eyesignal", "eye-signal throughput, streaming 40 ms chunks (1 h at 250 Hz)", "x_realtime_cpu",
      "x real time", ">= 1000"),
     ("eyesignal", "eye-signal offline throughput", "offline_x_realtime", "x real time", ""),
@@ -39,8 +45,8 @@ HEADLINES: tuple[tuple[str, str, str, str, str], ...] = (
     ("features", "all features at live rates", "features_total_cpu_share_live", "share of a core", "< 0.30"),
     ("features", "face pipeline on 640x480", "face_pipeline.fps", "fps", ">= 15"),
     ("models", "EMERT latency p99", "models.emert.p99_ms", "ms", "<= 10"),
-    ("models", "crossmodal (visual / audio / joint) latency p99", "models.crossmodal-visual.p99_ms|"
-     "models.crossmodal-audio.p99_ms|models.crossmodal-joint.p99_ms", "ms", "<= 2"),
+    ("models", "crossmodal (visual / audio / joint) latency p99", ("models.crossmodal-visual.p99_ms|"
+     "models.crossmodal-audio.p99_ms|models.crossmodal-joint.p99_ms"), "ms", "<= 2"),
     ("inference", "live inference: window end -> prediction pushed p50 / p95",
      "delay_window_end_to_push.p50_ms|delay_window_end_to_push.p95_ms", "ms", ""),
     ("inference", "live inference: compute per window p50 / p99",
@@ -113,7 +119,7 @@ def collect(results: Path) -> dict:
         values = [_get(data, p) for p in paths.split("|")]
         rows.append({"benchmark": bench, "figure": label, "value": " / ".join(_fmt(v) for v in values),
                      "unit": unit, "goal": goal})
-    return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    return {"created": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": {"platform": platform.platform(), "python": platform.python_version(),
                         "cpus": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2)},
             "headlines": rows, "benchmarks": loaded}
@@ -121,8 +127,8 @@ def collect(results: Path) -> dict:
 
 def to_markdown(report: dict) -> str:
     m = report["machine"]
-    lines = [f"Benchmarks of {report['created']} on {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, "
-             f"load average {m['load_avg_1min']} when collected. Regenerate with `.venv/bin/eyemotion bench`.",
+    lines = [(f"Benchmarks of {report['created']} on {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, "
+             f"load average {m['load_avg_1min']} when collected. Regenerate with `.venv/bin/eyemotion bench`."),
              "", "| figure | value | unit | goal |", "|---|---|---|---|"]
     lines += [f"| {r['figure']} | {r['value']} | {r['unit']} | {r['goal']} |" for r in report["headlines"]]
     return "\n".join(lines) + "\n"
@@ -146,7 +152,8 @@ def cmd_bench(args: argparse.Namespace, config: Config) -> int:
     if not args.collect:
         for script in tqdm(scripts, desc="benchmarks", unit="bench"):
             start = time.monotonic()
-            proc = subprocess.run([sys.executable, str(script)], cwd=folder.parent, capture_output=True, text=True)
+            proc = subprocess.run([sys.executable, str(script)], cwd=folder.parent, capture_output=True, text=True,
+                                  check=False)
             tqdm.write(f"{script.stem}: exit {proc.returncode} after {time.monotonic() - start:.0f} s")
             if proc.returncode != 0:
                 failed.append(script.stem)
