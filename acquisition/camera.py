@@ -1,6 +1,10 @@
-"""The camera node: webcam (or video file, or URL) -> `camera.mp4` + one `eyemotion_camera` sample per frame.
+"""The camera node: webcam (or video file, or URL) -> `camera.mkv` + one `eyemotion_camera` sample per frame.
 
-Frame i of `camera.mp4` is sample i of `eyemotion_camera` (its value is i). Each sample is stamped in LSL
+Frame i of the video is the `eyemotion_camera` sample with value i. The video is Matroska, which stays
+readable when the node is killed (an MP4 is unreadable without the index written at its end), and a
+restarted node never overwrites it: it writes the next segment, `camera-1.mkv`, `camera-2.mkv`, ..., counts
+frames from 0 again and adds the segment to `camera_segments.csv` (`eyemotion.session.Session.camera_segments`
+pairs each file with its recorded samples). Each sample is stamped in LSL
 time right after `grab()` returns, i.e. when the frame has arrived; decoding (`retrieve()`) and writing
 come after the stamp. A file source is paced at its own fps (and loops with `[camera] loop`), so it
 behaves like a webcam.
@@ -8,12 +12,12 @@ behaves like a webcam.
 When the source vanishes (a device or URL whose read fails, a file that is deleted or renamed) the node
 pushes `device_lost` on `eyemotion_markers`, tries to reopen it with exponential backoff (0.25 s, doubling
 up to `[camera] reconnect_max_s`) and pushes `device_restored` (with the gap length) when frames flow
-again. `camera.mp4` stays open across the gap, so the frames before and after it are kept.
+again. The video file stays open across the gap, so the frames before and after it are kept.
 
 Per-frame analysers (the face pipeline publishes `eyemotion_face` and `eyemotion_preview` from here)
 are callables `analyzer(frame_bgr, timestamp, frame_index)`, optionally with a `close()` method. A worker
 thread hands them the *latest* frame at `[camera] analyze_hz`; frames that arrive while they work are
-skipped for them, never for `camera.mp4` or the stream, so a slow analyser cannot stall capture.
+skipped for them, never for the video file or the stream, so a slow analyser cannot stall capture.
 """
 
 from __future__ import annotations
@@ -33,11 +37,11 @@ from eyemotion.acquisition.markers import MarkerOutlet
 from eyemotion import UserError
 from eyemotion.config import Config
 from eyemotion.nodes import Node
+from eyemotion.session import add_camera_segment, next_camera_video
 from eyemotion.streams import CAMERA, stream_info
 
 log = logging.getLogger(__name__)
 
-VIDEO_NAME = "camera.mp4"
 BACKOFF_START_S = 0.25
 
 Analyzer = Callable[[np.ndarray, float, int], Any]
@@ -222,7 +226,7 @@ class AnalyzerWorker:
 
 
 class CameraNode(Node):
-    """Webcam/file/URL -> `camera.mp4` in `output_dir` (None: no video file) + `eyemotion_camera`.
+    """Webcam/file/URL -> `camera.mkv` (or its next segment) in `output_dir` (None: no video) + `eyemotion_camera`.
 
     `open()` may be called before `run()` (it is idempotent), e.g. so that consumers connect first.
     """
@@ -240,6 +244,7 @@ class CameraNode(Node):
         self.size: tuple[int, int] | None = None
         self._cap = None
         self._writer = None
+        self.video_path: Path | None = None  # the segment this run writes, chosen by open()
         self._outlet: pylsl.StreamOutlet | None = None
         self._markers: MarkerOutlet | None = None
         self._opened = False
@@ -251,9 +256,6 @@ class CameraNode(Node):
         self._backoff = BACKOFF_START_S
         self._attempts = 0
 
-    @property
-    def video_path(self) -> Path | None:
-        return self.output_dir / VIDEO_NAME if self.output_dir is not None else None
 
     # -- Node --------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -273,14 +275,16 @@ class CameraNode(Node):
         self.size = (width, height)
         if self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
+            self.video_path = next_camera_video(self.output_dir)
             self._writer = cv2.VideoWriter(str(self.video_path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
                                            self.size)
             if not self._writer.isOpened():
                 raise CameraError(f"cannot write {self.video_path}; check that the folder is writable")
+            add_camera_segment(self.output_dir, self.video_path, pylsl.local_clock(), self.fps, self.size)
         namespace = self.config.lsl.namespace
         self._outlet = pylsl.StreamOutlet(stream_info(
             CAMERA, namespace=namespace, rate=self.fps,
-            extra={"source": self.source.describe(), "video": VIDEO_NAME if self.output_dir else "",
+            extra={"source": self.source.describe(), "video": self.video_path.name if self.video_path else "",
                    "width": str(width), "height": str(height)}))
         self._markers = MarkerOutlet("camera", namespace=namespace)
         self.worker.start()

@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"comma-separated subset of {','.join(SOURCES)} (default: all)")
     p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--truth", metavar="PATH", help="simulator: write per-sample ground truth (.npz or .csv)")
-    p.add_argument("--output-dir", metavar="DIR", help="camera: write camera.mp4 into this folder")
+    p.add_argument("--output-dir", metavar="DIR", help="camera: write camera.mkv into this folder")
     p.set_defaults(func=cmd_stream)
 
     p = subparsers.add_parser("markers", help="push events onto eyemotion_markers",

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "[recorder] min_free_gb free; reports stalls and stops cleanly when the disk fills. "
                     "Writes session.json (streams, devices, screen, software versions, start/end). Start the "
                     "sources first, e.g. `eyemotion stream --simulate --output-dir sessions/P001/S01` (that "
-                    "folder's camera.mp4 is kept) and then `eyemotion record --participant P001 --session-id S01`.")
+                    "folder's camera.mkv is kept) and then `eyemotion record --participant P001 --session-id S01`.")
     p.add_argument("--participant", required=True, help="pseudonymous participant id, e.g. P001 (never a name)")
     p.add_argument("--session-id", help="session folder name (default: the start time, e.g. 20261123T094501)")
     p.add_argument("--sessions-dir", help="root folder of the sessions (default: [recorder] sessions_dir)")
@@ -81,7 +81,7 @@ def _session_folder(args: argparse.Namespace, config: Config) -> Path:
     sid = args.session_id or new_session_id()
     folder = root / participant / sid
     fields = {"protocol": args.protocol, "notes": args.notes}
-    if folder.exists():  # e.g. made by `eyemotion stream --output-dir` for camera.mp4
+    if folder.exists():  # e.g. made by `eyemotion stream --output-dir` for camera.mkv
         if (folder / RECORDING_XDF).exists():
             raise UserError(f"{folder} already has a recording; pick another --session-id")
         if not (folder / SESSION_JSON).exists():

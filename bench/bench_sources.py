@@ -2,7 +2,7 @@
 
 Each source runs alone in its own process (as `eyemotion stream` would run it), so its CPU time is its own:
   tracker     the simulated Tobii Pro Fusion at 250 Hz (37 channels, pushed every 15 ms)
-  camera      CameraNode on a generated 640x480 30 fps file, writing camera.mp4 (no face analysis)
+  camera      CameraNode on a generated 640x480 30 fps file, writing camera.mkv (no face analysis)
   microphone  MicrophoneNode at 16 kHz through the virtual ALSA microphone (generator node if no ALSA)
 The CPU share is (user + system CPU seconds) / wall seconds of that process over a steady window after
 start-up, in % of one core. Latency is measured in this process, one inlet per stream, polled every

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("kind", choices=NODE_KINDS)
     p.add_argument("--simulate", action="store_true",
                    help="tracker: the simulated Tobii Pro Fusion; microphone: generated audio")
-    p.add_argument("--session", type=Path, help="session folder (camera.mp4, simulator ground truth go there)")
+    p.add_argument("--session", type=Path, help="session folder (camera.mkv, simulator ground truth go there)")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--no-face", action="store_true", help="camera: do not run the face pipeline")
     p.set_defaults(func=cmd_node)

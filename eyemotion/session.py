@@ -2,7 +2,10 @@
 
     session.json   participant pseudonym, protocol, devices, screen, calibration, versions, start/end, notes
     recording.xdf  every stream, written by LabRecorder
-    camera.mp4     the webcam video (frame i = sample i of eyemotion_camera)
+    camera.mkv     the webcam video; a camera node restarted mid-session writes camera-1.mkv, camera-2.mkv, ...
+                   (Matroska: a killed node leaves a readable file). Frame i of a segment is the
+                   eyemotion_camera sample with value i among those recorded while that segment was written.
+    camera_segments.csv  one row per video segment: file, the LSL time the camera node opened it, fps, size
     trials.csv     the runner's trial table
 
 `session.json` is only ever changed through `update_session_json`, which merges keys and replaces the
@@ -24,7 +27,7 @@ import re
 import struct
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +37,8 @@ from eyemotion import UserError, __version__
 
 SESSION_JSON = "session.json"
 RECORDING_XDF = "recording.xdf"
-CAMERA_MP4 = "camera.mp4"
+CAMERA_VIDEO = "camera.mkv"
+CAMERA_SEGMENTS = "camera_segments.csv"
 TRIALS_CSV = "trials.csv"
 
 log = logging.getLogger(__name__)
@@ -75,7 +79,7 @@ def create_session_folder(root: str | Path, participant: str, session_id: str | 
     except OSError as exc:
         raise SessionError(f"cannot create session folder {folder} ({exc}); check the sessions directory") from None
     update_session_json(folder, participant=participant, session_id=sid, eyemotion_version=__version__,
-                        created=datetime.now(timezone.utc).isoformat(), **fields)
+                        created=datetime.now(UTC).isoformat(), **fields)
     return folder
 
 
@@ -110,6 +114,53 @@ def update_session_json(folder: str | Path, **fields: Any) -> dict[str, Any]:
 
 
 # -- loading a recorded session ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VideoSegment:
+    """One camera video file and the eyemotion_camera samples recorded while it was written."""
+
+    path: Path
+    frame_index: np.ndarray  # frame numbers inside `path` (sample values), increasing
+    stamps: np.ndarray  # their LSL times
+
+
+def next_camera_video(folder: Path) -> Path:
+    """The file a camera node (re)started in `folder` writes: camera.mkv, then camera-1.mkv, camera-2.mkv, ..."""
+    stem, suffix = CAMERA_VIDEO.rsplit(".", 1)
+    k = 0
+    while True:
+        path = folder / (CAMERA_VIDEO if k == 0 else f"{stem}-{k}.{suffix}")
+        if not path.exists():
+            return path
+        k += 1
+
+
+def add_camera_segment(folder: Path, video: Path, started_lsl: float, fps: float, size: tuple[int, int]) -> None:
+    """Append the row of a new video segment to camera_segments.csv (flushed to disk at once)."""
+    table = folder / CAMERA_SEGMENTS
+    new = not table.exists()
+    with open(table, "a", newline="") as f:
+        if new:
+            f.write("file,started_lsl,fps,width,height\n")
+        f.write(f"{video.name},{started_lsl:.6f},{fps:.6g},{size[0]},{size[1]}\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_camera_segments(folder: Path) -> list[dict[str, str]]:
+    table = Path(folder) / CAMERA_SEGMENTS
+    if not table.exists():
+        return []
+    with open(table, newline="") as f:
+        rows = [row for row in csv.DictReader(f) if row.get("file") and row.get("started_lsl")]
+    for row in rows:
+        try:
+            float(row["started_lsl"])
+        except ValueError:
+            raise SessionError(f"{table}: started_lsl {row['started_lsl']!r} of {row['file']} is not a number; "
+                               "fix or delete that row") from None
+    return rows
+
 
 @dataclass
 class RecordedStream:
@@ -181,9 +232,22 @@ class Session:
     warnings: list[str]
 
     @property
-    def camera_video(self) -> Path | None:
-        video = self.path / CAMERA_MP4
-        return video if video.exists() else None
+    def camera_segments(self) -> list[VideoSegment]:
+        """The camera video files with the recorded eyemotion_camera samples of each (empty without either)."""
+        camera = self.streams.get("eyemotion_camera")
+        if camera is None:
+            return []
+        rows = read_camera_segments(self.path)
+        if not rows and (self.path / CAMERA_VIDEO).exists():  # written without the table (by hand, or a test)
+            rows = [{"file": CAMERA_VIDEO, "started_lsl": "-inf"}]
+        starts = [float(r["started_lsl"]) for r in rows] + [np.inf]
+        segments = []
+        for k, row in enumerate(rows):
+            inside = (camera.time_stamps >= starts[k]) & (camera.time_stamps < starts[k + 1])
+            if (self.path / row["file"]).exists() and inside.any():
+                segments.append(VideoSegment(self.path / row["file"], camera.data[inside, 0].astype(np.int64),
+                                             camera.time_stamps[inside]))
+        return segments
 
     def stream(self, name: str) -> RecordedStream:
         try:
@@ -192,7 +256,7 @@ class Session:
             raise SessionError(f"{self.path} has no {name} stream; recorded: {', '.join(self.streams)}") from None
 
     @classmethod
-    def load(cls, path: str | Path, *, dejitter: bool = True, streams: list[str] | None = None) -> "Session":
+    def load(cls, path: str | Path, *, dejitter: bool = True, streams: list[str] | None = None) -> Session:
         """Load a session folder (or a bare .xdf file, with its folder's session.json if any).
 
         Clock offsets are applied and regular streams dejittered (pyxdf). A folder without

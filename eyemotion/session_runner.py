@@ -356,10 +356,13 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+STREAM_END_TOLERANCE_S = 5.0  # a stream's last sample may precede the session_end marker by this much
+
+
 def verify_session(folder: Path, summary: dict, *, expect_predictions: bool = True) -> list[str]:
     """Check a finished session folder end to end; writes `session_summary.json`; returns the problems.
 
-    Checked: every stream is recorded; no sample was lost (consecutive tracker device times and camera
+    Checked: every stream is recorded and runs until the session ends; no sample was lost (consecutive tracker device times and camera
     frame indices, audio stamps without holes, except inside marked gaps); `trials.csv` agrees with the
     flip-stamped markers within 1 ms; predictions were made; the clocks agree (recorded gaze stamps equal
     the simulator's own stamps for the same samples, when its ground truth is there).
@@ -392,6 +395,19 @@ def verify_session(folder: Path, summary: dict, *, expect_predictions: bool = Tr
         a = session.stream(streams.AUDIO.name)
         lost["eyemotion_audio"] = _holes(a.time_stamps, 1.0 / streams.AUDIO.nominal_rate, a.time_stamps, gaps)
     problems += [f"{name}: {n} samples lost outside marked gaps" for name, n in lost.items() if n]
+    ends = [m.time for m in session.markers.events("session_end") if m.source == "supervisor"]
+    if ends:  # every stream ran to the end (a stream that died for good loses no sample but stops early)
+        early = checks["streams_ended_early_s"] = {}
+        for spec in wanted:
+            t = session.streams.get(spec.name)
+            if spec is streams.MARKERS or t is None or len(t) == 0:
+                continue
+            last = t.time_stamps[-1]
+            marked = any(start <= last + 1.0 and stop >= ends[-1] for start, stop in gaps)  # e.g. a lost device
+            if ends[-1] - last > STREAM_END_TOLERANCE_S and not marked:
+                early[spec.name] = round(float(ends[-1] - last), 1)
+        problems += [f"{name} stopped {s:.1f} s before the session ended, outside any marked gap"
+                     for name, s in early.items()]
     onsets = {m.fields.get("trial"): m.time for m in session.markers.events("clip_onset")}
     mismatched = [t["trial"] for t in session.trials
                   if t.get("trial") not in onsets or abs(onsets[t["trial"]] - float(t["clip_onset_lsl"])) > 1e-3]

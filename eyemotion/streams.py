@@ -216,7 +216,7 @@ CAMERA = StreamSpec(
     channels=(Channel("frame_index", "index", "FrameIndex"),),
     channel_format="double64",
     nominal_rate=DEVICE_RATE,
-    doc="One sample per captured webcam frame; frame i of camera.mp4 is sample i.",
+    doc="One sample per captured webcam frame; frame i of camera.mkv (camera-N.mkv after a restart) is value i.",
 )
 
 FACE_EMBEDDING_DIM = 128

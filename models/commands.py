@@ -32,7 +32,7 @@ def _register_dataset(subparsers: argparse._SubParsersAction) -> None:
                     "[-1, 1]) and the face model's FER (mean eyemotion_face FER probabilities over the window), "
                     "and write a dataset split into participant-wise folds. Sessions without eyemotion_gaze use "
                     "their Tobii_gaze through the eye-signal processor; without eyemotion_face, the face "
-                    "pipeline runs on camera.mp4. Recordings are only read. See eyemotion.models.sessions_dataset.")
+                    "pipeline runs on camera.mkv. Recordings are only read. See eyemotion.models.sessions_dataset.")
     b.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="SESSIONS... then OUT (the output directory)")
     b.add_argument("--hop", type=float, default=1.0, help="seconds between window ends within a clip (default 1)")
     b.add_argument("--coarse", choices=("emotion", "valence"), default="emotion",

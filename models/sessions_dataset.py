@@ -5,7 +5,7 @@ Each session's clips (trials.csv `clip_onset_lsl` .. `clip_offset_lsl`, or the `
 `hop_s` from `onset + window` to the clip offset, on the live node's window grid. The model inputs of
 each window come from `eyemotion.inference.live.WindowInputs`, the object the live node uses, fed with
 the session's eyemotion_gaze (or its Tobii_gaze run through the eye-signal processor), eyemotion_face
-(or the face pipeline run on camera.mp4) and eyemotion_audio: each stream from a little before every
+(or the face pipeline run on camera.mkv) and eyemotion_audio: each stream from a little before every
 clip (the history its windows need) to its offset, so the long stretches between clips (ratings) cost
 no feature extraction.
 
@@ -40,7 +40,7 @@ from eyemotion.models import shapes
 from eyemotion.models.dataset import DEFAULT_FOLDS, DatasetError, write_dataset
 
 from eyemotion.config import Config
-from eyemotion.streams import AUDIO, CAMERA, CLASSES, FACE, GAZE_CLEAN, GAZE_RAW
+from eyemotion.streams import AUDIO, CLASSES, FACE, GAZE_CLEAN, GAZE_RAW
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def load_session_streams(path: str | Path, config: Config, progress: Callable = 
     """Read a recorded session folder into `SessionStreams` (the recording is never changed).
 
     eyemotion_gaze is used as recorded; without it, the recorded Tobii_gaze goes through the eye-signal
-    processor (the live node's object). Without eyemotion_face, the face pipeline runs on camera.mp4.
+    processor (the live node's object). Without eyemotion_face, the face pipeline runs on camera.mkv.
     """
     from eyemotion.session import Session, SessionError
 
@@ -153,11 +153,10 @@ def load_session_streams(path: str | Path, config: Config, progress: Callable = 
     if FACE.name in session.streams:
         s = session.streams[FACE.name]
         face = (s.time_stamps, np.asarray(s.data, float))
-    elif session.camera_video and CAMERA.name in session.streams:
+    elif session.camera_segments:
         from eyemotion.inference.features.commands import face_table_from_video
 
-        _, table = face_table_from_video(session.camera_video, session.streams[CAMERA.name].time_stamps, config,
-                                         progress)
+        _, table = face_table_from_video(session.camera_segments, config, progress)
         face = (table[:, 0], table[:, 1:])
     if AUDIO.name in session.streams:
         s = session.streams[AUDIO.name]
@@ -166,7 +165,7 @@ def load_session_streams(path: str | Path, config: Config, progress: Callable = 
                                "= 16000")
         audio = (s.time_stamps, np.asarray(s.data, float)[:, 0])
     if gaze is None and face is None and audio is None:
-        raise SessionError(f"{session.path} has no eyemotion_gaze, Tobii_gaze, eyemotion_face, camera.mp4 or "
+        raise SessionError(f"{session.path} has no eyemotion_gaze, Tobii_gaze, eyemotion_face, camera.mkv or "
                            "eyemotion_audio: nothing to build windows from")
     return SessionStreams(participant, str(session.path), clips, gaze, face, audio, skipped)
 

@@ -131,8 +131,49 @@ def test_file_vanishing_marks_gap_and_keeps_video(tmp_path, config):
     assert restored["gap_s"] > 1.0
     assert len(samples) > before_restore  # frames flow again after the gap
     assert [int(s[0]) for s in samples] == list(range(len(samples)))  # no index skipped or repeated
-    assert count_frames_cv2(node.video_path) == node.frames == len(samples)  # camera.mp4 intact
+    assert count_frames_cv2(node.video_path) == node.frames == len(samples)  # camera.mkv intact
     assert node.gaps == 1
+
+
+def test_a_restarted_node_writes_the_next_segment_and_a_killed_one_stays_readable(tmp_path, config, namespace):
+    """SIGKILL the camera node mid-recording: camera.mkv keeps its frames (an MP4 would have no index), and
+    the restarted node writes camera-1.mkv, never over the first; camera_segments.csv lists both."""
+    import csv
+    import os
+    import signal
+    import sys
+
+    from eyemotion.session import CAMERA_SEGMENTS
+
+    video = write_test_video(tmp_path / "in.mp4", n_frames=60, fps=FPS, size=(640, 480))
+    session = tmp_path / "session"
+    cfg = tmp_path / "eyemotion.toml"
+    cfg.write_text(f'[lsl]\nnamespace = "{namespace}"\n[camera]\nsource = "{video}"\nloop = true\n')
+    cmd = [sys.executable, "-m", "eyemotion.cli", "--config", str(cfg), "node", "camera", "--session", str(session)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        inlet = open_inlet(CAMERA, namespace=namespace, timeout=30)
+        inlet.open_stream(timeout=10)
+        samples, stamps = [], []
+        deadline = time.monotonic() + 30
+        while len(samples) < 90 and time.monotonic() < deadline:
+            pull_all(inlet, samples, stamps)
+        assert len(samples) >= 90, proc.stderr.read() if proc.poll() is not None else "too few frames"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    first = session / "camera.mkv"
+    kept = count_frames_cv2(first)
+    assert kept >= 60  # every frame but those still in the encoder's buffer at the kill (about a second)
+    node = CameraNode(camera_config(config, video), session)  # the restart
+    node.open()
+    node.close()
+    assert node.video_path == session / "camera-1.mkv"
+    assert count_frames_cv2(first) == kept  # untouched
+    with open(session / CAMERA_SEGMENTS, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["file"] for r in rows] == ["camera.mkv", "camera-1.mkv"]
+    assert float(rows[0]["started_lsl"]) < stamps[0] < float(rows[1]["started_lsl"])
 
 
 def test_missing_video_file_is_a_user_error(tmp_path, config):
@@ -140,7 +181,7 @@ def test_missing_video_file_is_a_user_error(tmp_path, config):
     with pytest.raises(CameraError, match="not found") as err:
         CameraNode(camera_config(config, missing), tmp_path).open()
     assert str(missing) in str(err.value) and "\n" not in str(err.value)
-    assert not (tmp_path / "camera.mp4").exists()
+    assert not (tmp_path / "camera.mkv").exists()
 
 
 def test_camera_index_that_does_not_open_names_it_and_lists_the_others(config):

@@ -39,6 +39,7 @@ def test_the_demo_passes_its_own_check_and_prints_the_summary(demo_session):
     summary = json.loads((folder / "session_summary.json").read_text())
     checks = summary["session"]["checks"]
     assert checks["lost_samples"] == {"Tobii_gaze": 0, "eyemotion_camera": 0, "eyemotion_audio": 0}
+    assert checks["streams_ended_early_s"] == {}  # every stream ran until the session ended
     assert checks["clock_error_ms"] < 1.0
     delay = summary["session"]["gaze_to_prediction_ms"]  # from the inference node's own latency markers
     assert delay["n"] > 0 and 0 < delay["p50"] <= delay["p95"] <= delay["max"]
@@ -59,7 +60,8 @@ def test_every_stream_is_recorded_whole(demo_session):
     assert np.all(np.diff(frames) == 1)
     import cv2
 
-    video = cv2.VideoCapture(str(folder / "camera.mp4"))
+    assert [seg.path.name for seg in s.camera_segments] == ["camera.mkv"]  # one camera run, one video file
+    video = cv2.VideoCapture(str(folder / "camera.mkv"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) > frames.max()  # every recorded frame is in the video
     # audio: a hole is allowed only where the microphone node marked it (audio_overflow: a stalled machine)
     audio_t = s.stream("eyemotion_audio").time_stamps

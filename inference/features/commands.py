@@ -5,7 +5,7 @@ live pipeline, chunk by chunk, into `SESSION/features/`:
 
     gaze_statistics.csv   time, valid, the 103 gaze statistics (from eyemotion_gaze)
     audio_egemaps.csv     time, valid, speech, voiced_ratio, level_dbfs, the 88 eGeMAPS functionals
-    face.csv              time, the eyemotion_face channels (recorded, or computed from camera.mp4)
+    face.csv              time, the eyemotion_face channels (recorded, or computed from camera.mkv)
     features.json         what was written, from which streams, with which settings
 """
 
@@ -35,13 +35,13 @@ def register(subparsers: Any) -> None:
         description="Compute the feature tables of a recorded session with the live pipeline's extractors: "
                     "the 103 windowed gaze statistics (from eyemotion_gaze), eGeMAPS audio functionals with "
                     "voice activity (from eyemotion_audio), and the face table (the recorded eyemotion_face, "
-                    "or the face pipeline run on camera.mp4). Tables go to SESSION/features/ as CSV; the "
+                    "or the face pipeline run on camera.mkv). Tables go to SESSION/features/ as CSV; the "
                     "recording itself is never changed. Window lengths come from the [features] config.",
     )
     p.add_argument("session", type=Path, metavar="SESSION", help="session folder (sessions/<participant>/<id>/)")
     p.add_argument("--out", type=Path, help="output folder (default: SESSION/features)")
     p.add_argument("--no-video", action="store_true",
-                   help="do not run the face pipeline on camera.mp4 when no eyemotion_face was recorded")
+                   help="do not run the face pipeline on camera.mkv when no eyemotion_face was recorded")
     p.set_defaults(func=run_features)
 
 
@@ -88,9 +88,9 @@ def audio_table(stream: Any, config: Config, progress: Any) -> tuple[list[str], 
     return FeatureWindows.concat(parts, extractor.names, SIDE_COLUMNS).table()
 
 
-def face_table_from_video(video: Path, frame_times: np.ndarray, config: Config,
-                          progress: Any) -> tuple[list[str], np.ndarray]:
-    """Run the face pipeline on camera.mp4 at `[face] rate_hz` (frame i is at frame_times[i])."""
+def face_table_from_video(segments: list, config: Config, progress: Any) -> tuple[list[str], np.ndarray]:
+    """Run the face pipeline on the camera video segments at `[face] rate_hz`, on the frames that were
+    recorded (frame i of a segment is at the stamp of its eyemotion_camera sample with value i)."""
     import cv2
 
     from eyemotion.streams import FACE
@@ -98,22 +98,25 @@ def face_table_from_video(video: Path, frame_times: np.ndarray, config: Config,
     from .face import FacePipeline, RateGate
 
     pipeline, gate = FacePipeline(config.face), RateGate(config.face.rate_hz)
-    capture = cv2.VideoCapture(str(video))
-    if not capture.isOpened():
-        raise UserError(f"{video} cannot be opened by OpenCV; check the file or pass --no-video")
     rows = []
-    try:
-        for t in progress(frame_times, desc="face", unit="frame"):
-            if not gate(t):
-                if not capture.grab():
+    for segment in segments:
+        capture = cv2.VideoCapture(str(segment.path))
+        if not capture.isOpened():
+            raise UserError(f"{segment.path} cannot be opened by OpenCV; check the file or pass --no-video")
+        stamp_of = dict(zip(segment.frame_index.tolist(), segment.stamps.tolist()))
+        try:
+            for index in progress(range(int(segment.frame_index.max()) + 1), desc=segment.path.name, unit="frame"):
+                t = stamp_of.get(index)
+                if t is None or not gate(t):
+                    if not capture.grab():
+                        break
+                    continue
+                ok, frame = capture.read()
+                if not ok:  # a segment cut short by a killed camera node ends early
                     break
-                continue
-            ok, frame = capture.read()
-            if not ok:
-                break
-            rows.append([t, *pipeline(frame).sample()])
-    finally:
-        capture.release()
+                rows.append([t, *pipeline(frame).sample()])
+        finally:
+            capture.release()
     return ["time", *FACE.labels], np.array(rows).reshape(-1, 1 + FACE.channel_count)
 
 
@@ -121,7 +124,7 @@ def run_features(args: argparse.Namespace, config: Config) -> int:
     from tqdm import tqdm
 
     from eyemotion.session import Session
-    from eyemotion.streams import AUDIO, CAMERA, FACE, GAZE_CLEAN
+    from eyemotion.streams import AUDIO, FACE, GAZE_CLEAN
 
     session = Session.load(args.session)
     out = args.out or session.path / "features"
@@ -145,11 +148,11 @@ def run_features(args: argparse.Namespace, config: Config) -> int:
     if FACE.name in session.streams:
         face = session.streams[FACE.name]
         save("face.csv", FACE.name, (["time", *FACE.labels], np.column_stack([face.time_stamps, face.data])))
-    elif not args.no_video and session.camera_video and CAMERA.name in session.streams:
-        frames = session.streams[CAMERA.name].time_stamps
-        save("face.csv", "camera.mp4", face_table_from_video(session.camera_video, frames, config, progress))
+    elif not args.no_video and session.camera_segments:
+        segments = session.camera_segments
+        save("face.csv", ", ".join(s.path.name for s in segments), face_table_from_video(segments, config, progress))
     if not written:
-        raise UserError(f"{session.path} has none of {GAZE_CLEAN.name}, {AUDIO.name}, {FACE.name} or camera.mp4 "
+        raise UserError(f"{session.path} has none of {GAZE_CLEAN.name}, {AUDIO.name}, {FACE.name} or camera.mkv "
                         "with eyemotion_camera: nothing to compute; record those streams")
     summary = {"eyemotion_version": __version__, "session": str(session.path), "tables": written,
                "settings": {"features": dataclasses.asdict(config.features), "face": dataclasses.asdict(config.face)}}
