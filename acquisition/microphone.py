@@ -204,6 +204,7 @@ class MicrophoneNode(Node):
         self.arrival_blocks = 0
         self.samples_pushed = 0
         self._marked_drops = 0
+        self._first_drop: float | None = None  # LSL time of the first dropped block not yet marked
         self._outlet: pylsl.StreamOutlet | None = None
         self._markers: MarkerOutlet | None = None
         self._opened = False
@@ -254,6 +255,8 @@ class MicrophoneNode(Node):
         try:
             self.queue.put_nowait(block)
         except queue.Full:
+            if self._first_drop is None:
+                self._first_drop = first
             self.dropped_blocks += 1
             self.dropped_frames += frames
 
@@ -271,7 +274,8 @@ class MicrophoneNode(Node):
         if self.dropped_blocks != self._marked_drops:
             lost = self.dropped_blocks - self._marked_drops
             self._marked_drops = self.dropped_blocks
-            self._mark_overflow("queue_full", f"{lost} blocks dropped: LSL pushing fell behind")
+            start, self._first_drop = self._first_drop, None
+            self._mark_overflow("queue_full", f"{lost} blocks dropped: LSL pushing fell behind", start=start)
 
     def _push(self, block: Block) -> None:
         if block.input_overflow:
@@ -290,12 +294,14 @@ class MicrophoneNode(Node):
         self._outlet.push_chunk(samples.reshape(-1, 1), stamp0 + (len(samples) - 1) / RATE)
         self.samples_pushed += len(samples)
 
-    def _mark_overflow(self, kind: str, why: str, at: float | None = None) -> None:
+    def _mark_overflow(self, kind: str, why: str, at: float | None = None, start: float | None = None) -> None:
+        """Push `audio_overflow`, stamped when pushed (or `at`); `start`: when the dropping began, if known."""
         log.warning("microphone: %s (%s); input overflows %d, dropped blocks %d", kind, why,
                     self.input_overflows, self.dropped_blocks)
+        span = {"start": round(start, 6)} if start is not None else {}
         self._markers.push("audio_overflow", timestamp=at, device="microphone", kind=kind,
                            input_overflows=self.input_overflows, dropped_blocks=self.dropped_blocks,
-                           dropped_frames=self.dropped_frames)
+                           dropped_frames=self.dropped_frames, **span)
 
     def close(self) -> None:
         if self.stream is not None:

@@ -430,7 +430,8 @@ def _marked_gaps(session) -> list[tuple[float, float]]:
     overflows (the microphone marks the audio it dropped when the marker is pushed, right after the hole)."""
     gaps = [(float(m.fields["start"]), float(m.fields["end"])) for m in session.markers.events("node_gap")
             if isinstance(m.fields.get("start"), (int, float)) and isinstance(m.fields.get("end"), (int, float))]
-    gaps += [(m.time, m.time) for m in session.markers.events("audio_overflow")]
+    gaps += [(float(m.fields["start"]) if isinstance(m.fields.get("start"), (int, float)) else m.time, m.time)
+             for m in session.markers.events("audio_overflow")]  # a queue overflow marks when dropping began
     lost = [m.time for m in session.markers.events("device_lost")]
     back = [m.time for m in session.markers.events("device_restored")]
     for t0 in lost:

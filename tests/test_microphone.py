@@ -109,6 +109,7 @@ def test_overflows_are_counted_and_marked(tmp_path, config):
             markers.open_stream(timeout=5)
             time.sleep(0.3)
             node.step()
+            stalled_at = pylsl.local_clock()
             time.sleep(0.8)  # the consumer stalls: 0.1 s of queue cannot hold 0.8 s of audio
             node.step()
             assert node.dropped_blocks > 0
@@ -134,6 +135,7 @@ def test_overflows_are_counted_and_marked(tmp_path, config):
     assert ("audio_overflow", "queue_full") in kinds and ("audio_overflow", "input_overflow") in kinds
     queue_full = next(m for m in received if m["kind"] == "queue_full")
     assert queue_full["dropped_blocks"] > 0 and queue_full["source"] == "microphone"
+    assert stalled_at < queue_full["start"] < stalled_at + 0.5  # when the dropping began (the queue filled)
 
 
 @needs_alsa
