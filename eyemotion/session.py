@@ -366,11 +366,19 @@ def _load_xdf(xdf: Path, *, dejitter: bool, names: list[str] | None) -> tuple[li
     return raw, collect.messages
 
 
-def dejitter(stamps: np.ndarray, srate: float, *, gap_s: float = 1.0, gap_samples: int = 500
-             ) -> tuple[np.ndarray, list[tuple[int, int]], float]:
+DEJITTER_GAP_S = 0.02
+DEJITTER_GAP_SAMPLES = 3
+
+
+def dejitter(stamps: np.ndarray, srate: float, *, gap_s: float = DEJITTER_GAP_S,
+             gap_samples: int = DEJITTER_GAP_SAMPLES) -> tuple[np.ndarray, list[tuple[int, int]], float]:
     """Regularise the stamps of a regular stream like pyxdf: split at gaps longer than
     max(`gap_s`, `gap_samples` periods), fit a least-squares line stamp = a + b * index per segment and
-    replace the stamps by it. Returns (stamps, inclusive segments, effective rate)."""
+    replace the stamps by it. Returns (stamps, inclusive segments, effective rate).
+
+    pyxdf's defaults (1 s, 500 samples) would spread a shorter hole (a dropped audio block, a node restart
+    in a 250 Hz gaze stream) over its whole segment and shift every stamp; eyemotion's streams carry
+    device or smoothed stamps, so any hole over 20 ms and 3 periods starts a new segment."""
     t = np.array(stamps, dtype=np.float64)
     n = len(t)
     if n == 0 or srate <= 0:
@@ -399,7 +407,10 @@ def _dejitter_stream(stream: dict[str, Any]) -> None:
         can_drop = info["desc"][0]["synchronization"][0]["can_drop_samples"][0].lower() == "true"
     except (KeyError, IndexError, TypeError, AttributeError):
         can_drop = False
-    if can_drop:  # pyxdf leaves streams that may drop samples (video) as recorded
+    from eyemotion.streams import BY_NAME
+
+    spec = BY_NAME.get(_first(info, "name"))
+    if can_drop or (spec is not None and spec.can_drop_samples):  # as recorded: stamps of frames that came
         return
     stream["time_stamps"], info["segments"], info["effective_srate"] = dejitter(stream["time_stamps"], srate)
 

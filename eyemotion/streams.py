@@ -71,6 +71,7 @@ class StreamSpec:
     recorded: bool = True
     source_prefix: str = "eyemotion"
     allowed_rates: tuple[float, ...] = field(default=())  # for DEVICE_RATE streams, if restricted
+    can_drop_samples: bool = False  # desc/synchronization/can_drop_samples: readers must not regularise stamps
 
     @property
     def channel_count(self) -> int:
@@ -217,6 +218,7 @@ CAMERA = StreamSpec(
     channel_format="double64",
     nominal_rate=DEVICE_RATE,
     doc="One sample per captured webcam frame; frame i of camera.mkv (camera-N.mkv after a restart) is value i.",
+    can_drop_samples=True,  # a webcam drops frames; each sample's stamp is its own frame's arrival
 )
 
 FACE_EMBEDDING_DIM = 128
@@ -352,6 +354,8 @@ def stream_info(
         acq = desc.append_child("acquisition")
         for k, v in acquisition.items():
             acq.append_child_value(k, str(v))
+    if spec.can_drop_samples:
+        desc.append_child("synchronization").append_child_value("can_drop_samples", "true")
     chans = desc.append_child("channels")
     for c in spec.channels:
         if not c.described:

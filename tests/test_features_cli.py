@@ -129,7 +129,7 @@ def test_camera_segments_pair_each_video_with_the_samples_recorded_while_it_was_
     assert main(["features", str(folder)]) == 0
     _, table = read_csv(folder / "features" / "face.csv")
     times, present = table[:, 0], table[:, 1].astype(bool)
-    assert times.min() >= first[0] - 1e-6 and np.all(np.diff(times) > 0)
+    assert times.min() >= first[0] - 1e-4 and np.all(np.diff(times) > 0)  # the CSV keeps 5 decimals
     assert present[times < T0 + 3].all()  # camera.mkv frames 5-29: the face
-    assert present[(times > T0 + 9) & (times < second[14] + 1e-6)].all()
-    assert not present[times > second[15] - 1e-6].any()  # camera-1.mkv frames 15-29: blank
+    assert present[(times > T0 + 9) & (times < second[14] + 1e-4)].all()
+    assert not present[times > second[15] - 1e-4].any()  # camera-1.mkv frames 15-29: blank

@@ -10,8 +10,15 @@ import pytest
 import pyxdf
 from eyemotion.acquisition.replay import XdfWriter
 
-from eyemotion.session import Session, SessionError, create_session_folder, update_session_json
-from eyemotion.streams import AUDIO, GAZE_RAW, MARKERS, stream_info
+from eyemotion.session import (
+    DEJITTER_GAP_S,
+    DEJITTER_GAP_SAMPLES,
+    Session,
+    SessionError,
+    create_session_folder,
+    update_session_json,
+)
+from eyemotion.streams import AUDIO, CAMERA, GAZE_RAW, MARKERS, stream_info
 
 
 def write_synthetic(path: Path, seconds: float = 4.0, *, deduced_stamps: bool = False) -> dict[str, int]:
@@ -51,7 +58,8 @@ def session_folder(tmp_path: Path) -> tuple[Path, dict[str, int]]:
 def test_load_matches_plain_pyxdf(session_folder: tuple[Path, dict[str, int]]) -> None:
     folder, counts = session_folder
     session = Session.load(folder)
-    reference, _ = pyxdf.load_xdf(str(folder / "recording.xdf"))
+    reference, _ = pyxdf.load_xdf(str(folder / "recording.xdf"), jitter_break_threshold_seconds=DEJITTER_GAP_S,
+                                  jitter_break_threshold_samples=DEJITTER_GAP_SAMPLES)
     assert {s["info"]["name"][0] for s in reference} == set(session.streams)
     for ref in reference:
         name = ref["info"]["name"][0]
@@ -78,10 +86,28 @@ def test_dejitter_matches_pyxdf_on_jittery_stamps(tmp_path: Path) -> None:
         w.add_stream(1, stream_info(GAZE_RAW, rate=250).as_xml())
         w.write_samples(1, stamps, np.zeros((5000, 37)))
     mine = Session.load(tmp_path / "j.xdf").stream("Tobii_gaze")
-    (ref,), _ = pyxdf.load_xdf(str(tmp_path / "j.xdf"))
+    (ref,), _ = pyxdf.load_xdf(str(tmp_path / "j.xdf"), jitter_break_threshold_seconds=DEJITTER_GAP_S,
+                               jitter_break_threshold_samples=DEJITTER_GAP_SAMPLES)
     np.testing.assert_allclose(mine.time_stamps, ref["time_stamps"], rtol=0, atol=1e-8)
     assert mine.info["segments"] == ref["info"]["segments"] == [(0, 2999), (3000, 4999)]
     assert mine.effective_srate == pytest.approx(ref["info"]["effective_srate"], rel=1e-9)
+
+
+def test_a_short_hole_is_not_spread_over_the_stream_and_camera_stamps_stay_as_recorded(tmp_path: Path) -> None:
+    """A dropped 100-ms audio block starts a new segment (pyxdf's 1-s default would shift every stamp by up to
+    50 ms); camera frames (can_drop_samples) keep their own stamps across a restart."""
+    audio = 7000.0 + np.arange(32000) / 16000
+    audio[16000:] += 0.1
+    frames = np.r_[7000.0 + np.arange(60) / 30, 7004.0 + np.arange(60) / 30]
+    with XdfWriter(tmp_path / "h.xdf") as w:
+        w.add_stream(1, stream_info(AUDIO).as_xml())
+        w.add_stream(2, stream_info(CAMERA, rate=30.0).as_xml())
+        w.write_samples(1, audio, np.zeros((32000, 1), np.float32))
+        w.write_samples(2, frames, np.r_[np.arange(60), np.arange(60)].astype(float)[:, None])
+    session = Session.load(tmp_path / "h.xdf")
+    assert session.stream("eyemotion_audio").info["segments"] == [(0, 15999), (16000, 31999)]
+    np.testing.assert_allclose(session.stream("eyemotion_audio").time_stamps, audio, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(session.stream("eyemotion_camera").time_stamps, frames)
 
 
 def test_clock_offsets_are_applied(session_folder: tuple[Path, dict[str, int]]) -> None:
