@@ -188,6 +188,45 @@ class GroundTruth:
         return cols["timestamp"], truth
 
 
+class TruthLog:
+    """The live simulator's ground truth, appended to `<path>.part` as raw float64 rows while it runs, so
+    memory stays flat over a long session; `close()` writes `path` (GroundTruth.save) and removes the part.
+    A tracker that was killed leaves its rows behind and its restarted successor appends to them, so the
+    truth covers every run."""
+
+    COLUMNS = ("timestamp", *(f.name for f in fields(GroundTruth)))
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.part = self.path.with_name(self.path.name + ".part")
+        if self.part.exists() and self.part.stat().st_size % (8 * len(self.COLUMNS)):  # a kill mid-row
+            with open(self.part, "r+b") as f:
+                f.truncate(self.part.stat().st_size // (8 * len(self.COLUMNS)) * 8 * len(self.COLUMNS))
+        self._file = open(self.part, "ab")  # noqa: SIM115 - open for the tracker's lifetime
+
+    def append(self, stamps: np.ndarray, truth: GroundTruth) -> None:
+        columns = [stamps, *(getattr(truth, f.name) for f in fields(GroundTruth))]
+        self._file.write(np.column_stack(columns).astype(np.float64).tobytes())
+
+    def read(self) -> tuple[np.ndarray, GroundTruth]:
+        self._file.flush()
+        rows = np.fromfile(self.part, np.float64)
+        rows = rows[: len(rows) // len(self.COLUMNS) * len(self.COLUMNS)].reshape(-1, len(self.COLUMNS))
+        truth = GroundTruth(**{name: rows[:, k + 1] for k, name in enumerate(self.COLUMNS[1:])})
+        truth.event, truth.emotion = truth.event.astype(int), truth.emotion.astype(int)
+        return rows[:, 0], truth
+
+    def close(self) -> int:
+        """Write the truth file; returns its number of samples."""
+        stamps, truth = self.read()
+        self._file.close()
+        if len(stamps):
+            truth.save(self.path, stamps)
+        self.part.unlink(missing_ok=True)
+        return len(stamps)
+
+
 @dataclass
 class _Segment:
     """Pre-generated samples of one or more events, waiting to be emitted."""
@@ -570,8 +609,7 @@ class SimulatedTracker(Node):
         self._down_since = 0.0
         self._t0 = 0.0
         self._i = 0
-        self._truth_t: list[np.ndarray] = []
-        self._truth: list[GroundTruth] = []
+        self._truth_log: TruthLog | None = None
         self.published = 0
 
     # -- control ------------------------------------------------------------------------------------
@@ -625,6 +663,8 @@ class SimulatedTracker(Node):
         if self.follow_markers:
             pred = f"name='{MARKERS.name}'" + (f" and contains(source_id,'#{ns}')" if ns else "")
             self._resolver = pylsl.ContinuousResolver(pred=pred, forget_after=5.0)
+        if self.truth_path is not None:
+            self._truth_log = TruthLog(self.truth_path)
         self._t0 = self._clock()
         self._i = 0
 
@@ -643,9 +683,8 @@ class SimulatedTracker(Node):
                 samples, truth = self.model.generate(n)
                 stamps = self._t0 + (self._i + np.arange(n)) / self.rate
                 self.outlet.push_chunk(samples, stamps.tolist())
-                if self.truth_path is not None:
-                    self._truth_t.append(stamps)
-                    self._truth.append(truth)
+                if self._truth_log is not None:
+                    self._truth_log.append(stamps, truth)
                 self._i = due
                 self.published += n
         wake = self._t0 + self._i / self.rate + self.chunk_s
@@ -716,14 +755,13 @@ class SimulatedTracker(Node):
 
     def truth(self) -> tuple[np.ndarray, GroundTruth]:
         """Timestamps and truth of every published sample so far (if a truth path was given)."""
-        stamps = np.concatenate(self._truth_t) if self._truth_t else np.zeros(0)
-        return stamps, GroundTruth.concat(self._truth)
+        return self._truth_log.read() if self._truth_log is not None else (np.zeros(0), GroundTruth.empty())
 
     def close(self) -> None:
-        if self.truth_path is not None and self._truth:
-            stamps, truth = self.truth()
-            truth.save(self.truth_path, stamps)
-            log.info("ground truth of %d samples written to %s", len(stamps), self.truth_path)
+        if self._truth_log is not None:
+            n = self._truth_log.close()
+            self._truth_log = None
+            log.info("ground truth of %d samples written to %s", n, self.truth_path)
         self._inlets.clear()
         self._resolver = None
         self.outlet = None

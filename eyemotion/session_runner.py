@@ -465,7 +465,7 @@ def _clock_error_ms(truth_path: Path, gaze) -> float | None:
     own = truth["timestamp"]
     if not len(own):
         return None
-    # a tracker that was restarted wrote the truth of its last run only: compare the samples it covers
+    # the truth covers every run of the tracker (TruthLog appends across restarts): compare the samples it covers
     half = 0.5 / gaze.nominal_srate
     covered = (gaze.time_stamps >= own[0] - half) & (gaze.time_stamps <= own[-1] + half)
     recorded = gaze.time_stamps[covered]

@@ -361,6 +361,7 @@ def test_unsupported_simulated_frequency(config):
 def test_the_simulated_participant_follows_calibration_targets(config):
     """calibration_point markers (the runner's targets) draw the simulated gaze; the end releases it."""
     from eyemotion.acquisition.simulator import SimulatedTracker
+
     from eyemotion.streams import GAZE_RAW
 
     tracker = SimulatedTracker(config, follow_markers=False)
@@ -378,3 +379,25 @@ def test_the_simulated_participant_follows_calibration_targets(config):
         assert tracker.model.target is None  # free viewing again (random mode)
     finally:
         tracker.close()
+
+
+def test_truth_log_spills_to_disk_and_survives_a_killed_tracker(tmp_path):
+    """The live tracker's truth goes to `<file>.part` as it runs (flat memory in a long session); a killed
+    tracker's rows, even a half-written last one, are kept and its restarted successor appends to them."""
+    from eyemotion.acquisition.simulator import GroundTruth, TruthLog, simulate_recording
+
+    _, _, truth = simulate_recording(2.0, 250, seed=3)
+    stamps = 100.0 + np.arange(len(truth)) / 250
+    half = len(truth) // 2
+    first = TruthLog(tmp_path / "truth.npz")
+    first.append(stamps[:half], GroundTruth(**{k: v[:half] for k, v in vars(truth).items()}))
+    first._file.write(b"\0" * 12)  # killed in the middle of a row: never closed
+    first._file.flush()
+    second = TruthLog(tmp_path / "truth.npz")
+    second.append(stamps[half:], GroundTruth(**{k: v[half:] for k, v in vars(truth).items()}))
+    assert second.close() == len(truth)
+    assert not (tmp_path / "truth.npz.part").exists()
+    loaded_t, loaded = GroundTruth.load(tmp_path / "truth.npz")
+    np.testing.assert_array_equal(loaded_t, stamps)
+    np.testing.assert_array_equal(loaded.x, truth.x)
+    np.testing.assert_array_equal(loaded.event, truth.event)
