@@ -70,7 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", action="store_true",
                    help="no windows: offscreen dashboard, PsychoPy on Xvfb, automatic answers")
-    p.add_argument("--duration", type=float, metavar="S", help="end the session after S seconds")
+    p.add_argument("--duration", type=float, metavar="S",
+                   help="end the session S seconds after the recording started")
     p.add_argument("--sessions-dir", help="root of the session folders (default: [recorder] sessions_dir)")
     p.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
     p.add_argument("--auto-respond", action="store_true", help="answer the ratings automatically")
@@ -266,8 +267,10 @@ def supervise(children: list[ChildSpec], config: Config, folder: Path, *, durati
             if stop_requested:
                 break
         markers.push("session_start", participant=folder.parent.name, session=folder.name)
-        remaining = None if duration is None else max(0.0, duration - (time.monotonic() - started))
-        reason = sup.run(duration=remaining) if not stop_requested else "stop requested"
+        # --duration counts from here, when every node runs and the recording has started, so that a slow
+        # start-up (a loaded machine takes tens of seconds to import PsychoPy, Qt and onnxruntime) does not
+        # eat into the session
+        reason = sup.run(duration=duration) if not stop_requested else "stop requested"
     finally:
         markers.push("session_end", reason=reason)
         time.sleep(0.5)  # let the recorder take the last marker

@@ -1,4 +1,4 @@
-"""The whole session end to end: `eyemotion demo --headless --duration 90` as a user runs it (real
+"""The whole session end to end: `eyemotion demo --headless --duration 60` as a user runs it (real
 processes for every node, real LabRecorder, real PsychoPy window on Xvfb, offscreen dashboard, shipped
 ONNX models), then the session folder is checked independently of the demo's own check."""
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def demo_session(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     work = tmp_path_factory.mktemp("demo")
     proc = subprocess.run(
-        [sys.executable, "-m", "eyemotion.cli", "demo", "--headless", "--duration", "90",
+        [sys.executable, "-m", "eyemotion.cli", "demo", "--headless", "--duration", "60",
          "--sessions-dir", str(work / "sessions")],
         cwd=work, capture_output=True, text=True, timeout=900, check=False)
     folders = sorted((work / "sessions" / "DEMO01").glob("*"))
@@ -73,7 +73,7 @@ def test_every_stream_is_recorded_whole(demo_session):
 def test_markers_agree_with_trials_csv(demo_session):
     _, folder = demo_session
     s = Session.load(folder)
-    assert len(s.trials) >= 1  # calibration and at least one trial fit into 90 s
+    assert len(s.trials) >= 1  # calibration and at least one trial fit into the 60 recorded seconds
     onsets = {m.fields["trial"]: m for m in s.markers.events("clip_onset")}
     for trial in s.trials:
         marker = onsets[trial["trial"]]
