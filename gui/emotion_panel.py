@@ -79,6 +79,10 @@ class EmotionPanel(Panel):
         self.circumplex.addItem(pg.InfiniteLine(0, angle=90, pen=pg.mkPen(theme.MUTED)))
         self.circumplex.addItem(pg.InfiniteLine(0, angle=0, pen=pg.mkPen(theme.MUTED)))
         self.va_trail = pg.ScatterPlotItem(pen=None)
+        # made once: pyqtgraph caches one rendered symbol per brush object (its symbol atlas), so new
+        # brushes at every redraw would keep filling that cache
+        self._trail_sizes = np.linspace(5, 16, TRAIL)
+        self._trail_brushes = [pg.mkBrush(77, 163, 255, int(a)) for a in np.linspace(30, 255, TRAIL)]
         self.circumplex.addItem(self.va_trail)
         self.modality_labels = {m: label(m, bold=True) for m in MODALITIES}
         mods = QHBoxLayout()
@@ -132,13 +136,9 @@ class EmotionPanel(Panel):
             )
             va = data[-TRAIL:][:, [EMOTION.index("valence"), EMOTION.index("arousal")]]
             va = np.clip(np.nan_to_num(va), -1, 1)
-            n = len(va)
-            alphas = np.linspace(30, 255, n).astype(int)
+            n = len(va)  # the newest point is the largest and most opaque
             self.va_trail.setData(
-                va[:, 0],
-                va[:, 1],
-                size=np.linspace(5, 16, n),
-                brush=[pg.mkBrush(77, 163, 255, a) for a in alphas],
+                va[:, 0], va[:, 1], size=self._trail_sizes[-n:], brush=self._trail_brushes[-n:]
             )
             for m, w in self.modality_labels.items():
                 on = m in last.modalities

@@ -31,6 +31,17 @@ from eyemotion.streams import GAZE_CLEAN
 N_FIXATIONS = 12
 N_SACCADES = 8
 HEAT_EVERY_S = 1.0
+#: Fixation circles grow 4 px per 1/15 s of duration, from 8 px up to 68 px (1 s): 16 sizes only.
+#: pyqtgraph's ScatterPlotItem renders each distinct (symbol, size, pen, brush) once into its symbol
+#: atlas and keeps it (rebuilding only past 1000 entries); sizes straight from the fixation durations
+#: would add a new multi-kB symbol with nearly every fixation and grow the dashboard's memory.
+FIXATION_SIZE_STEP_PX = 4
+
+
+def fixation_size(duration_s: float) -> int:
+    """Circle diameter (px) for a fixation: 8 px + 60 px per second, capped at 68 px, in 4 px steps."""
+    px = 60 * min(1.0, max(0.0, duration_s))
+    return 8 + FIXATION_SIZE_STEP_PX * round(px / FIXATION_SIZE_STEP_PX)
 
 
 class GazePanel(Panel):
@@ -144,7 +155,7 @@ class GazePanel(Panel):
         fix = self.segmenter.recent(FIXATION, N_FIXATIONS)
         fix = [f for f in fix if math.isfinite(f.x)]
         if fix:
-            sizes = [8 + min(60.0, 60 * f.duration) for f in fix]  # 1 s fixation -> 68 px
+            sizes = [fixation_size(f.duration) for f in fix]  # 1 s fixation -> 68 px
             self.fixations.setData([f.x * self.w_mm for f in fix], [f.y * self.h_mm for f in fix], size=sizes)
         self.shown_fixations = len(fix)
         sac = [

@@ -13,7 +13,7 @@ import numpy as np
 import pylsl
 import pytest
 import streamgen
-from eyemotion.gui import theme
+from eyemotion.gui import emotion_panel, theme
 from eyemotion.gui.feeds import State
 from eyemotion.gui.models import EventSegmenter, LevelMeter, SessionState, prediction
 from eyemotion.gui.ring import RingBuffer
@@ -299,6 +299,40 @@ def test_nan_samples_are_drawn_without_errors(make_dashboard, qtbot, namespace, 
     assert math.isnan(window.gaze_panel.last_point[0]) and window.gaze_panel.shown_fixations == 0
     assert not window.emotion_panel.last.gap and window.face_panel.level_db == -120.0
     assert not [r for r in caplog.records if "failed to redraw" in r.getMessage()]
+
+
+def test_many_clips_keep_the_plot_items_and_symbol_caches_bounded(make_dashboard, namespace, monkeypatch):
+    """A long session (here 150 one-second clips, fixations of ever new durations, predictions at 2 Hz)
+    must not grow the dashboard: no plot items are added, and pyqtgraph's per-scatter symbol atlas (one
+    rendered image per distinct size/pen/brush, kept until 1000 entries) holds only the few styles used."""
+    warped = viewing
+    monkeypatch.setattr(streamgen, "viewing", lambda t: warped(t + 0.12 * np.sin(np.asarray(t) * 0.9)))
+    window = make_dashboard()
+    gaze, emotion = window.monitor["gaze_clean"], window.monitor["emotion"]
+    gaze._prepare(stream_info(GAZE_CLEAN, namespace=namespace, rate=250.0))
+    emotion._prepare(stream_info(EMOTION, namespace=namespace))
+    views = (window.gaze_panel.view, window.emotion_panel.timeline, window.emotion_panel.circumplex)
+    items_before = [len(v.scene().items()) for v in views]
+    sizes_seen: set[float] = set()
+    t0 = 1000.0
+    for clip in range(150):
+        start = t0 + clip
+        for stamp, text in ((start, "clip_onset"), (start + 0.9, "clip_offset")):
+            window.session.push(stamp, json.dumps({"source": "runner", "event": text, "clip": f"c{clip}"}))
+        k = np.arange(250)
+        stamps = start + (k + 0.3 * np.sin(2.7 * k + clip)) / 250.0  # jittered, as LSL stamps are
+        gaze.ingest(streamgen.gaze_clean(stamps), stamps)
+        window.gaze_panel.refresh(stamps[-1])
+        sizes_seen |= {round(60 * s.duration, 6) for s in window.gaze_panel.segmenter.segments}
+        for half in (0.0, 0.5):
+            emotion.ingest(streamgen.emotion(np.array([start + half])), [start + half])
+            window.emotion_panel.refresh(start + half + 0.01)
+    assert window.session.clip_onsets == 150 and window.gaze_panel.shown_fixations > 0
+    assert len(sizes_seen) > 100  # the durations really vary: unquantised sizes would fill the atlas
+    assert len(window.gaze_panel.fixations.fragmentAtlas) <= 16
+    assert len(window.emotion_panel.va_trail.fragmentAtlas) <= emotion_panel.TRAIL
+    assert "clip c149" in window.emotion_panel.markers_shown
+    assert [len(v.scene().items()) for v in views] == items_before
 
 
 def test_annotation_hotkey_pushes_a_marker(make_dashboard, qtbot, namespace):
