@@ -80,9 +80,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_run(args: argparse.Namespace, config) -> int:
     from eyemotion.stimuli.protocol import load_protocol
-    from eyemotion.stimuli.runner import EXIT_ABORTED, Runner, RunOptions, check_display
+    from eyemotion.stimuli.runner import EXIT_ABORTED, Runner, RunOptions, check_display, limit_malloc_arenas
 
     from eyemotion.session import check_participant_id
+
+    limit_malloc_arenas()  # first, before any library starts a thread (see its docstring)
 
     check_participant_id(args.participant)
     if args.null_audio:
