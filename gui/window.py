@@ -27,7 +27,7 @@ from eyemotion.gui.replay_panel import ReplayPanel
 from eyemotion.gui.session_panel import SessionPanel
 from eyemotion.gui.streams_panel import StreamsPanel
 from PyQt6.QtCore import QSettings, Qt, QTimer
-from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PyQt6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShortcut
 from PyQt6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 
 from eyemotion import UserError
@@ -58,6 +58,9 @@ class Dashboard(QMainWindow):
         self.setWindowTitle("eyemotion dashboard — live")
         self.setObjectName("eyemotion-dashboard")
         self.setDockNestingEnabled(True)
+        # closing during a recording asks first, where someone can answer: offscreen (a headless session,
+        # a test) a modal question would wait forever, so the recording is stopped cleanly without asking
+        self.ask_before_closing = QGuiApplication.platformName() != "offscreen"
         self.monitor = StreamMonitor(config)
         self.session = SessionState()
         self.markers = None
@@ -203,7 +206,7 @@ class Dashboard(QMainWindow):
             self.restoreGeometry(geometry)
         return state is not None and self.restoreState(state, LAYOUT_VERSION)
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         if not self._sized:  # default dock sizes need the shown window's size
             self._sized = True
@@ -231,7 +234,7 @@ class Dashboard(QMainWindow):
             if panel.isVisible():
                 try:
                     panel.tick(now)
-                except Exception:  # noqa: BLE001 - one bad sample must not freeze the whole window
+                except Exception:
                     log.exception("%s panel failed to redraw", panel.title)
         bad = self.streams_panel.alerted
         set_text(
@@ -283,8 +286,8 @@ class Dashboard(QMainWindow):
             panel.reset()
 
     # -- closing ------------------------------------------------------------------------------------
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
-        if self.session_panel.busy:
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.session_panel.busy and self.ask_before_closing:
             answer = QMessageBox.question(
                 self,
                 "Recording in progress",
@@ -295,7 +298,7 @@ class Dashboard(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
-            self.session_panel.stop_recording()
+        self.session_panel.stop_recording()  # waits for a start in progress; nothing when not recording
         self.shutdown()
         event.accept()
 

@@ -33,9 +33,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def make_dashboard(qtbot, config, tmp_path, monkeypatch):
+def make_dashboard(qtbot, config, tmp_path):
     """Build dashboards with their own QSettings file; all are shut down after the test, never modally."""
-    from PyQt6.QtWidgets import QMessageBox
 
     theme.apply(QApplication.instance())
     made = []
@@ -50,9 +49,8 @@ def make_dashboard(qtbot, config, tmp_path, monkeypatch):
         return window
 
     yield make
-    # a dialog left open would block offscreen forever: qtbot's own teardown closes the windows again
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    for window in made:
+    for window in made:  # qtbot closes them again after this, when monkeypatch is already undone
+        window.ask_before_closing = False  # offscreen, a modal question would wait forever
         window.session_panel.stop_recording()  # waits for a start still in progress, then stops
         window.shutdown()
 
@@ -506,7 +504,7 @@ def test_recording_start_stop_makes_a_session_and_close_asks_first(
     panel.participant.setText("P042")
     panel.record_button.click()
     # LabRecorderCLI gets several tries to find every stream (acquisition/recorder.py): minutes when loaded
-    qtbot.waitUntil(lambda: not panel.busy or panel.recording, timeout=150000)
+    qtbot.waitUntil(lambda: "starting the recording" not in panel.record_state.text(), timeout=150000)  # shown
     assert panel.recording, panel.record_state.text()
     folder = panel.recorder.folder
     assert folder.parent == tmp_path / "sessions" / "P042" and (folder / "session.json").exists()
@@ -514,6 +512,8 @@ def test_recording_start_stop_makes_a_session_and_close_asks_first(
     qtbot.wait(2500)
     qtbot.waitUntil(lambda: "elapsed 0:00:0" in panel.elapsed.text(), timeout=3000)
 
+    assert not window.ask_before_closing  # offscreen nobody could answer: it would stop without asking
+    window.ask_before_closing = True  # as on a screen
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
     window.close()  # "No": the window stays and keeps recording
     assert window.isVisible() and panel.recording
