@@ -161,6 +161,11 @@ class StampTracker:
         self._next: float | None = None  # stamp expected for the next block's first sample
         self.reanchors = 0
 
+    @property
+    def next_stamp(self) -> float | None:
+        """Where the stamped audio so far ends (None before the first block)."""
+        return self._next
+
     def __call__(self, measured: float, n_samples: int) -> float:
         """The stamp of the first sample of a block of `n_samples` whose capture was measured at `measured`."""
         if self._next is None or measured - self._next > self.reanchor_s:
@@ -261,6 +266,7 @@ class MicrophoneNode(Node):
             self.dropped_frames += frames
 
     def step(self) -> None:
+        pushed_until = self.stamps.next_stamp  # any hole this step reveals lies after this
         try:
             block = self.queue.get(timeout=0.05)
         except queue.Empty:
@@ -274,7 +280,10 @@ class MicrophoneNode(Node):
         if self.dropped_blocks != self._marked_drops:
             lost = self.dropped_blocks - self._marked_drops
             self._marked_drops = self.dropped_blocks
-            start, self._first_drop = self._first_drop, None
+            # the earlier of: where the pushed audio ended (smoothed stamps, as recorded) and the capture
+            # time of the first dropped block (the smoothed stamps may lag the capture stamps)
+            known = [t for t in (pushed_until, self._first_drop) if t is not None]
+            start, self._first_drop = (min(known) if known else None), None
             self._mark_overflow("queue_full", f"{lost} blocks dropped: LSL pushing fell behind", start=start)
 
     def _push(self, block: Block) -> None:

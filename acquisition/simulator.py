@@ -203,14 +203,14 @@ class TruthLog:
         if self.part.exists() and self.part.stat().st_size % (8 * len(self.COLUMNS)):  # a kill mid-row
             with open(self.part, "r+b") as f:
                 f.truncate(self.part.stat().st_size // (8 * len(self.COLUMNS)) * 8 * len(self.COLUMNS))
-        self._file = open(self.part, "ab")  # noqa: SIM115 - open for the tracker's lifetime
+        # unbuffered: rows of samples already published must survive a SIGKILL (one write per chunk)
+        self._file = open(self.part, "ab", buffering=0)  # noqa: SIM115 - open for the tracker's lifetime
 
     def append(self, stamps: np.ndarray, truth: GroundTruth) -> None:
         columns = [stamps, *(getattr(truth, f.name) for f in fields(GroundTruth))]
         self._file.write(np.column_stack(columns).astype(np.float64).tobytes())
 
     def read(self) -> tuple[np.ndarray, GroundTruth]:
-        self._file.flush()
         rows = np.fromfile(self.part, np.float64)
         rows = rows[: len(rows) // len(self.COLUMNS) * len(self.COLUMNS)].reshape(-1, len(self.COLUMNS))
         truth = GroundTruth(**{name: rows[:, k + 1] for k, name in enumerate(self.COLUMNS[1:])})

@@ -359,7 +359,8 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-STREAM_END_TOLERANCE_S = 5.0  # a stream's last sample may precede the session_end marker by this much
+STREAM_END_TOLERANCE_S = 10.0  # a stream's last sample may precede session_end by this much (predictions lag
+# the gaze by the eye-signal delay, 1.5 s, and more on a starved machine)
 
 
 def verify_session(folder: Path, summary: dict, *, expect_predictions: bool = True) -> list[str]:

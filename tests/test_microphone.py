@@ -109,7 +109,7 @@ def test_overflows_are_counted_and_marked(tmp_path, config):
             markers.open_stream(timeout=5)
             time.sleep(0.3)
             node.step()
-            pushed_until = node.stamps._next  # where the audio pushed so far ends (LSL time)
+            pushed_until = node.stamps.next_stamp  # where the audio pushed so far ends (LSL time)
             time.sleep(0.8)  # the consumer stalls: 0.1 s of queue cannot hold 0.8 s of audio
             node.step()
             assert node.dropped_blocks > 0

@@ -392,7 +392,6 @@ def test_truth_log_spills_to_disk_and_survives_a_killed_tracker(tmp_path):
     first = TruthLog(tmp_path / "truth.npz")
     first.append(stamps[:half], GroundTruth(**{k: v[:half] for k, v in vars(truth).items()}))
     first._file.write(b"\0" * 12)  # killed in the middle of a row: never closed
-    first._file.flush()
     second = TruthLog(tmp_path / "truth.npz")
     second.append(stamps[half:], GroundTruth(**{k: v[half:] for k, v in vars(truth).items()}))
     assert second.close() == len(truth)

@@ -151,7 +151,7 @@ def test_a_node_that_refuses_to_run_stops_the_session_with_its_reason(tmp_path):
 
 @pytest.mark.parametrize("camera_lost_for_good", [False, True])
 def test_the_session_check_flags_a_stream_that_stopped_before_the_end(tmp_path, camera_lost_for_good):
-    """No sample is missing from a camera that simply stopped at 4 s of a 10-s session, yet the session is
+    """No sample is missing from a camera that simply stopped at 4 s of a 20-s session, yet the session is
     not whole: the check says so, unless the camera's loss was marked (device_lost, never restored)."""
     import numpy as np
     from eyemotion.acquisition.replay import XdfWriter
@@ -165,17 +165,17 @@ def test_the_session_check_flags_a_stream_that_stopped_before_the_end(tmp_path, 
         w.add_stream(1, streams.stream_info(streams.AUDIO).as_xml())
         w.add_stream(2, streams.stream_info(streams.CAMERA, rate=30.0).as_xml())
         w.add_stream(3, streams.stream_info(streams.MARKERS).as_xml())
-        n = 10 * 16000
+        n = 20 * 16000
         w.write_samples(1, t0 + np.arange(n) / 16000, np.zeros((n, 1), np.float32))
         w.write_samples(2, t0 + np.arange(120) / 30.0, np.arange(120.0)[:, None])
         marks = [(t0 + 4.1, {"event": "device_lost", "source": "camera", "device": "camera"})] \
             if camera_lost_for_good else []
-        marks.append((t0 + 10.0, {"event": "session_end", "source": "supervisor", "reason": "duration"}))
+        marks.append((t0 + 20.0, {"event": "session_end", "source": "supervisor", "reason": "duration"}))
         w.write_samples(3, [t for t, _ in marks], [[json.dumps(m)] for _, m in marks])
     problems = verify_session(folder, {"nodes": {}}, expect_predictions=False)
     early = [p for p in problems if "before the session ended" in p]
     if camera_lost_for_good:
         assert early == []
     else:
-        assert early == ["eyemotion_camera stopped 6.0 s before the session ended, outside any marked gap"]
+        assert early == ["eyemotion_camera stopped 16.0 s before the session ended, outside any marked gap"]
     assert not any("eyemotion_audio stopped" in p for p in problems)
