@@ -3,11 +3,13 @@ and a real X server (Xvfb) for PsychoPy windows."""
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import shutil
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,18 +31,37 @@ def uncaptured_stderr(config) -> int:
     return getattr(err, "targetfd_save", None) or sys.__stderr__.fileno()
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item, nextitem):
+def _hard_limit(item) -> Iterator[None]:
     """A last resort behind pytest-timeout: its SIGALRM cannot interrupt code blocked in C (a modal Qt
     dialog, a native wait), which would hang the whole run. Past the test's timeout plus a margin, dump
-    every thread's stack and end the run, so CI fails with the place it hung instead of timing out."""
+    every thread's stack and end the run, so CI fails with the place it hung instead of timing out.
+    Armed per phase: pytest cancels faulthandler's timer when a test fails (pytest_exception_interact),
+    and the teardown after a failure is where a forgotten dialog waits."""
     marker = item.get_closest_marker("timeout")
     limit = float(marker.args[0]) if marker and marker.args else float(item.config.getoption("timeout") or 600)
     faulthandler.dump_traceback_later(limit + HARD_LIMIT_MARGIN_S, exit=True, file=uncaptured_stderr(item.config))
     try:
-        return (yield)
+        yield
     finally:
         faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    with contextlib.contextmanager(_hard_limit)(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    with contextlib.contextmanager(_hard_limit)(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    with contextlib.contextmanager(_hard_limit)(item):
+        return (yield)
 
 
 @pytest.fixture
