@@ -105,6 +105,9 @@ def main() -> int:
             sample_nodes(folder, usage)
         time.sleep(2.0)
     output = proc.stdout.read()
+    (work / "demo-output.txt").write_text(output)
+    if proc.returncode != 0:
+        print(output[-3000:])
     if folder is None:
         print(output[-3000:])
         return 1

@@ -235,6 +235,11 @@ def _virtual_microphone(config: Config, folder: Path):
     return mic, env
 
 
+# how long a start-up group may take to show its streams: importing PsychoPy, Qt and onnxruntime took over
+# 75 s on a loaded 2-core machine (a node that dies or hangs meanwhile is caught by the supervisor anyway)
+START_WAIT_S = 180.0
+
+
 def supervise(children: list[ChildSpec], config: Config, folder: Path, *, duration: float | None) -> dict:
     from eyemotion.acquisition.markers import MarkerOutlet
 
@@ -259,9 +264,9 @@ def supervise(children: list[ChildSpec], config: Config, folder: Path, *, durati
                 sup._spawn(sup.states[name])
             want = [s for n in names for s in expected.get(n, [])]
             if want:
-                _wait_streams(want, ns, config.recorder.start_timeout_s + 60, sup)
+                _wait_streams(want, ns, config.recorder.start_timeout_s + START_WAIT_S, sup)
             if "runner" in names:  # its markers must exist before LabRecorder looks for streams
-                _wait_runner_markers(ns, config.recorder.start_timeout_s + 60, sup)
+                _wait_runner_markers(ns, config.recorder.start_timeout_s + START_WAIT_S, sup)
             if "recorder" in names:
                 _wait_recording(folder, sup, timeout=config.recorder.start_timeout_s + 30)
             if stop_requested:
