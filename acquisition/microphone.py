@@ -19,9 +19,10 @@ stamp, leaving a visible gap; stamps never jump backwards.
 
 Overflows. PortAudio's `status.input_overflow` (the device dropped input), a full queue (the node
 could not push in time; the block is dropped) and a forward jump of the capture stamps that neither
-reported (`stamp_jump`: the whole process stalled, e.g. SIGSTOP, on a device that does not report
-overruns) are counted, logged, and each marked with an `audio_overflow` marker on `eyemotion_markers`
-carrying the running counts.
+reported (the whole process stalled, e.g. SIGSTOP, on a device that does not report overruns) are
+counted, logged, and each marked with an `audio_overflow` marker on `eyemotion_markers` carrying the
+running counts. Wherever the recorded stamps jump, whatever the cause, a `stamp_jump` marker gives the
+hole exactly: `start` (where the audio before it ends) to its own stamp (where the audio resumes).
 
 `GeneratedAudioNode` publishes the same stream from numpy samples (no PortAudio): the fallback where ALSA
 or any audio input is absent. Run a node from a script or shell with
@@ -290,12 +291,13 @@ class MicrophoneNode(Node):
         if block.input_overflow:
             self.input_overflows += 1
             self._mark_overflow("input_overflow", "the device dropped input", at=block.first_stamp)
-        reanchors = self.stamps.reanchors
+        reanchors, hole_start = self.stamps.reanchors, self.stamps.next_stamp
         block_start = self.stamps(block.first_stamp, len(block.samples))
-        unreported = not block.input_overflow and self.dropped_blocks == self._marked_drops
-        if self.stamps.reanchors != reanchors and unreported:  # a hole neither PortAudio nor the queue reported
-            self._mark_overflow("stamp_jump", "capture stalled: the audio before this block is missing",
-                                at=block_start)
+        if self.stamps.reanchors != reanchors:  # the stamps jump: mark the hole exactly, whatever its cause
+            reported = block.input_overflow or self.dropped_blocks != self._marked_drops
+            why = "after the overflow above" if reported else "capture stalled"
+            self._mark_overflow("stamp_jump", f"{why}: the audio before this block is missing", at=block_start,
+                                start=hole_start)
         samples, first = self.decimator(block.samples)
         if len(samples) == 0:
             return

@@ -237,7 +237,8 @@ class Recorder:
                 self.xdf.unlink(missing_ok=True)  # did not exist before: only this failed attempt's
                 # LabRecorderCLI resolves each stream once, for about 1 s: on a loaded machine (or while a
                 # node is being restarted) it can miss one that we have just seen; try again before giving up
-                if "could not be found" in str(exc) and attempt < START_ATTEMPTS:
+                if ("could not be found" in str(exc) or "did not start in time" in str(exc)) \
+                        and attempt < START_ATTEMPTS:
                     log.warning("LabRecorderCLI missed a stream (%s); attempt %d of %d in 2 s",
                                 " | ".join(missed) or exc, attempt + 1, START_ATTEMPTS)
                     time.sleep(2.0)

@@ -130,9 +130,13 @@ def test_stream_simulate_publishes_contract_streams_and_follows_cli_markers(tmp_
         ginfo = gaze.info()
         assert streams.check_info(streams.GAZE_RAW, ginfo) == []
         assert ginfo.source_id() == f"TittaLSL:Tobii_gaze@SIM-FUSION-0001#{namespace}"
-        markers = [pylsl.StreamInlet(i, processing_flags=pylsl.proc_none)
-                   for i in streams.find(streams.MARKERS, namespace=namespace, timeout=3, minimum=2)]
-        assert len(markers) >= 2  # the stream's own and the tracker's
+        # every source has its own markers stream (the command's, tracker's, camera's, microphone's): wait for
+        # the tracker's, which carries device_lost / device_restored
+        infos, deadline = [], time.monotonic() + 30
+        while not any("/tracker-" in i.source_id() for i in infos) and time.monotonic() < deadline:
+            infos = streams.find(streams.MARKERS, namespace=namespace, timeout=1, minimum=4)
+        assert any("/tracker-" in i.source_id() for i in infos), [i.source_id() for i in infos]
+        markers = [pylsl.StreamInlet(i, processing_flags=pylsl.proc_none) for i in infos]
         for m in markers:
             assert streams.check_info(streams.MARKERS, m.info()) == []
             m.open_stream(timeout=5)
