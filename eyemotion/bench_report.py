@@ -34,6 +34,7 @@ HEADLINES: tuple[tuple[str, str, str, str, str], ...] = (
     ("session", "memory growth per node over the session (max)", "rss_growth_pct_max", "%", "< 5"),
     ("soak", "30-min soak: session length / memory growth per node (max)", "seconds|rss_growth_pct_max", "s / %",
      "- / < 5"),
+    ("soak", "30-min soak: per-node CPU", "cpu_percent_by_node", "% of a core", ""),
     ("soak", "30-min soak: lost samples (gaze, camera, audio)", ("lost_samples.Tobii_gaze|lost_samples.eyemotion_camera|"
      "lost_samples.eyemotion_audio"), "samples", "0"),
     ("soak", "30-min soak: gaze sample -> prediction p50 / p95", ("gaze_to_prediction_ms.p50|"
