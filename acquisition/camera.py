@@ -256,7 +256,6 @@ class CameraNode(Node):
         self._backoff = BACKOFF_START_S
         self._attempts = 0
 
-
     # -- Node --------------------------------------------------------------------------------------
     def open(self) -> None:
         if self._opened:

@@ -371,9 +371,9 @@ STREAM_END_TOLERANCE_S = 10.0  # a stream's last sample may precede session_end 
 def verify_session(folder: Path, summary: dict, *, expect_predictions: bool = True) -> list[str]:
     """Check a finished session folder end to end; writes `session_summary.json`; returns the problems.
 
-    Checked: every stream is recorded and runs until the session ends; no sample was lost (consecutive tracker device times and camera
-    frame indices, audio stamps without holes, except inside marked gaps); `trials.csv` agrees with the
-    flip-stamped markers within 1 ms; predictions were made; the clocks agree (recorded gaze stamps equal
+    Checked: every stream is recorded and runs until the session ends; no sample was lost (consecutive
+    tracker device times and camera frame indices, audio stamps without holes, except inside marked gaps);
+    `trials.csv` agrees with the flip-stamped markers within 1 ms; predictions were made; the clocks agree (recorded gaze stamps equal
     the simulator's own stamps for the same samples, when its ground truth is there).
     """
     from eyemotion.session import Session
@@ -440,7 +440,7 @@ def _marked_gaps(session) -> list[tuple[float, float]]:
     gaps = [(float(m.fields["start"]), float(m.fields["end"])) for m in session.markers.events("node_gap")
             if isinstance(m.fields.get("start"), (int, float)) and isinstance(m.fields.get("end"), (int, float))]
     gaps += [(float(m.fields["start"]) if isinstance(m.fields.get("start"), (int, float)) else m.time, m.time)
-             for m in session.markers.events("audio_overflow")]  # a queue overflow marks when dropping began
+             for m in session.markers.events("audio_overflow")]  # start: where the hole began, when the mark knows
     lost = [m.time for m in session.markers.events("device_lost")]
     back = [m.time for m in session.markers.events("device_restored")]
     for t0 in lost:

@@ -153,10 +153,10 @@ def load_session_streams(path: str | Path, config: Config, progress: Callable = 
     if FACE.name in session.streams:
         s = session.streams[FACE.name]
         face = (s.time_stamps, np.asarray(s.data, float))
-    elif session.camera_segments:
+    elif segments := session.camera_segments:
         from eyemotion.inference.features.commands import face_table_from_video
 
-        _, table = face_table_from_video(session.camera_segments, config, progress)
+        _, table = face_table_from_video(segments, config, progress)
         face = (table[:, 0], table[:, 1:])
     if AUDIO.name in session.streams:
         s = session.streams[AUDIO.name]

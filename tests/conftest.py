@@ -31,7 +31,8 @@ def uncaptured_stderr(config) -> int:
     return getattr(err, "targetfd_save", None) or sys.__stderr__.fileno()
 
 
-def _hard_limit(item) -> Iterator[None]:
+@contextlib.contextmanager
+def hard_limit(item) -> Iterator[None]:
     """A last resort behind pytest-timeout: its SIGALRM cannot interrupt code blocked in C (a modal Qt
     dialog, a native wait), which would hang the whole run. Past the test's timeout plus a margin, dump
     every thread's stack and end the run, so CI fails with the place it hung instead of timing out.
@@ -48,19 +49,19 @@ def _hard_limit(item) -> Iterator[None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item):
-    with contextlib.contextmanager(_hard_limit)(item):
+    with hard_limit(item):
         return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    with contextlib.contextmanager(_hard_limit)(item):
+    with hard_limit(item):
         return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item, nextitem):
-    with contextlib.contextmanager(_hard_limit)(item):
+    with hard_limit(item):
         return (yield)
 
 

@@ -148,8 +148,7 @@ def run_features(args: argparse.Namespace, config: Config) -> int:
     if FACE.name in session.streams:
         face = session.streams[FACE.name]
         save("face.csv", FACE.name, (["time", *FACE.labels], np.column_stack([face.time_stamps, face.data])))
-    elif not args.no_video and session.camera_segments:
-        segments = session.camera_segments
+    elif not args.no_video and (segments := session.camera_segments):
         save("face.csv", ", ".join(s.path.name for s in segments), face_table_from_video(segments, config, progress))
     if not written:
         raise UserError(f"{session.path} has none of {GAZE_CLEAN.name}, {AUDIO.name}, {FACE.name} or camera.mkv "
