@@ -144,8 +144,16 @@ class ClipAudio:
         return self._pos >= len(self.samples)
 
     def close(self) -> None:
+        """Stop and close the stream and let go of the samples. A sounddevice stream and its callback form a
+        reference cycle that holds this object until Python's rare full collection; without the release each
+        clip's samples (about 1 MB per 3 s) waited for it, and the 30-min soak's runner grew 6 %."""
+        if self.stream is None:
+            return
         try:
             self.stream.stop()
             self.stream.close()
         except Exception:
             log.debug("audio stream close failed", exc_info=True)
+        with self._lock:
+            self.stream = None
+            self.samples = self.samples[:0].copy()  # not a view, which would keep the whole array
