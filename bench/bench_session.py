@@ -6,7 +6,7 @@ from a gaze sample to the prediction that used it.
 
 The runner plays the demo protocol's clips repeated (`soak_protocol`), so the session lasts the whole time.
 Per node (the supervisor's children, from `<session>/pids/`), psutil samples CPU time and resident memory
-every 2 s; memory growth compares the median of the last fifth of the run with the median of the second
+every 2 s (the RSS every 30 s is kept in the results); memory growth compares the median of the last fifth of the run with the median of the second
 fifth (after start-up). The gaze-to-prediction delay is each `eyemotion_emotion` sample's push time minus
 the newest gaze sample its window used, as the live inference node records it in its `inference_latency`
 markers (the session summary's `gaze_to_prediction_ms`).
@@ -68,7 +68,8 @@ def summarise_usage(usage: dict[str, list[tuple[float, float, float]]]) -> dict:
         late = np.median(rss[4 * n // 5:])
         out[name] = {"cpu_percent": round(100 * (cpu[-1] - cpu[0]) / (t[-1] - t[0]), 1),
                      "rss_mb_early": round(float(early), 1), "rss_mb_late": round(float(late), 1),
-                     "rss_growth_pct": round(100 * (late - early) / early, 2)}
+                     "rss_growth_pct": round(100 * (late - early) / early, 2),
+                     "rss_mb_every_30s": [round(float(v), 1) for v in rss[::15]]}
     return out
 
 
