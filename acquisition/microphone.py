@@ -210,6 +210,8 @@ class MicrophoneNode(Node):
         self.arrival_blocks = 0
         self.samples_pushed = 0
         self._marked_drops = 0
+        self.dropped_input_overflows = 0  # device overflows reported in blocks the full queue dropped
+        self._marked_dropped_overflows = 0
         self._first_drop: float | None = None  # LSL time of the first dropped block not yet marked
         self._outlet: pylsl.StreamOutlet | None = None
         self._markers: MarkerOutlet | None = None
@@ -264,6 +266,7 @@ class MicrophoneNode(Node):
             if self._first_drop is None:
                 self._first_drop = first
             self.dropped_blocks += 1
+            self.dropped_input_overflows += block.input_overflow
             self.dropped_frames += frames
 
     def step(self) -> None:
@@ -278,6 +281,10 @@ class MicrophoneNode(Node):
                 block = self.queue.get_nowait()
             except queue.Empty:
                 block = None
+        if self.dropped_input_overflows != self._marked_dropped_overflows:  # counted here, the one writer
+            self.input_overflows += self.dropped_input_overflows - self._marked_dropped_overflows
+            self._marked_dropped_overflows = self.dropped_input_overflows
+            self._mark_overflow("input_overflow", "the device dropped input (in a block the full queue dropped)")
         if self.dropped_blocks != self._marked_drops:
             lost = self.dropped_blocks - self._marked_drops
             self._marked_drops = self.dropped_blocks

@@ -4,6 +4,7 @@ its overflow markers, bad-input errors, the 16 kHz decimator and the generated f
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ import pylsl
 import pytest
 from eyemotion.acquisition.media import make_test_audio, write_test_wav
 from eyemotion.acquisition.microphone import (
+    Block,
     Decimator,
     GeneratedAudioNode,
     MicrophoneError,
@@ -124,6 +126,16 @@ def test_overflows_are_counted_and_marked(tmp_path, config):
                            sd.CallbackFlags(sd._lib.paInputOverflow))
             node.step()
             assert node.input_overflows == 1
+            # the same report in a block that a full queue drops is still counted and marked
+            try:  # the device's own blocks keep coming too
+                while True:
+                    node.queue.put_nowait(Block(np.zeros(160, np.float32), node.stamps.next_stamp, False))
+            except queue.Full:
+                pass
+            node._callback(np.zeros((160, 1), np.float32), 160, TimeInfo(),
+                           sd.CallbackFlags(sd._lib.paInputOverflow))
+            node.step()
+            assert node.input_overflows == 2 and node.dropped_input_overflows == 1
             received = []
             deadline = time.monotonic() + 5
             while len(received) < 2 and time.monotonic() < deadline:
