@@ -281,7 +281,7 @@ class MicrophoneNode(Node):
                 block = self.queue.get_nowait()
             except queue.Empty:
                 block = None
-        if self.dropped_input_overflows != self._marked_dropped_overflows:  # counted here, the one writer
+        if self.dropped_input_overflows != self._marked_dropped_overflows:  # input_overflows: this thread only
             self.input_overflows += self.dropped_input_overflows - self._marked_dropped_overflows
             self._marked_dropped_overflows = self.dropped_input_overflows
             self._mark_overflow("input_overflow", "the device dropped input (in a block the full queue dropped)")
