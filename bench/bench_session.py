@@ -7,9 +7,9 @@ from a gaze sample to the prediction that used it.
 The runner plays the demo protocol's clips repeated (`soak_protocol`), so the session lasts the whole time.
 Per node (the supervisor's children, from `<session>/pids/`), psutil samples CPU time and resident memory
 every 2 s (the results keep the RSS every 30 s); memory growth compares the median of the last fifth of the
-run with the median of the second fifth (after start-up). The gaze-to-prediction delay is each `eyemotion_emotion` sample's push time minus
-the newest gaze sample its window used, as the live inference node records it in its `inference_latency`
-markers (the session summary's `gaze_to_prediction_ms`).
+run with the median of the second fifth (after start-up). The gaze-to-prediction delay is each
+`eyemotion_emotion` sample's push time minus the newest gaze sample its window used, as the live inference
+node records it in its `inference_latency` markers (the session summary's `gaze_to_prediction_ms`).
 Writes bench/results/session.json (or NAME.json); `eyemotion bench` runs the 120-s session, the soak is run by hand.
 """
 
