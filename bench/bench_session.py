@@ -107,10 +107,9 @@ def main() -> int:
         time.sleep(2.0)
     output = proc.stdout.read()
     (work / "demo-output.txt").write_text(output)
-    if proc.returncode != 0:
+    if proc.returncode != 0 or folder is None:
         print(output[-3000:])
     if folder is None:
-        print(output[-3000:])
         return 1
     summary = json.loads((folder / "session_summary.json").read_text()) if (folder / "session_summary.json").exists() \
         else {}

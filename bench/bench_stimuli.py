@@ -53,6 +53,9 @@ def main() -> None:
     args = ap.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
 
+    from eyemotion.stimuli.runner import limit_malloc_arenas
+
+    limit_malloc_arenas()  # as `eyemotion stimuli run` does, before any thread starts
     from eyemotion.stimuli.audio import use_null_audio
 
     from eyemotion.streams import configure_lsl

@@ -373,8 +373,8 @@ def verify_session(folder: Path, summary: dict, *, expect_predictions: bool = Tr
 
     Checked: every stream is recorded and runs until the session ends; no sample was lost (consecutive
     tracker device times and camera frame indices, audio stamps without holes, except inside marked gaps);
-    `trials.csv` agrees with the flip-stamped markers within 1 ms; predictions were made; the clocks agree (recorded gaze stamps equal
-    the simulator's own stamps for the same samples, when its ground truth is there).
+    `trials.csv` agrees with the flip-stamped markers within 1 ms; predictions were made; the clocks agree
+    (recorded gaze stamps equal the simulator's own stamps for the same samples, when its ground truth is there).
     """
     from eyemotion.session import Session
 

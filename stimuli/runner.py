@@ -627,7 +627,6 @@ class Runner:
     def run(self) -> RunOutcome:
         from eyemotion.acquisition.markers import MarkerOutlet
 
-        limit_malloc_arenas()
         check_display()
         self._catch_stop_signals()
         first = self.open_session()
