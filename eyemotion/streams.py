@@ -139,7 +139,10 @@ GAZE_RAW = StreamSpec(
 )
 
 #: Event codes of the `event` channel of eyemotion_gaze.
-EVENT_CODES = {"fixation": 1, "saccade": 2, "blink": 3, "loss": 4, "unclassified": 0}
+#: Stream contract: these codes go out in eyemotion_gaze's `event` channel and are recorded in XDF files;
+#: a code never changes meaning, new classes get new codes (5, 6 added by issue 14: post-saccadic
+#: oscillation, smooth pursuit). The simulator's ground truth uses the same codes.
+EVENT_CODES = {"fixation": 1, "saccade": 2, "blink": 3, "loss": 4, "unclassified": 0, "pso": 5, "pursuit": 6}
 
 #: Bits of the `validity` channel of eyemotion_gaze (a sample is tracked when `validity & 3`).
 GAZE_VALIDITY_BITS = {
@@ -167,7 +170,8 @@ GAZE_VALIDITY_BITS = {
 #:   pupil_raw             binocular pupil diameter as measured (NaN when invalid)
 #:   pupil_fluctuation     pupil[i] - pupil[i-1] (002, footnote 3), NaN where either is missing
 #:   velocity              angular gaze velocity over a ~20 ms window (Tobii I-VT)
-#:   event                 EVENT_CODES: 1 fixation, 2 saccade, 3 blink, 4 tracking loss, 0 unclassified
+#:   event                 EVENT_CODES: 1 fixation, 2 saccade, 3 blink, 4 tracking loss, 0 unclassified,
+#:                         5 post-saccadic oscillation (PSO), 6 smooth pursuit
 #:   eye_openness          mean eyelid opening of the valid eyes (NaN when not given)
 #:   eye_distance          distance eye-display plane used for the angles (gaze origin z, else config)
 #:   validity              bitmask, GAZE_VALIDITY_BITS
