@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "eyemotion.inference.commands",  # infer
     "eyemotion.gui.commands",  # dashboard
     "eyemotion.node_commands",  # run, demo, bench
+    "eyemotion.report",  # report
 )
 
 

@@ -217,6 +217,11 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 
 def _virtual_microphone(config: Config, folder: Path):
     """The demo microphone: a generated speech-like WAV served by the ALSA virtual device (real
+    from eyemotion.report import write_report_safely  # a failing report never costs the session
+
+    report = write_report_safely(folder, config)
+    if report is not None:
+        print(f"session report: {report / 'index.html'}")
     PortAudio path); None where ALSA is missing (the node then generates audio itself)."""
     from eyemotion.acquisition.media import write_test_wav
     from eyemotion.acquisition.virtual_mic import VIRTUAL_MIC_NAME, VirtualMic, alsa_available
