@@ -115,6 +115,16 @@ def _cli(config_path: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "eyemotion.cli", "--config", str(config_path), *args]
 
 
+def processing_children(config_path: Path, *, inference: bool = True) -> list[ChildSpec]:
+    """The processing nodes (eye signal, live inference) of a session; a replay runs the same ones."""
+    children = [ChildSpec("eyesignal", _cli(config_path, "node", "eyesignal"), stop_rank=5,
+                          streams=(streams.GAZE_CLEAN.name, streams.EYE_EVENTS.name))]
+    if inference:
+        children.append(ChildSpec("inference", _cli(config_path, "node", "inference"), stop_rank=4,
+                                  streams=(streams.EMOTION.name,)))
+    return children
+
+
 def plan_children(config: Config, config_path: Path, folder: Path, participant: str, protocol: str, *,
                   simulate: bool, headless: bool, dashboard: bool, auto_respond: bool,
                   display: str | None, mic_env: dict[str, str] | None) -> list[ChildSpec]:
@@ -127,10 +137,7 @@ def plan_children(config: Config, config_path: Path, folder: Path, participant: 
                   streams=(streams.CAMERA.name, streams.FACE.name, streams.PREVIEW.name)),
         ChildSpec("microphone", _cli(config_path, "node", "microphone", *([] if mic_env else sim)), stop_rank=6,
                   streams=(streams.AUDIO.name,), env=mic_env or {}),
-        ChildSpec("eyesignal", _cli(config_path, "node", "eyesignal"), stop_rank=5,
-                  streams=(streams.GAZE_CLEAN.name, streams.EYE_EVENTS.name)),
-        ChildSpec("inference", _cli(config_path, "node", "inference"), stop_rank=4,
-                  streams=(streams.EMOTION.name,)),
+        *processing_children(config_path),
     ]
     runner = ["stimuli", "run", protocol, "--participant", participant, "--session", str(folder)]
     if headless or auto_respond:
@@ -210,6 +217,11 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
             display_server.stop()
     problems = verify_session(folder, summary)
     print(format_summary(summary))
+    from eyemotion.report import write_report_safely  # a failing report never costs the session
+
+    report = write_report_safely(folder, config)
+    if report is not None:
+        print(f"session report: {report / 'index.html'}")
     for p in problems:
         print(f"eyemotion: check failed: {p}", file=sys.stderr)
     return 1 if problems else 0
@@ -217,11 +229,6 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 
 def _virtual_microphone(config: Config, folder: Path):
     """The demo microphone: a generated speech-like WAV served by the ALSA virtual device (real
-    from eyemotion.report import write_report_safely  # a failing report never costs the session
-
-    report = write_report_safely(folder, config)
-    if report is not None:
-        print(f"session report: {report / 'index.html'}")
     PortAudio path); None where ALSA is missing (the node then generates audio itself)."""
     from eyemotion.acquisition.media import write_test_wav
     from eyemotion.acquisition.virtual_mic import VIRTUAL_MIC_NAME, VirtualMic, alsa_available
