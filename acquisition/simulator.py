@@ -8,19 +8,36 @@ the same samples live over LSL at the tracker rate.
 Viewing behaviour (one event after another; every random draw comes from one seeded generator)
 ------------------------------------------------------------------------------------------------
 * Fixations: duration ~ gamma(shape 3) with a per-emotion mean (below), at least 60 ms. The eye is
-  not still: a slow drift (random walk) plus tremor (white noise) gives a positional jitter of
-  0.02-0.05 deg RMS (the per-emotion `jitter_deg`), the range usually quoted for fixational eye
-  movements.
+  not still: a slow drift (a random walk, i.e. diffusion, so the same at any rate) whose RMS distance
+  from the fixation's mean position is the per-emotion `jitter_deg` (0.02-0.05 deg) over a fixation of
+  the emotion's mean duration. Tremor (< 0.01 deg) lies below the tracker's noise and is left out.
+* Smooth pursuit (`pursuit_share`, default 10 % of viewing events, ~15 % of the time; 0 = static
+  images): following a target that moves at 7-30 deg/s for 0.5-2 s, with a pursuit gain of 0.85-0.98
+  and a slow velocity scatter (SD 0.5 deg/s), so the eye moves at ~6-30 deg/s and falls behind; when
+  the position error exceeds 0.5-1.5 deg a catch-up saccade (main sequence, + PSO) lands where the
+  target will be (Komogortsev & Karpov 2013 and Dar et al. 2021 give the classes; the numbers are the
+  usual ranges of pursuit gain and velocity). Not in mouse mode or while following calibration targets.
 * Saccades follow the main sequence, peak velocity against amplitude
   Vpeak = Vmax * (1 - exp(-A / C)), Vmax = 600 deg/s, C = 14 deg (the exponential fit of Baloh et
   al. 1975, Neurology 25:1065; cf. Bahill, Clark & Stark 1975), with +-8 % scatter. The trajectory is a
   minimum-jerk profile, whose peak velocity is 1.875 A / D, so D = 1.875 A / Vpeak (about 30 ms at
   3 deg, 50 ms at 10 deg, 75 ms at 20 deg). Amplitudes ~ gamma with a per-emotion mean; targets stay
-  on the display.
+  on the display. Sample k of the movement lies at (k+1)/rate after its onset and is labelled saccade
+  while t < D.
+* Post-saccadic oscillation (PSO) after every saccade: one damped cycle along the saccade's direction,
+  exp(-3u) sin(2 pi u) with u = (t - D) / T, T = 12-40 ms, peak displacement 2-6 % of the amplitude
+  (what video-based trackers record after saccades: Nystrom & Holmqvist 2010, Behav Res Methods
+  42:188; Hooge, Nystrom, Cornelissen & Holmqvist 2015, Vision Res 112:55 'The art of braking'); it
+  starts with the saccade's own direction (an overshoot), so part of each PSO exceeds 30 deg/s.
+  Samples with D <= t < D + T are labelled PSO (at 60 Hz a short PSO may fall between samples).
 * Blinks: a Poisson process with a per-emotion rate (spontaneous blinking is 10-25 per minute).
-  The eye is closed (gaze, pupil and gaze origin invalid) for 75-425 ms, the blink durations that
-  002_cbeb04dbce786b8c.txt (Sec. III-A-3) treats as genuine blinks; the eye-openness channel shows the
-  lid closing (~40 ms) to 0 mm and reopening (~80 ms) around that invalid run.
+  A full blink: the lid closes over 50-120 ms (samples still valid, but distorted: the measured gaze
+  drops by up to 1.5-5 deg * closure^2, the measured pupil shrinks by 35 % * closure^2, closure =
+  1 - openness / 11 mm), the eye is closed (gaze, pupil and gaze origin invalid, openness 0 mm) for
+  75-425 ms, the blink durations that 002_cbeb04dbce786b8c.txt (Sec. III-A-3) treats as genuine
+  blinks, and reopens over 80-150 ms (valid, distorted), from 2 mm (tracking resumes) to 11 mm. A quarter
+  of the blinks are partial: the lid dips to 30-70 % closed and reopens, every sample valid. The whole
+  lid event is labelled blink (as human coders mark it), so blinks last ~200-700 ms in the truth.
 * Tracking loss: rare (default 0.3 per minute) runs of 0.4-2 s in which every channel is invalid,
   eye openness included (head turned away, eyes outside the track box).
 
@@ -42,10 +59,29 @@ The tracker sits centred under the display; the display area is the vertical rec
 x in [-W/2, W/2], y in [15, 15 + H] mm, z = 0, with W, H = `screen.width_mm/height_mm`. The eyes are
 63 mm apart, centred at x = 0, at the height of the upper third of the display, `screen.distance_mm`
 in front of it, with a slow head sway (OU, SD 5 mm). Normalised display coordinates have (0, 0) at the
-top-left corner. Each eye's measured gaze point is the true one plus a fixed per-eye offset (0.3 deg
-RMS accuracy) and per-eye noise (0.03 deg RMS precision, about the Fusion's specification).
+top-left corner. Each eye's measured gaze point is the true one plus a fixed offset and white noise,
+sized to the Tobii Pro Fusion's specification (Tobii Pro Fusion product description / user's manual,
+Tobii AB, "Technical specifications": accuracy 0.3 deg and precision 0.04 deg RMS at optimal
+conditions; the manual defines precision as the RMS of successive-sample differences and quotes more,
+up to ~0.2 deg, for raw data and non-optimal conditions; the document itself could not be retrieved
+here, these figures are as quoted in issue 14's brief). Offset: shared by both eyes plus 0.1 deg per
+eye and axis, so the binocular offset averages 0.3 deg over participants. Noise: 0.04 / sqrt(2) deg per
+eye and axis, so the binocular sample-to-sample RMS on fixations is 0.04 deg at every rate.
 Invalid samples follow Tobii: values NaN, validity 0, availability 1. The 37th channel is the device
 timestamp in seconds (its own clock: arbitrary origin, 20 ppm drift).
+
+Ground truth (`GroundTruth`, one row per published sample; `.npz`/`.csv` columns timestamp + these)
+-----------------------------------------------------------------------------------------------------
+  event            eyemotion.streams.EVENT_CODES of the event the sample lies in: 1 fixation,
+                   2 saccade, 5 PSO, 6 smooth pursuit (incl. the drift between catch-up saccades),
+                   3 blink (the whole lid event: distorted-but-valid closing/opening samples, the
+                   invalid closed samples, partial blinks with no invalid sample), 4 tracking loss.
+                   Invalid gaze in the samples = loss, or blink with openness_mm == 0.
+  pupil_mm         true binocular pupil (the measured one is smaller under a closing lid)
+  x, y             true binocular gaze, normalised display coordinates (PSO and pursuit included, the
+                   eyelid artefact not: it is a measurement error)
+  eye_distance_mm, openness_mm (true lid opening, 0 = closed), luminance, arousal,
+  emotion          index into eyemotion.streams.CLASSES, -1 = none
 
 Conditioning (`set_condition`, live from `clip_onset` markers)
 ----------------------------------------------------------------
@@ -96,7 +132,8 @@ MODEL = "Tobii Pro Fusion"
 FIRMWARE = "simulated-1.0"
 TRACKING_MODE = "human"
 
-FIX, SAC, BLINK, LOSS = (EVENT_CODES[k] for k in ("fixation", "saccade", "blink", "loss"))
+FIX, SAC, BLINK, LOSS, PSO, PURSUIT = (EVENT_CODES[k] for k in
+                                       ("fixation", "saccade", "blink", "loss", "pso", "pursuit"))
 NO_EMOTION = -1
 
 
@@ -124,8 +161,20 @@ BASELINE_AROUSAL = 0.1
 # physiology constants (sources in the module docstring)
 VMAX_DEG_S, MAIN_SEQ_C_DEG, MIN_JERK_PEAK = 600.0, 14.0, 1.875
 BLINK_MIN_S, BLINK_MAX_S = 0.075, 0.425
-LID_CLOSE_S, LID_OPEN_S = 0.04, 0.08
+LID_CLOSE_S, LID_OPEN_S = (0.05, 0.12), (0.08, 0.15)  # tracked, distorted lid phases around the closure
+LID_LOST_MM = 2.0  # eye openness at which the tracker loses the pupil
+LID_DROOP_DEG, LID_PUPIL_LOSS = (1.5, 5.0), 0.35  # gaze artefact at full closure, pupil shrink factor
+PARTIAL_BLINK_SHARE, PARTIAL_DEPTH = 0.25, (0.3, 0.7)  # share of blinks that only dip the lid, how far
 OPENNESS_MM = 11.0
+PSO_S, PSO_FRACTION = (0.012, 0.040), (0.02, 0.06)  # PSO duration, peak displacement / saccade amplitude
+PSO_PEAK = math.exp(-3 * 0.1791) * math.sin(2 * math.pi * 0.1791)  # max of exp(-3u) sin(2 pi u), u in 0..1
+PURSUIT_SHARE = 0.1  # share of viewing events that follow a moving target (free viewing of video)
+PURSUIT_S, PURSUIT_TARGET_DEG_S, PURSUIT_GAIN = (0.5, 2.0), (7.0, 30.0), (0.85, 0.98)
+PURSUIT_WOBBLE, CATCH_UP_DEG = 0.5, (0.5, 1.5)  # eye-velocity scatter SD (deg/s), position error at catch-up
+ACCURACY_DEG, PRECISION_RMS_DEG = 0.3, 0.04  # Tobii Pro Fusion specification (module docstring)
+NOISE_SD_DEG = PRECISION_RMS_DEG / math.sqrt(2)  # per eye and axis: binocular RMS-S2S = sqrt(2) * this
+BIAS_EYE_SD_DEG = 0.1  # per eye and axis
+BIAS_COMMON_SD_DEG = math.sqrt((ACCURACY_DEG / math.sqrt(math.pi / 2)) ** 2 - BIAS_EYE_SD_DEG**2 / 2)
 PUPIL_BASE_MM, LIGHT_RANGE_MM, AROUSAL_MM = 4.6, 2.2, 0.5
 TAU_CONSTRICT_S, TAU_DILATE_S, TAU_AROUSAL_S = 0.25, 1.0, 1.5
 DRIFT_SD_MM, DRIFT_TAU_S = 0.15, 6.0
@@ -235,6 +284,8 @@ class _Segment:
     ax: np.ndarray  # true gaze angle (deg) from the display centre, x right
     ay: np.ndarray  # y down
     openness: np.ndarray
+    droop: np.ndarray  # eyelid artefact: the measured gaze lies this far (deg) below the true one
+    pupil_scale: np.ndarray  # eyelid artefact: measured / true pupil diameter
 
     def __len__(self) -> int:
         return len(self.event)
@@ -249,10 +300,10 @@ class _Segment:
 
     @staticmethod
     def none() -> _Segment:
-        return _Segment(np.zeros(0, int), np.zeros(0), np.zeros(0), np.zeros(0))
+        return _Segment(np.zeros(0, int), *(np.zeros(0) for _ in _SEGMENT_FIELDS[1:]))
 
 
-_SEGMENT_FIELDS = ("event", "ax", "ay", "openness")
+_SEGMENT_FIELDS = ("event", "ax", "ay", "openness", "droop", "pupil_scale")
 
 
 def check_frequency(rate: float) -> float:
@@ -267,8 +318,9 @@ class GazeModel:
 
     def __init__(self, screen: ScreenConfig, rate: float, seed: int = 0, *,
                  loss_per_min: float = 0.3, target: Callable[[], tuple[float, float]] | None = None,
-                 device_clock_origin_s: float | None = None) -> None:
-        """`target` (mouse mode) returns the normalised point each new fixation lands on."""
+                 device_clock_origin_s: float | None = None, pursuit_share: float = PURSUIT_SHARE) -> None:
+        """`target` (mouse mode) returns the normalised point each new fixation lands on; `pursuit_share` is
+        the share of viewing events spent following a moving target (0 for static images)."""
         self.screen = screen
         self.rate = float(rate)
         self.dt = 1.0 / self.rate
@@ -281,6 +333,7 @@ class GazeModel:
         self._rng_noise = np.random.default_rng(noise)
         self.loss_per_min = loss_per_min
         self.target = target
+        self.pursuit_share = pursuit_share
         self._half_w = math.degrees(math.atan(screen.width_mm / 2 / screen.distance_mm))
         self._half_h = math.degrees(math.atan(screen.height_mm / 2 / screen.distance_mm))
         self._emotion: str | None = None
@@ -298,7 +351,9 @@ class GazeModel:
         self._p_arousal = AROUSAL_MM * BASELINE_AROUSAL
         self._p_drift = 0.0
         self._head = np.zeros(3)
-        self._eye_bias = self.rng.normal(0.0, 0.3 / math.sqrt(2), size=(2, 2))  # deg, per eye x/y
+        # accuracy: a calibration offset shared by both eyes plus a smaller one per eye (deg, x/y)
+        self._eye_bias = self.rng.normal(0.0, BIAS_COMMON_SD_DEG, size=2) \
+            + self.rng.normal(0.0, BIAS_EYE_SD_DEG, size=(2, 2))
         self._n = 0
         self._device_t0 = self.rng.uniform(1e3, 1e5) if device_clock_origin_s is None else device_clock_origin_s
 
@@ -352,8 +407,9 @@ class GazeModel:
         return max(1, int(round(seconds * self.rate)))
 
     def _extend(self) -> None:
-        """Append one event (fixation, then maybe a blink or loss, then a saccade) to the pending buffer."""
-        parts = [self._fixation()]
+        """Append one event (fixation or pursuit, then maybe a blink or loss, then a saccade + PSO)."""
+        pursue = self.target is None and self.rng.uniform() < self.pursuit_share
+        parts = [self._pursuit() if pursue else self._fixation()]
         elapsed = len(parts[0].event) * self.dt
         self._to_blink -= elapsed
         self._to_loss -= elapsed
@@ -361,24 +417,66 @@ class GazeModel:
             parts.append(self._loss())
             self._to_loss = self._draw_loss_wait()
         elif self._to_blink <= 0:
-            parts.append(self._blink())
+            parts.append(self._blink(partial=self.rng.uniform() < PARTIAL_BLINK_SHARE))
             self._to_blink = self._draw_blink_wait()
         parts.append(self._saccade())
         self._pending = _Segment.join([self._pending, *parts])
+
+    def _steady(self, event: int, n: int) -> _Segment:
+        """n samples of `event` with the eye at its current position, lids open."""
+        return _Segment(np.full(n, event), np.full(n, self._ax), np.full(n, self._ay),
+                        OPENNESS_MM + self.rng.normal(0, 0.15, n), np.zeros(n), np.ones(n))
 
     def _fixation(self) -> _Segment:
         prof = self._profile
         dur = max(0.06, self.rng.gamma(3.0, prof.fixation_ms / 1000 / 3.0))
         n = self._samples(dur)
-        # drift: random walk (half the variance), tremor: white noise (the other half)
-        sd = prof.jitter_deg / math.sqrt(2)
-        steps = self.rng.normal(0, sd / math.sqrt(max(n, 1)), size=(n, 2))
+        # drift: a random walk (diffusion, the same at any rate) whose RMS distance from its mean position over a
+        # fixation of the emotion's mean duration is jitter_deg (a Brownian path's variance about its mean is 1/6
+        # of its end variance, per axis: 2 * 3 * sigma_end^2 / 6 = jitter^2 for sigma_end^2 = 3 jitter^2 / 2)
+        step_sd = prof.jitter_deg * math.sqrt(1.5 * self.dt / (prof.fixation_ms / 1000))
+        steps = self.rng.normal(0, step_sd, size=(n, 2))
         drift = np.cumsum(steps, axis=0)
-        tremor = self.rng.normal(0, sd, size=(n, 2))
-        ax = self._ax + drift[:, 0] + tremor[:, 0]
-        ay = self._ay + drift[:, 1] + tremor[:, 1]
+        seg = self._steady(FIX, n)
+        seg.ax, seg.ay = self._ax + drift[:, 0], self._ay + drift[:, 1]
         self._ax, self._ay = self._clamp(self._ax + drift[-1, 0], self._ay + drift[-1, 1])
-        return _Segment(np.full(n, FIX), ax, ay, OPENNESS_MM + self.rng.normal(0, 0.15, n))
+        return seg
+
+    def _pursuit(self) -> _Segment:
+        """Following a moving target: gain < 1, so the eye falls behind and catch-up saccades close the gap."""
+        dur = self.rng.uniform(*PURSUIT_S)
+        speed = self.rng.uniform(*PURSUIT_TARGET_DEG_S)
+        for _ in range(20):  # a direction that keeps the target on the display
+            ang = self.rng.uniform(0, 2 * math.pi)
+            vx, vy = speed * math.cos(ang), speed * math.sin(ang)
+            if abs(self._ax + vx * dur) < self._half_w * 0.9 and abs(self._ay + vy * dur) < self._half_h * 0.9:
+                break
+        else:
+            return self._fixation()
+        gain = self.rng.uniform(*PURSUIT_GAIN)
+        wobble = self.rng.normal(0, PURSUIT_WOBBLE, 2)  # slow velocity variation (deg/s), one per episode
+        px, py = self._ax, self._ay  # the target, starting where the eye looks
+        n_left = self._samples(dur)
+        parts: list[_Segment] = []
+        while n_left > 0:
+            k = np.arange(1, n_left + 1) * self.dt
+            ex, ey = self._ax + (gain * vx + wobble[0]) * k, self._ay + (gain * vy + wobble[1]) * k
+            err = np.hypot(px + vx * k - ex, py + vy * k - ey)
+            over = np.flatnonzero(err > self.rng.uniform(*CATCH_UP_DEG))
+            m = int(over[0]) + 1 if len(over) else n_left
+            seg = self._steady(PURSUIT, m)
+            seg.ax, seg.ay = ex[:m], ey[:m]
+            parts.append(seg)
+            self._ax, self._ay, px, py = float(ex[m - 1]), float(ey[m - 1]), px + vx * k[m - 1], py + vy * k[m - 1]
+            n_left -= m
+            if n_left > 0:  # catch-up saccade to where the target will be when it lands (+ its PSO)
+                lead = MIN_JERK_PEAK * err[m - 1] / self._vpeak(err[m - 1], draw=False)
+                sac = self._saccade_to(px + vx * lead, py + vy * lead)
+                parts.append(sac)
+                px, py = px + vx * len(sac) * self.dt, py + vy * len(sac) * self.dt
+                n_left -= len(sac)
+        self._ax, self._ay = self._clamp(self._ax, self._ay)
+        return _Segment.join(parts)
 
     def _saccade(self) -> _Segment:
         if self.target is not None:
@@ -394,36 +492,61 @@ class GazeModel:
                     break
             else:
                 tx, ty = self._clamp(self._ax * 0.5, self._ay * 0.5)
-        amp = math.hypot(tx - self._ax, ty - self._ay)
-        if amp < 0.3:  # no saccade needed (mouse mode: pointer still); the fixation goes on
+        if math.hypot(tx - self._ax, ty - self._ay) < 0.3:  # no saccade needed (mouse mode: pointer still)
             return _Segment.none()
-        vpeak = VMAX_DEG_S * (1 - math.exp(-amp / MAIN_SEQ_C_DEG)) * self.rng.uniform(0.92, 1.08)
-        dur = MIN_JERK_PEAK * amp / vpeak
-        n = max(2, int(math.ceil(dur * self.rate)))
-        s = np.clip((np.arange(n) + 1) * self.dt / dur, 0, 1)
-        prof = 10 * s**3 - 15 * s**4 + 6 * s**5
-        ax = self._ax + (tx - self._ax) * prof
-        ay = self._ay + (ty - self._ay) * prof
-        self._ax, self._ay = tx, ty
-        return _Segment(np.full(n, SAC), ax, ay, OPENNESS_MM + self.rng.normal(0, 0.15, n))
+        return self._saccade_to(tx, ty)
 
-    def _blink(self) -> _Segment:
-        closed = self._samples(self.rng.uniform(BLINK_MIN_S, BLINK_MAX_S))
-        closed = min(max(closed, int(math.ceil(BLINK_MIN_S * self.rate))), int(BLINK_MAX_S * self.rate))
-        n_close, n_open = self._samples(LID_CLOSE_S), self._samples(LID_OPEN_S)
-        openness = np.concatenate([
-            np.linspace(OPENNESS_MM, 2.0, n_close + 1)[1:],  # lid closing, still tracked
-            np.zeros(closed),
-            np.linspace(2.0, OPENNESS_MM, n_open + 1)[:-1],  # reopening
-        ])
-        n = len(openness)
-        event = np.full(n, FIX)
-        event[n_close:n_close + closed] = BLINK
-        return _Segment(event, np.full(n, self._ax), np.full(n, self._ay), openness)
+    def _vpeak(self, amp: float, draw: bool = True) -> float:
+        """Main-sequence peak velocity (deg/s), with its +-8 % scatter when `draw`."""
+        return VMAX_DEG_S * (1 - math.exp(-amp / MAIN_SEQ_C_DEG)) * (self.rng.uniform(0.92, 1.08) if draw else 1.0)
+
+    def _saccade_to(self, tx: float, ty: float) -> _Segment:
+        """A minimum-jerk saccade to (tx, ty), then its post-saccadic oscillation, sampled at (k+1)/rate:
+        a sample is labelled saccade while the eye is in flight (t < D), PSO while it oscillates."""
+        dx, dy = tx - self._ax, ty - self._ay
+        amp = math.hypot(dx, dy)
+        dur = MIN_JERK_PEAK * amp / self._vpeak(amp)
+        pso_s = self.rng.uniform(*PSO_S)
+        pso_amp = amp * self.rng.uniform(*PSO_FRACTION)
+        t = (np.arange(max(1, int(math.floor((dur + pso_s) * self.rate)))) + 1) * self.dt
+        s = np.clip(t / dur, 0, 1)
+        path = 10 * s**3 - 15 * s**4 + 6 * s**5
+        u = np.clip((t - dur) / pso_s, 0, 1)  # PSO phase: one damped cycle, zero at its start and its end
+        wobble = pso_amp / amp * np.exp(-3 * u) * np.sin(2 * math.pi * u) / PSO_PEAK * (t > dur)
+        seg = self._steady(SAC, len(t))
+        seg.event[t >= dur] = PSO
+        seg.ax, seg.ay = self._ax + dx * (path + wobble), self._ay + dy * (path + wobble)
+        self._ax, self._ay = tx, ty
+        return seg
+
+    def _blink(self, partial: bool = False) -> _Segment:
+        """The whole eyelid event, labelled blink: the lid closing (tracked, distorted), closed (invalid,
+        full blinks only) and reopening (tracked, distorted). A partial blink only dips the lid."""
+        n_close = self._samples(self.rng.uniform(*LID_CLOSE_S))
+        n_open = self._samples(self.rng.uniform(*LID_OPEN_S))
+        if partial:
+            closed, edge = 0, OPENNESS_MM * (1 - self.rng.uniform(*PARTIAL_DEPTH))
+        else:
+            closed = self._samples(self.rng.uniform(BLINK_MIN_S, BLINK_MAX_S))
+            closed = min(max(closed, int(math.ceil(BLINK_MIN_S * self.rate))), int(BLINK_MAX_S * self.rate))
+            edge = LID_LOST_MM
+
+        def ease(n: int) -> np.ndarray:  # 0 -> 1 over n samples, cosine shaped (the lid accelerates, brakes)
+            return 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 1) / (n + 1))
+
+        openness = np.concatenate([OPENNESS_MM - (OPENNESS_MM - edge) * ease(n_close), np.zeros(closed),
+                                   edge + (OPENNESS_MM - edge) * ease(n_open)])
+        seg = self._steady(BLINK, len(openness))
+        seg.openness = openness
+        closure = np.clip(1 - openness / OPENNESS_MM, 0, 1)
+        seg.droop = self.rng.uniform(*LID_DROOP_DEG) * closure**2
+        seg.pupil_scale = 1 - LID_PUPIL_LOSS * closure**2
+        return seg
 
     def _loss(self) -> _Segment:
-        n = self._samples(self.rng.uniform(0.4, 2.0))
-        return _Segment(np.full(n, LOSS), np.full(n, self._ax), np.full(n, self._ay), np.full(n, OPENNESS_MM))
+        seg = self._steady(LOSS, self._samples(self.rng.uniform(0.4, 2.0)))
+        seg.openness = np.full(len(seg), OPENNESS_MM)
+        return seg
 
     def _clamp(self, ax: float, ay: float) -> tuple[float, float]:
         return (float(np.clip(ax, -self._half_w, self._half_w)), float(np.clip(ay, -self._half_h, self._half_h)))
@@ -479,22 +602,22 @@ class GazeModel:
         gy_down = sc.distance_mm * np.tan(np.radians(seg.ay))
         true_x = 0.5 + gx / W
         true_y = 0.5 + gy_down / H
+        seen_y = 0.5 + sc.distance_mm * np.tan(np.radians(seg.ay + seg.droop)) / H  # the lid's artefact
         out = np.full((n, GAZE_RAW.channel_count), np.nan)
-        valid_gaze = seg.event != BLINK
-        valid_gaze &= seg.event != LOSS
+        valid_gaze = (seg.event != LOSS) & ~((seg.event == BLINK) & (seg.openness <= 0))  # lid closed: no pupil
         valid_open = seg.event != LOSS
         # sensor noise: one draw of (n, 8) per call keeps the stream independent of chunking
         sensor = self._rng_noise.standard_normal(size=(n, 8))
         for e, sign in ((0, -1.0), (1, 1.0)):
             base = 18 * e
             eye = head + np.array([sign * IPD_MM / 2, 0.0, 0.0])
-            noise = 0.03 * sensor[:, 4 * e:4 * e + 2] + self._eye_bias[e]
+            noise = NOISE_SD_DEG * sensor[:, 4 * e:4 * e + 2] + self._eye_bias[e]
             dist = np.sqrt((eye[:, 2]) ** 2 + (gx - eye[:, 0]) ** 2)
             mx = true_x + np.tan(np.radians(noise[:, 0])) * dist / W
-            my = true_y + np.tan(np.radians(noise[:, 1])) * dist / H
+            my = seen_y + np.tan(np.radians(noise[:, 1])) * dist / H
             ucs_x = -W / 2 + mx * W
             ucs_y = TRACKER_GAP_MM + (1 - my) * H
-            diam = pupil + (0.05 if e else 0.0) + 0.01 * sensor[:, 4 * e + 2]
+            diam = (pupil + (0.05 if e else 0.0)) * seg.pupil_scale + 0.01 * sensor[:, 4 * e + 2]
             openness = seg.openness + 0.05 * sensor[:, 4 * e + 3] * (seg.openness > 0)
             cols = [mx, my, ucs_x, ucs_y, np.zeros(n)]
             for k, col in enumerate(cols):
@@ -520,13 +643,14 @@ class GazeModel:
 def simulate_recording(duration_s: float, rate: float = 250.0, seed: int = 0,
                        screen: ScreenConfig | None = None,
                        conditions: list[tuple[float, str | None]] | None = None,
-                       ) -> tuple[np.ndarray, np.ndarray, GroundTruth]:
+                       pursuit_share: float = PURSUIT_SHARE) -> tuple[np.ndarray, np.ndarray, GroundTruth]:
     """A whole simulated session offline: (timestamps_s, samples (n, 37), truth).
 
     `conditions` is a list of (start_s, emotion) switching the condition at those times (sorted).
     Timestamps start at 0 and are exactly 1/rate apart (Tobii system time of a perfect tracker).
+    `pursuit_share` = 0 simulates static-image viewing (no smooth pursuit).
     """
-    model = GazeModel(screen or ScreenConfig(), rate, seed)
+    model = GazeModel(screen or ScreenConfig(), rate, seed, pursuit_share=pursuit_share)
     n_total = int(round(duration_s * rate))
     switches = sorted(conditions or [], key=lambda c: c[0])
     bounds = [int(round(t * rate)) for t, _ in switches] + [n_total]
