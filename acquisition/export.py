@@ -34,6 +34,7 @@ import numpy as np
 
 from eyemotion import UserError, __version__
 from eyemotion.config import Config
+from eyemotion.consent import check_exportable
 from eyemotion.session import Session, SessionError
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ def export_bids(source: str | Path, out: str | Path, config: Config, *, task: st
                 overwrite: bool = False) -> list[Path]:
     """Write one session into the BIDS dataset `out`; return the files written."""
     session = Session.load(source)
+    check_exportable(session.path, session.meta)  # a participant who withdrew consent is not exported
     if "Tobii_gaze" not in session.streams:
         raise ExportError(f"{session.path} has no Tobii_gaze stream: nothing to export as BIDS eye tracking")
     meta = session.meta
@@ -179,7 +181,19 @@ def export_bids(source: str | Path, out: str | Path, config: Config, *, task: st
         }))
     written += _events_and_beh(beh, prefix, session, t0, screen)
     log.info("BIDS export of %s: %d files in %s", session.path, len(written), root)
+    note_export(session, "bids", root)
     return written
+
+
+def note_export(session: Session, kind: str, out: Path) -> None:
+    """Record in session.json where and when the session was exported (`eyemotion sessions` lists it)."""
+    if (session.path / "session.json").exists():
+        from datetime import UTC, datetime
+
+        from eyemotion.session import update_session_json
+
+        update_session_json(session.path, exports={kind: {"to": str(Path(out).resolve()),
+                                                          "at": datetime.now(UTC).isoformat()}})
 
 
 def _dataset_files(root: Path, sub: str, meta: dict[str, Any]) -> list[Path]:
@@ -237,6 +251,7 @@ def export_csv(source: str | Path, out: str | Path, *, overwrite: bool = False) 
     from tqdm import tqdm
 
     session = Session.load(source)
+    check_exportable(session.path, session.meta)
     root = Path(out)
     if root.exists() and any(root.glob("*.csv")) and not overwrite:
         raise ExportError(f"{root} already holds CSV files; pass --overwrite or another OUT")
@@ -269,4 +284,5 @@ def export_csv(source: str | Path, out: str | Path, *, overwrite: bool = False) 
         written.append(path)
     if not written:
         raise SessionError(f"{session.path} has no stream to export")
+    note_export(session, "csv", root)
     return written

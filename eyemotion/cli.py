@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "eyemotion.gui.commands",  # dashboard
     "eyemotion.node_commands",  # run, demo, bench
     "eyemotion.report",  # report
+    "eyemotion.sessions_commands",  # sessions
 )
 
 

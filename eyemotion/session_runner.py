@@ -51,6 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "the recording is finalised last and a summary is written to the session folder.")
     run.add_argument("--protocol", required=True, help="protocol .toml (or 'demo')")
     run.add_argument("--participant", required=True, help="participant pseudonym, e.g. P001 (never a name)")
+    run.add_argument("--consent-by", metavar="NAME",
+                     help="the experimenter who confirmed the participant's informed consent (stored in "
+                          "session.json with the time); without it `run` asks on the terminal and refuses to "
+                          "record when nobody confirms (--auto-respond and demo confirm automatically)")
     _common(run)
     run.set_defaults(func=cmd_run, demo=False)
 
@@ -190,9 +194,15 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     config = config.replace(stimuli=replace(config.stimuli, wait_for_recorder_s=max(
         config.stimuli.wait_for_recorder_s, config.recorder.start_timeout_s + 120)))
     root = Path(args.sessions_dir or config.recorder.sessions_dir)
-    folder = create_session_folder(root, args.participant, demo=args.demo,
-                                   consent=None if args.demo else "recorded by the experimenter",
-                                   config=config.to_dict())
+    from eyemotion.consent import ask_consent  # nothing is recorded without consent
+
+    automatic = "demo session" if args.demo else ("--auto-respond" if args.auto_respond else None)
+    consent = ask_consent(args.participant, consent_by=getattr(args, "consent_by", None), automatic=automatic,
+                          interactive=sys.stdin.isatty())
+    if consent["method"] == "automatic":
+        print(f"eyemotion: consent confirmed automatically ({automatic}); a real participant's consent is "
+              "confirmed with --consent-by NAME or on the terminal")
+    folder = create_session_folder(root, args.participant, demo=args.demo, consent=consent, config=config.to_dict())
     config_path = folder / "eyemotion.toml"
     config_path.write_text(config.to_toml())
     print(f"session folder: {folder}")

@@ -40,8 +40,8 @@ def _emotion(t: np.ndarray, onsets: list[float]) -> np.ndarray:
     return out
 
 
-def make_session(root: Path, *, demo: bool = True) -> Path:
-    folder = create_session_folder(root, "P001", "S01", demo=demo, protocol={"name": "test", "file": ""},
+def make_session(root: Path, *, demo: bool = True, participant: str = "P001") -> Path:
+    folder = create_session_folder(root, participant, "S01", demo=demo, protocol={"name": "test", "file": ""},
                                    screen={"width_px": 1920, "height_px": 1080, "width_mm": 531.0,
                                            "height_mm": 299.0, "distance_mm": 650.0})
     t0, dur = 100.0, 20.0
@@ -62,7 +62,7 @@ def make_session(root: Path, *, demo: bool = True) -> Path:
         w.add_stream(5, stream_info(MARKERS).as_xml())
         w.write_samples(5, np.array(onsets), [[encode_marker("clip_onset", "runner", trial=i + 1)]
                                               for i in range(len(onsets))])
-    records = [TrialRecord(participant="P001", trial=i + 1, block="main", block_index=1, clip_id=cid,
+    records = [TrialRecord(participant=participant, trial=i + 1, block="main", block_index=1, clip_id=cid,
                            clip=f"{target}.mp4", target_emotion=target, clip_duration_s=3.0, clip_fps=25.0,
                            clip_frames=75, baseline_onset_lsl=on - 2.0, clip_onset_lsl=on, clip_offset_lsl=on + 3.0,
                            valence=val, arousal=aro, felt_emotion=felt, intensity=3)
