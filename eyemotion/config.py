@@ -274,7 +274,9 @@ class FeaturesConfig:
     audio_hop_s: float = 1.0
     vad_min_voiced_ratio: float = 0.1  # share of voiced time for a window to count as speech
     vad_min_level_dbfs: float = -50.0  # and its RMS level must exceed this
-    emert_window_s: float = 4.0  # 002_cbeb04dbce786b8c.txt, Sec. V-A-2: 8 face, 32 eye, 32 fixation frames
+    # live EMERT window: 8 face, 32 eye, 32 fixation frames from the last 4 s; 002_cbeb04dbce786b8c.txt
+    # Sec. V-A-2 takes them from the whole clip (as training does): a deviation for live use
+    emert_window_s: float = 4.0
     crossmodal_window_s: float = 4.0
     crossmodal_frames: int = 16  # visual steps (face embedding + gaze statistics) per crossmodal window
     crossmodal_audio_steps: int = 4  # eGeMAPS sub-windows per crossmodal window

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 from pathlib import Path
 
 from eyemotion import UserError
@@ -103,6 +104,10 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--variant", default="model-averaged",
                    help="crossmodal: early-windowed, model-windowed, model-averaged (default) or no-gaze")
+    p.add_argument("--protocol", default="auto", choices=("auto", "clip", "window"),
+                   help="EMERT: clip = 002's per-clip sampling (the dataset's clips/ rows; also reports the live "
+                        "4-s windows), window = train and test on sliding windows; auto (default): clip when "
+                        "the dataset has per-clip rows")
     p.add_argument("--no-final", action="store_true", help="skip the final model on all participants")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
@@ -118,7 +123,7 @@ def _train(args: argparse.Namespace, config) -> int:
     out = args.out or Path("runs") / f"{args.model}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, folds=folds,
                              device=args.device, threads=args.threads, final_model=not args.no_final,
-                             progress=not args.quiet, variant=args.variant)
+                             progress=not args.quiet, variant=args.variant, protocol=args.protocol)
     report = train(args.model, args.dataset, out, settings)
     print(f"{args.model}: mean +- standard error over {len(report.folds)} fold(s)")
     for task, metrics in report.summary.items():
@@ -127,10 +132,32 @@ def _train(args: argparse.Namespace, config) -> int:
             se = "" if v["se"] is None else f" +- {v['se']:.3f}"
             cells.append(f"{name} {v['mean']:.3f}{se}")
         print(f"  {task:11s} " + ", ".join(cells))
+    _print_evaluation(json.loads(report.path.read_text()).get("evaluation") or {})
     print(f"report: {report.path}")
     if report.checkpoint:
         print(f"model: {report.checkpoint} (export with `eyemotion export-onnx {report.checkpoint}`)")
     return 0
+
+
+def _print_evaluation(evaluation: dict) -> None:
+    """The baselines of every head (and, per clip, the sliding-window figures) under the summary."""
+    def line(label: str, metrics: dict) -> str:
+        return f"    {label:18s}" + ", ".join(f"{m} {v['mean']:.3f}" for m, v in metrics.items()
+                                           if m in ("war", "uar", "weighted_f1"))
+
+    if not evaluation:
+        return
+    print(f"  protocol: {evaluation['protocol_text']}")
+    for task, chance in evaluation["baselines"]["chance"].items():
+        print(f"  {task} baselines:\n" + line("chance", chance) + "\n"
+              + line("majority class", evaluation["baselines"]["majority"][task]))
+    if evaluation.get("windows"):
+        w = evaluation["windows"]
+        print(f"  sliding windows: {w['protocol_text']}")
+        for task, metrics in w["metrics"].items():
+            if "war" in metrics:
+                print(line(task, metrics) + f"   (chance UAR {w['baselines']['chance'][task]['uar']['mean']:.3f}, "
+                      f"majority WAR {w['baselines']['majority'][task]['war']['mean']:.3f})")
 
 
 def _register_export(subparsers: argparse._SubParsersAction) -> None:

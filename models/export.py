@@ -32,6 +32,7 @@ import numpy as np
 from eyemotion import UserError, __version__
 from eyemotion.inference.runtime import card_path
 from eyemotion.models import shapes
+from eyemotion.models.emert import EYE_CONTINUOUS
 from eyemotion.streams import CLASSES
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,7 @@ def make_card(graph: Graph, path: Path, kind: str, model, meta: dict, lengths: d
                           "statistics": {n: norm[n] for n in graph.inputs if n in norm}},
         "config": model.config.to_dict(), "training_data": meta.get("training_data", {}),
         "training_settings": meta.get("settings", {}), "metrics": meta.get("metrics", {}),
+        "evaluation": meta.get("evaluation", {}),  # protocol, chance / majority baselines, sliding-window figures
         "parity": {"max_abs_diff": max_diff, "tolerance": PARITY_TOL, "batches": [1, 4],
                    "lengths": "trained, half, double+3, 1"},
         "licence": licence, "notes": notes, "references": REFERENCES[kind],
@@ -192,6 +194,9 @@ def make_card(graph: Graph, path: Path, kind: str, model, meta: dict, lengths: d
     if kind == "emert":
         card["class_order_3"] = list(shapes.CLASSES_3)
         card["gaze_channels"] = list(shapes.GAZE_CHANNELS)
+        card["eye_encoding"] = ("inside the graph: z-scored " + ", ".join(EYE_CONTINUOUS) + "; event one-hot over "
+                                f"{model.config.event_codes} codes; validity as its {model.config.validity_bits} bits; "
+                                "pupil and pupil_raw unused (002 Sec. III-A-3: pupil fluctuation instead)")
     else:
         card["variant"] = model.config.variant
     return card

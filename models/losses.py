@@ -62,19 +62,25 @@ class EmertTargets:
     er7: torch.Tensor  # (B,) int64
     er3: torch.Tensor  # (B,) int64
     valence_arousal: torch.Tensor  # (B, 2) float in [-1, 1]
-    fer7: torch.Tensor  # (B,) int64
+    fer7: torch.Tensor  # (B,) int64; -1 = no FER label (no face in the sample): left out of L_f
 
 
 def emert_loss(out, targets: EmertTargets, alpha: float = EMERT_ALPHA, beta: float = EMERT_BETA
                ) -> dict[str, torch.Tensor]:
     """alpha * L_adv + beta * (L_e + L_f) (002, Sec. IV, Eq. 3-4): CE for the classes, Huber for V/A.
 
-    `out` is an `EmertOutput`. L_e sums the 7-class and 3-class CE and the valence/arousal Huber loss.
+    `out` is an `EmertOutput`. L_e sums the 7-class and 3-class CE and the valence/arousal Huber loss. L_f
+    is the CE of the FER head over the samples that have an FER label (fer7 >= 0; 0 when none has), so a
+    sample without a face never teaches the FER head its ER label.
     """
     l_adv = modality_adversarial_loss(out.invariant_logits, out.specific_logits)
-    l_e = (F.cross_entropy(out.er7, targets.er7) + F.cross_entropy(out.er3, targets.er3)
-           + F.huber_loss(out.valence_arousal, targets.valence_arousal))
-    l_f = F.cross_entropy(out.fer7, targets.fer7)
+    rated = torch.isfinite(targets.valence_arousal)  # NaN: not rated, left out
+    l_va = (F.huber_loss(out.valence_arousal[rated], targets.valence_arousal[rated]) if bool(rated.any())
+            else out.valence_arousal.sum() * 0.0)
+    l_e = F.cross_entropy(out.er7, targets.er7) + F.cross_entropy(out.er3, targets.er3) + l_va
+    has_face = targets.fer7 >= 0
+    l_f = (F.cross_entropy(out.fer7[has_face], targets.fer7[has_face]) if bool(has_face.any())
+           else out.fer7.sum() * 0.0)
     total = alpha * l_adv + beta * (l_e + l_f)
     return {"total": total, "adv": l_adv.detach(), "er": l_e.detach(), "fer": l_f.detach()}
 

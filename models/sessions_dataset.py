@@ -21,12 +21,20 @@ Labels (one set per window, from its trial):
 - `valence`, `arousal`: the self-reports in [-1, 1] (trials.csv `valence` / `arousal`).
 - `fer7`: auto-annotated by the face model, as the model auto-annotation step of EMER's ALA (002 Sec.
   III-B): the class of the mean eyemotion_face FER probabilities over the window's face frames. A window
-  without any face frame takes its ER label (counted in the provenance as `fer7_from_er7`).
+  without any face frame has no FER label (-1, counted in the provenance as `fer7_missing`): the FER loss
+  and metrics leave it out (taking the ER label instead would shrink the very ER-FER gap 002 studies).
 Folds: `models.dataset.write_dataset` splits by participant (5 folds by default, as in 002 Sec. V-A-1).
+
+Per-clip rows (002 Sec. V-A-2): besides the windows, every labelled clip gives one row of EMERT inputs
+sampled evenly from the whole clip (8 face frames, 32 gaze samples, 32 fixation-map slices; same labels,
+FER label over the whole clip). They go into `OUT/clips/`, a dataset of the same format holding the
+EMERT inputs only; `eyemotion train emert` trains and evaluates on them and also reports the figures on
+the 4-s sliding windows the live node uses. Clips shorter than a window still give a per-clip row.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections import Counter
@@ -37,7 +45,7 @@ from typing import Any
 
 import numpy as np
 from eyemotion.models import shapes
-from eyemotion.models.dataset import DEFAULT_FOLDS, DatasetError, write_dataset
+from eyemotion.models.dataset import DEFAULT_FOLDS, META_FILE, DatasetError, write_dataset
 
 from eyemotion.config import Config
 from eyemotion.streams import AUDIO, CLASSES, FACE, GAZE_CLEAN, GAZE_RAW
@@ -201,12 +209,24 @@ def _merged(ranges: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return [(a, b) for a, b in out]
 
 
+Part = tuple[dict[str, list], dict[str, list], Counter]
+CLIP_DIR = "clips"  # the per-clip dataset inside a dataset built from sessions
+LABEL_KEYS = ("er7", "er3", "valence", "arousal", "fer7", "participant", "clip")
+
+
 def session_windows(session: SessionStreams, config: Config, *, hop_s: float = 1.0, coarse: str = "emotion",
-                    progress: Callable = lambda x, **_: x) -> tuple[dict[str, list], dict[str, list], Counter]:
-    """Model inputs and labels of every window of every clip of one session, and counts for the provenance.
+                    progress: Callable = lambda x, **_: x) -> Part:
+    """Model inputs and labels of every window of every clip of one session, and counts for the provenance."""
+    return session_rows(session, config, hop_s=hop_s, coarse=coarse, progress=progress)[0]
+
+
+def session_rows(session: SessionStreams, config: Config, *, hop_s: float = 1.0, coarse: str = "emotion",
+                 progress: Callable = lambda x, **_: x) -> tuple[Part, Part]:
+    """(windows, per-clip rows) of one session, each as (inputs, labels, counts for the provenance).
 
     One `WindowInputs` (the live node's object) gets each stream's samples around the clips (the history
-    the windows need, ranges merged where clips are close), in time order; then each window is read.
+    the windows need, ranges merged where clips are close), in time order; then each window is read, and
+    each clip's EMERT inputs are sampled from [onset, offset) by the same builder (002 Sec. V-A-2).
     """
     from eyemotion.inference.live import WindowInputs
 
@@ -222,9 +242,28 @@ def session_windows(session: SessionStreams, config: Config, *, hop_s: float = 1
             if part is not None:
                 getattr(feeder, f"push_{name}")(*part)
     inputs: dict[str, list] = {k: [] for k in ("face", "eye", "fixation", "visual_face", "visual_gaze", "audio")}
-    labels: dict[str, list] = {k: [] for k in ("er7", "er3", "valence", "arousal", "fer7", "participant", "clip")}
+    labels: dict[str, list] = {k: [] for k in LABEL_KEYS}
     counts: Counter = Counter()
+    clip_inputs: dict[str, list] = {k: [] for k in ("face", "eye", "fixation")}
+    clip_labels: dict[str, list] = {k: [] for k in LABEL_KEYS}
+    clip_counts: Counter = Counter()
+
+    def add_labels(into: dict[str, list], clip: ClipLabel, fer7: int | None, tally: Counter) -> None:
+        if fer7 is None:
+            tally["fer7_missing"] += 1
+        for k, v in (("er7", clip.er7), ("er3", coarse_label(clip.er7, clip.valence, coarse)),
+                     ("valence", clip.valence), ("arousal", clip.arousal), ("fer7", -1 if fer7 is None else fer7),
+                     ("participant", session.participant), ("clip", f"{session.participant}/{clip.trial}/{clip.clip}")):
+            into[k].append(v)
+
     for clip in progress(session.clips, desc=f"{session.participant} clips", unit="clip", leave=False):
+        whole = feeder.emert.window(clip.offset, start=clip.onset)
+        for k, v in (("face", whole.face), ("eye", whole.gaze), ("fixation", whole.fixation)):
+            clip_inputs[k].append(v)
+        add_labels(clip_labels, clip, _fer_label(session.face, clip.onset, clip.offset), clip_counts)
+        clip_counts["clips"] += 1
+        clip_counts.update(f"clips_with_{m}" for m, ok in (("face", whole.face_present), ("gaze", whole.gaze_present))
+                           if ok)
         ends = clip_window_ends(clip.onset, clip.offset, config, hop_s)
         if not len(ends):
             counts["clips shorter than a window"] += 1
@@ -233,21 +272,11 @@ def session_windows(session: SessionStreams, config: Config, *, hop_s: float = 1
             w = feeder.inputs(float(end))
             for k, v in {**w.emert, **w.crossmodal}.items():
                 inputs[k].append(v)
-            fer7 = _fer_label(session.face, end - f.emert_window_s, end)
-            if fer7 is None:
-                fer7 = clip.er7
-                counts["fer7_from_er7"] += 1
             counts.update(f"windows_with_{m}" for m in ("face", "gaze", "audio") if getattr(w, m))
-            labels["er7"].append(clip.er7)
-            labels["er3"].append(coarse_label(clip.er7, clip.valence, coarse))
-            labels["valence"].append(clip.valence)
-            labels["arousal"].append(clip.arousal)
-            labels["fer7"].append(fer7)
-            labels["participant"].append(session.participant)
-            labels["clip"].append(f"{session.participant}/{clip.trial}/{clip.clip}")
+            add_labels(labels, clip, _fer_label(session.face, end - f.emert_window_s, end), counts)
         counts["clips"] += 1
         counts["windows"] += len(ends)
-    return inputs, labels, counts
+    return (inputs, labels, counts), (clip_inputs, clip_labels, clip_counts)
 
 
 def _fer_label(face: tuple | None, start: float, end: float) -> int | None:
@@ -262,19 +291,30 @@ def _fer_label(face: tuple | None, start: float, end: float) -> int | None:
     return int(np.argmax(rows.mean(axis=0))) if len(rows) else None
 
 
-def windows_to_dataset(out: str | Path, parts: Sequence[tuple[dict, dict, Counter]], provenance: dict, *,
-                       folds: int = DEFAULT_FOLDS, seed: int = 0) -> Path:
-    """Stack the windows of several sessions and write them with `models.dataset.write_dataset`."""
+def windows_to_dataset(out: str | Path, parts: Sequence[Part], provenance: dict, *, folds: int = DEFAULT_FOLDS,
+                       seed: int = 0, clip_parts: Sequence[Part] | None = None) -> Path:
+    """Stack the windows of several sessions and write them with `models.dataset.write_dataset`; with
+    `clip_parts`, the per-clip rows go into `out/clips`, with the windows' folds."""
     inputs = {k: [v for p in parts for v in p[0][k]] for k in parts[0][0]} if parts else {}
     labels = {k: [v for p in parts for v in p[1][k]] for k in parts[0][1]} if parts else {}
     if not labels or not labels["er7"]:
         raise DatasetError("the sessions gave no labelled windows: they need clips with onset/offset and "
-                           "self-reports (felt emotion, valence, arousal) in trials.csv, at least one window long")
+                           "self-reports (felt emotion, valence, arousal) in trials.csv, at least one window long "
+                           "([features] emert_window_s / crossmodal_window_s)")
     totals = sum((p[2] for p in parts), Counter())
     arrays = {k: np.stack(v).astype(np.float32) for k, v in inputs.items()}
-    provenance = {**provenance, "counts": dict(totals)}
-    return write_dataset(out, arrays, {k: np.asarray(v) for k, v in labels.items()}, provenance, n_folds=folds,
-                         seed=seed)
+    path = write_dataset(out, arrays, {k: np.asarray(v) for k, v in labels.items()},
+                         {**provenance, "counts": dict(totals)}, n_folds=folds, seed=seed)
+    if clip_parts:
+        clip_arrays = {k: np.stack([v for p in clip_parts for v in p[0][k]]).astype(np.float32)
+                       for k in clip_parts[0][0]}
+        clip_labels = {k: np.asarray([v for p in clip_parts for v in p[1][k]]) for k in clip_parts[0][1]}
+        clip_totals = sum((p[2] for p in clip_parts), Counter())
+        write_dataset(Path(out) / CLIP_DIR, clip_arrays, clip_labels,
+                      {**provenance, "unit": "clip", "sampling": "002 Sec. V-A-2: 8 face frames, 32 gaze samples, "
+                       "32 fixation-map slices evenly from each whole clip", "counts": dict(clip_totals)},
+                      folds=json.loads((path / META_FILE).read_text())["folds"])
+    return path
 
 
 def build_dataset(sessions: Sequence[str | Path], out: str | Path, config: Config, *, hop_s: float = 1.0,
@@ -294,12 +334,13 @@ def build_dataset(sessions: Sequence[str | Path], out: str | Path, config: Confi
     if missing:
         raise DatasetError(f"{missing[0]} does not exist; pass sessions/<participant>/<session-id>/ folders")
     bar = (lambda x, **kw: tqdm(x, **kw)) if progress else (lambda x, **_: x)
-    parts, described = [], []
+    parts, clip_parts, described = [], [], []
     for path in bar(list(sessions), desc="sessions", unit="session"):
         streams = load_session_streams(path, config, bar)
-        part = session_windows(streams, config, hop_s=hop_s, coarse=coarse, progress=bar)
+        part, clip_part = session_rows(streams, config, hop_s=hop_s, coarse=coarse, progress=bar)
         part[2].update({f"skipped trials: {k}": v for k, v in streams.skipped.items()})
         parts.append(part)
+        clip_parts.append(clip_part)
         described.append({"path": str(path), "participant": streams.participant, "clips": len(streams.clips),
                           "windows": len(part[1]["er7"]), "skipped": dict(streams.skipped),
                           "inputs": [m for m in ("gaze", "face", "audio") if getattr(streams, m) is not None]})
@@ -307,6 +348,6 @@ def build_dataset(sessions: Sequence[str | Path], out: str | Path, config: Confi
     provenance = {"source": "recorded sessions", "builder": "eyemotion.models.sessions_dataset",
                   "eyemotion": __version__, "sessions": described, "hop_s": hop_s, "coarse_labels": coarse,
                   "labels": "self-reports in trials.csv; fer7 auto-annotated by the face model (mean FER "
-                            "probabilities over the window)",
+                            "probabilities over the window or clip; -1 without a face)",
                   "features": config.to_dict()["features"]}
-    return windows_to_dataset(out, parts, provenance, folds=folds, seed=seed)
+    return windows_to_dataset(out, parts, provenance, folds=folds, seed=seed, clip_parts=clip_parts)

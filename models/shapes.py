@@ -3,11 +3,14 @@
 Every model, the dataset format (`eyemotion.models.dataset`), the ONNX export and its model cards read
 these constants; the feature builders (issue 6) produce arrays of these shapes.
 
-EMERT (002_cbeb04dbce786b8c.txt, Sec. V-A-2): one window holds
-- 8 face embeddings evenly taken from the window, each the face model's embedding
+EMERT (002_cbeb04dbce786b8c.txt, Sec. V-A-2): one sample holds, evenly taken from a span
+- 8 face embeddings, each the face model's embedding
   (`eyemotion.streams.FACE_EMBEDDING_DIM`, the `embedding_*` channels of `eyemotion_face`);
-- 32 eye-movement samples with the channels of `eyemotion_gaze` (read from the stream contract);
+- 32 eye-movement samples with the channels of `eyemotion_gaze` (read from the stream contract; the
+  model encodes the categorical ones itself, `models.emert.EyeEncoding`);
 - 32 fixation-map slices of 18 x 32 (rows x cols) cells over the screen.
+The span is a whole clip in 002 and in our training and evaluation (per-clip rows of a dataset); live it
+is the 4-s sliding window `[features] emert_window_s`, a stated deviation (`models.train` reports both).
 
 Crossmodal embeddings (000_e9deb5c9c21c243c.txt, Sec. 3.5): sequences of dynamic length
 - visual: per analysed frame, the face embedding (128) and the 103 windowed gaze statistics (Table 1);
@@ -29,7 +32,7 @@ CLASS7_TO_3: tuple[int, ...] = tuple(
     {"neutral": 1, "happiness": 2, "surprise": 2}.get(c, 0) for c in CLASSES
 )
 
-# --- EMERT window (002, Sec. V-A-2) ---
+# --- EMERT sample counts (002, Sec. V-A-2: per clip; live: per sliding window) ---
 EMERT_FACE_FRAMES = 8
 EMERT_EYE_SAMPLES = 32
 EMERT_FIXATION_SLICES = 32
@@ -59,9 +62,9 @@ class InputSpec:
 
 
 EMERT_INPUTS: tuple[InputSpec, ...] = (
-    InputSpec("face", (EMERT_FACE_FRAMES, FACE_DIM), "face embeddings of 8 frames evenly spread over the window"),
+    InputSpec("face", (EMERT_FACE_FRAMES, FACE_DIM), "face embeddings of 8 frames evenly spread over the clip (live: the window)"),
     InputSpec("eye", (EMERT_EYE_SAMPLES, EYE_DIM),
-              "32 eyemotion_gaze samples evenly spread over the window, channels " + ", ".join(GAZE_CHANNELS)),
+              "32 eyemotion_gaze samples evenly spread over the clip (live: the window), channels " + ", ".join(GAZE_CHANNELS)),
     InputSpec("fixation", (EMERT_FIXATION_SLICES, FIXATION_ROWS, FIXATION_COLS),
               "32 fixation-map slices (rows x cols over the screen), each summing to 1 or all 0"),
 )

@@ -2,8 +2,12 @@
 
 `train(kind, dataset, out)` runs k-fold cross-validation over participants (5 folds as in
 002_cbeb04dbce786b8c.txt Sec. V-A-1), reports per fold and as mean +- standard error over folds:
-micro-F1, macro-F1, WAR (weighted average recall = accuracy) and UAR (unweighted average recall) of
-each classification task, and MAE / MSE / RMSE of valence and arousal (EMERT). It writes
+weighted F1 (002's F1), macro-F1, WAR (weighted average recall = accuracy) and UAR (unweighted average
+recall) of each classification task, each next to two baselines (uniform chance and the training folds'
+majority class), and MAE / MSE / RMSE of valence and arousal (EMERT). Rows without a label of a task
+(fer7 = -1: no face) are left out of its loss and metrics. EMERT follows 002's per-clip protocol (Sec.
+V-A-2) when the dataset has per-clip rows (`emert_datasets`), and then also reports the same models on
+the live node's 4-s sliding windows (`evaluation.windows`). It writes
 `report.json`, `confusion.png` (confusion matrices summed over the test folds) and, unless disabled,
 `model.pt`: a final model trained on every participant, which `eyemotion export-onnx` turns into ONNX.
 
@@ -44,9 +48,12 @@ KINDS = ("emert", "crossmodal")
 MODEL_INPUTS = {"emert": ("face", "eye", "fixation"), "crossmodal": ("visual_face", "visual_gaze", "audio")}
 #: classification task -> (label array, class names)
 TASKS = {
-    "emert": {"er7": ("er7", CLASSES), "er3": ("er3", shapes.CLASSES_3), "fer7": ("fer7", CLASSES)},
+    "emert": {"er7": ("er7", CLASSES), "er3": ("er3", shapes.CLASSES_3), "fer7": ("fer7", CLASSES),
+              "fer3": ("fer7", shapes.CLASSES_3)},
     "crossmodal": {"er7_visual": ("er7", CLASSES), "er7_audio": ("er7", CLASSES), "er7_joint": ("er7", CLASSES)},
 }
+#: tasks whose labels are mapped from another label (fer3: the coarse class of the FER label, 002 Sec. III-B-1)
+LABEL_MAP = {"fer3": np.asarray(shapes.CLASS7_TO_3)}
 REGRESSION = {"emert": ("valence", "arousal"), "crossmodal": ()}
 CHECKPOINT = "model.pt"
 REPORT = "report.json"
@@ -67,6 +74,7 @@ class TrainSettings:
     progress: bool = True
     variant: str = "model-averaged"  # crossmodal only
     triplet_margin: float | None = None  # None: 000 Eq. 1 as printed
+    protocol: str = "auto"  # EMERT: clip | window | auto (clip when the dataset has per-clip rows)
 
     def resolved(self, kind: str) -> TrainSettings:
         s = TrainSettings(**asdict(self))
@@ -104,10 +112,12 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
 
 
 def classification_metrics(cm: np.ndarray) -> dict[str, float]:
-    """micro-F1, macro-F1, WAR and UAR from a confusion matrix (002 Sec. V-A-1).
+    """Weighted F1, macro-F1, WAR and UAR from a confusion matrix (002 Sec. V-A-1).
 
-    WAR weights each class's recall by its support (= accuracy = micro-F1 for single-label data); UAR and
-    macro-F1 average over the classes that occur in the truth (UAR) or in truth or prediction (macro-F1).
+    WAR weights each class's recall by its support (= accuracy; micro-F1 would equal it, so it is not
+    reported); F1 is the support-weighted mean of the per-class F1 (002's F1 differs from its WAR, as
+    this one does); UAR and macro-F1 average over the classes that occur in the truth (UAR) or in truth
+    or prediction (macro-F1).
     """
     tp = np.diag(cm).astype(float)
     support, predicted = cm.sum(1), cm.sum(0)
@@ -117,7 +127,8 @@ def classification_metrics(cm: np.ndarray) -> dict[str, float]:
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
     war = float(tp.sum() / max(cm.sum(), 1))
     present = (support > 0) | (predicted > 0)
-    return {"micro_f1": war, "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+    weighted = float((f1 * support).sum() / max(support.sum(), 1))
+    return {"weighted_f1": weighted, "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
             "war": war, "uar": float(recall[support > 0].mean()) if (support > 0).any() else 0.0}
 
 
@@ -216,6 +227,11 @@ def fit(kind: str, model: torch.nn.Module, data: _Tensors, train_idx: np.ndarray
     return losses
 
 
+def _coarse_matrix(like: torch.Tensor) -> torch.Tensor:
+    """(7, 3) 0/1 matrix: class -> coarse class (`shapes.CLASS7_TO_3`)."""
+    return F.one_hot(torch.as_tensor(shapes.CLASS7_TO_3), len(shapes.CLASSES_3)).to(like)
+
+
 @torch.no_grad()
 def predict(kind: str, model: torch.nn.Module, data: _Tensors, idx: np.ndarray, chunk: int = 256) -> dict[str, np.ndarray]:
     """Predicted classes per task (and valence / arousal) for rows `idx`."""
@@ -226,8 +242,9 @@ def predict(kind: str, model: torch.nn.Module, data: _Tensors, idx: np.ndarray, 
         x, _ = data.batch(torch.as_tensor(idx[start:start + chunk], device=device))
         if kind == "emert":
             out = model(x["face"], x["eye"], x["fixation"])
+            fer3 = torch.softmax(out.fer7, -1) @ _coarse_matrix(out.fer7)  # FER head pooled per coarse class
             got = {"er7": out.er7.argmax(-1), "er3": out.er3.argmax(-1), "fer7": out.fer7.argmax(-1),
-                   "valence": out.valence_arousal[:, 0], "arousal": out.valence_arousal[:, 1]}
+                   "fer3": fer3.argmax(-1), "valence": out.valence_arousal[:, 0], "arousal": out.valence_arousal[:, 1]}
         else:
             out = model(x["visual_face"], x["visual_gaze"], x["audio"])
             got = {"er7_visual": out.visual_logits.argmax(-1), "er7_audio": out.audio_logits.argmax(-1),
@@ -237,20 +254,44 @@ def predict(kind: str, model: torch.nn.Module, data: _Tensors, idx: np.ndarray, 
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def evaluate(kind: str, pred: dict[str, np.ndarray], ds: WindowDataset, idx: np.ndarray
-             ) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray], dict[str, dict[str, float]]]:
-    """(metrics per task, confusion matrix per classification task, chance levels per task)."""
-    metrics, cms, chance = {}, {}, {}
+def task_labels(task: str, label: str, ds: WindowDataset, idx: np.ndarray) -> np.ndarray:
+    """The labels of `task` for rows `idx`; -1 where the row has none (fer7 without a face)."""
+    y = np.asarray(ds.labels[label][idx])
+    if task in LABEL_MAP:
+        y = np.where(y >= 0, LABEL_MAP[task][np.maximum(y, 0)], -1)
+    return y
+
+
+def baselines(truth: np.ndarray, train_truth: np.ndarray, n_classes: int) -> dict[str, dict[str, float]]:
+    """What a model that learnt nothing scores on `truth`: "chance" = guessing uniformly over the n classes
+    (expected confusion matrix), "majority" = always the training rows' most frequent class."""
+    support = np.bincount(truth, minlength=n_classes).astype(float)
+    expected = np.repeat(support[:, None] / n_classes, n_classes, axis=1)
+    majority = int(np.argmax(np.bincount(train_truth, minlength=n_classes))) if len(train_truth) else 0
+    constant = confusion_matrix(truth, np.full(len(truth), majority), n_classes)
+    return {"chance": classification_metrics(expected), "majority": classification_metrics(constant)}
+
+
+def evaluate(kind: str, pred: dict[str, np.ndarray], ds: WindowDataset, idx: np.ndarray,
+             train_idx: np.ndarray | None = None, train_ds: WindowDataset | None = None
+             ) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray], dict[str, dict]]:
+    """(metrics per task, confusion matrix per classification task, baselines per task: chance and the
+    majority class of rows `train_idx` of `train_ds` (default `ds`)). Rows without a label are left out."""
+    metrics, cms, base = {}, {}, {}
+    train_ds = train_ds or ds
     for task, (label, names) in TASKS[kind].items():
-        truth = ds.labels[label][idx]
-        cm = confusion_matrix(truth, pred[task], len(names))
+        truth = task_labels(task, label, ds, idx)
+        keep = truth >= 0
+        cm = confusion_matrix(truth[keep], pred[task][keep], len(names))
         cms[task] = cm
-        metrics[task] = classification_metrics(cm)
-        counts = np.bincount(truth, minlength=len(names))
-        chance[task] = {"war": float(counts.max() / counts.sum()), "uar": 1.0 / int((counts > 0).sum())}
+        metrics[task] = {**classification_metrics(cm), "n": int(keep.sum())}
+        train_truth = task_labels(task, label, train_ds, np.arange(0) if train_idx is None else train_idx)
+        base[task] = baselines(truth[keep], train_truth[train_truth >= 0], len(names))
     for name in REGRESSION[kind]:
-        metrics[name] = regression_metrics(ds.labels[name][idx], pred[name])
-    return metrics, cms, chance
+        truth = np.asarray(ds.labels[name][idx], dtype=float)
+        rated = np.isfinite(truth)
+        metrics[name] = regression_metrics(truth[rated], pred[name][rated]) if rated.any() else {}
+    return metrics, cms, base
 
 
 def plot_confusion(cms: dict[str, np.ndarray], kind: str, path: Path) -> None:
@@ -279,6 +320,51 @@ def plot_confusion(cms: dict[str, np.ndarray], kind: str, path: Path) -> None:
     plt.close(fig)
 
 
+PROTOCOLS = {
+    "clip": "002_cbeb04dbce786b8c.txt Sec. V-A-2: one sample per clip (8 face frames, 32 gaze samples, 32 "
+            "fixation-map slices evenly from the whole clip), for training and testing",
+    "window": "sliding windows ([features] emert_window_s, 8/32/32 frames evenly from each window), as the live "
+              "node runs; a deviation from 002's per-clip sampling",
+}
+
+
+def emert_datasets(ds: WindowDataset, protocol: str) -> tuple[WindowDataset, WindowDataset | None, str]:
+    """(rows to train and test on, sliding windows to test on as well or None, protocol) for EMERT.
+
+    "clip" (002 Sec. V-A-2) uses the dataset's per-clip rows (`<dataset>/clips`, written by `dataset build`)
+    and also reports the figures on its windows; "window" trains and tests on the windows; "auto" is
+    "clip" when the dataset has per-clip rows.
+    """
+    from eyemotion.models.dataset import META_FILE
+    from eyemotion.models.sessions_dataset import CLIP_DIR
+
+    if protocol not in ("auto", *PROTOCOLS):
+        raise UserError(f"unknown protocol {protocol!r}; use auto, clip or window")
+    clips = Path(ds.root) / CLIP_DIR
+    if protocol == "window" or (protocol == "auto" and not (clips / META_FILE).is_file()):
+        return ds, None, "window"
+    if not (clips / META_FILE).is_file():
+        raise UserError(f"dataset {ds.root} has no per-clip rows ({CLIP_DIR}/); rebuild it with `eyemotion dataset "
+                        "build` or train with --protocol window")
+    return load_dataset(clips, MODEL_INPUTS["emert"]), ds, "clip"
+
+
+def evaluation_summary(fold_reports: list[dict], protocol: str) -> dict:
+    """The protocol, and mean +- SE over folds of the baselines (and of the sliding-window figures)."""
+    def base(folds: list[dict], which: str) -> dict:
+        return summarise([{t: b[which] for t, b in f["baselines"].items()} for f in folds])
+
+    out = {"protocol": protocol, "protocol_text": PROTOCOLS[protocol],
+           "baselines": {"chance": base(fold_reports, "chance"), "majority": base(fold_reports, "majority")},
+           "windows": None}
+    if all("windows" in f for f in fold_reports):
+        w = [f["windows"] for f in fold_reports]
+        out["windows"] = {"protocol_text": PROTOCOLS["window"] + " (the model trained per clip)",
+                          "metrics": summarise([f["metrics"] for f in w]),
+                          "baselines": {"chance": base(w, "chance"), "majority": base(w, "majority")}}
+    return out
+
+
 @dataclass
 class TrainReport:
     path: Path
@@ -299,6 +385,7 @@ def train(kind: str, dataset: str | Path | WindowDataset, out: str | Path, setti
     if s.epochs < 1:
         raise UserError("epochs must be >= 1")
     ds = dataset if isinstance(dataset, WindowDataset) else load_dataset(dataset, MODEL_INPUTS[kind])
+    ds, windows, s.protocol = emert_datasets(ds, s.protocol) if kind == "emert" else (ds, None, "window")
     folds = list(range(ds.n_folds)) if s.folds is None else list(s.folds)
     bad = [f for f in folds if not 0 <= f < ds.n_folds]
     if bad:
@@ -309,6 +396,7 @@ def train(kind: str, dataset: str | Path | WindowDataset, out: str | Path, setti
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = _Tensors(ds, kind, device)
+    window_data = _Tensors(windows, kind, device) if windows is not None else None
     log.info("training %s on %s (%d windows, %d participants) on %s", kind, ds.root, len(ds),
              len(ds.meta["participants"]), device)
     t0 = time.monotonic()
@@ -318,27 +406,34 @@ def train(kind: str, dataset: str | Path | WindowDataset, out: str | Path, setti
         torch.manual_seed(s.seed + k)
         model = build_model(kind, ds.normalisation(k), s).to(device)
         losses = fit(kind, model, data, train_idx, s, desc=f"{kind} fold {k}")
-        metrics, cms, chance = evaluate(kind, predict(kind, model, data, test_idx), ds, test_idx)
+        metrics, cms, base = evaluate(kind, predict(kind, model, data, test_idx), ds, test_idx, train_idx)
         for task, cm in cms.items():
             total_cm[task] = total_cm.get(task, 0) + cm
         fold_reports.append({"fold": k, "test_participants": ds.meta["folds"][k], "n_train": len(train_idx),
-                             "n_test": len(test_idx), "final_loss": losses[-1], "metrics": metrics, "chance": chance})
+                             "n_test": len(test_idx), "final_loss": losses[-1], "metrics": metrics, "baselines": base})
+        if windows is not None:  # the same model on the live node's sliding windows of the test participants
+            w_test = np.flatnonzero(np.isin(windows.labels["participant"], ds.meta["folds"][k]))
+            w_metrics, _, w_base = evaluate(kind, predict(kind, model, window_data, w_test), windows, w_test,
+                                            train_idx, ds)
+            fold_reports[-1]["windows"] = {"n_test": len(w_test), "metrics": w_metrics, "baselines": w_base}
         log.info("fold %d: %s", k, ", ".join(f"{t} WAR {m['war']:.3f} UAR {m['uar']:.3f}" for t, m in metrics.items()
                                            if "war" in m))
     summary = summarise([f["metrics"] for f in fold_reports])
+    evaluation = evaluation_summary(fold_reports, s.protocol)
     checkpoint = None
     if s.final_model:
         torch.manual_seed(s.seed)
         model = build_model(kind, ds.normalisation(None), s).to(device)
         fit(kind, model, data, np.arange(len(ds)), s, desc=f"{kind} all participants")
         checkpoint = out / CHECKPOINT
-        save_checkpoint(checkpoint, kind, model, s, ds, summary)
+        save_checkpoint(checkpoint, kind, model, s, ds, summary, evaluation)
     plot_confusion(total_cm, kind, out / CONFUSION_PNG)
     report = {
         "model": kind, "variant": s.variant if kind == "crossmodal" else None,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "eyemotion": __version__, "torch": str(torch.__version__), "device": str(device),
         "dataset": training_data_info(ds), "settings": asdict(s), "folds": fold_reports, "summary": summary,
+        "evaluation": evaluation,
         "confusion": {t: cm.tolist() for t, cm in total_cm.items()}, "confusion_png": CONFUSION_PNG,
         "checkpoint": CHECKPOINT if checkpoint else None, "seconds": round(time.monotonic() - t0, 1),
     }
@@ -352,12 +447,12 @@ def training_data_info(ds: WindowDataset) -> dict:
 
 
 def save_checkpoint(path: Path, kind: str, model: torch.nn.Module, settings: TrainSettings, ds: WindowDataset,
-                    summary: dict) -> None:
+                    summary: dict, evaluation: dict | None = None) -> None:
     torch.save({
         "format": "eyemotion-checkpoint", "version": 1, "kind": kind, "config": model.config.to_dict(),
         "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "normalisation": model.normalisation(),
         "settings": asdict(settings), "training_data": training_data_info(ds), "metrics": summary,
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "eyemotion": __version__,
+        "evaluation": evaluation or {}, "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "eyemotion": __version__,
         "torch": str(torch.__version__),
     }, path)
 

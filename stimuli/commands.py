@@ -72,7 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           description="Write one short clip per emotion (H.264 picture + AAC sound, emotion-specific "
                                       "colour, brightness, motion and tones) plus conditions.csv into OUT.")
     demo.add_argument("out", type=Path, help="output folder")
-    demo.add_argument("--seconds", type=float, default=3.0, help="clip length (default 3 s)")
+    demo.add_argument("--seconds", type=float, default=6.0,
+                      help="clip length (default 6 s: a 4-s model window plus 2 s, so dataset build finds windows)")
     demo.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25)")
     demo.add_argument("--size", type=_window_size, default=(320, 240), metavar="WxH", help="frame size (320x240)")
     demo.set_defaults(func=cmd_make_demo_clips)

@@ -31,7 +31,10 @@ from eyemotion.streams import CLASSES
 log = logging.getLogger(__name__)
 
 AUDIO_RATE = 48000
-VERSION = 1  # bump when the look or sound changes, so caches regenerate
+VERSION = 2  # bump when the look, sound or length changes, so caches regenerate
+#: Demo clip length: the 4-s model window ([features] emert_window_s, crossmodal_window_s) plus 2 s, so
+#: `eyemotion dataset build` on a demo session gets 2-3 labelled windows per clip (ends every 1 s).
+DEMO_CLIP_S = 6.0
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ def _sound(style: ClipStyle, duration: float, rng: np.random.Generator) -> np.nd
     return np.stack([mono, mono], axis=1)
 
 
-def make_clip(emotion: str, path: Path, *, seconds: float = 3.0, fps: float = 25.0,
+def make_clip(emotion: str, path: Path, *, seconds: float = DEMO_CLIP_S, fps: float = 25.0,
               size: tuple[int, int] = (320, 240), seed: int = 0) -> Path:
     """Write one demo clip (H.264 video + AAC audio) for `emotion` to `path`."""
     if emotion not in STYLES:
@@ -151,7 +154,7 @@ def make_clip(emotion: str, path: Path, *, seconds: float = 3.0, fps: float = 25
     return path
 
 
-def make_demo_clips(out_dir: str | Path, *, seconds: float = 3.0, fps: float = 25.0,
+def make_demo_clips(out_dir: str | Path, *, seconds: float = DEMO_CLIP_S, fps: float = 25.0,
                     size: tuple[int, int] = (320, 240), seed: int = 0, progress: bool = False) -> Path:
     """Write one clip per emotion plus `conditions.csv` and `manifest.json` into `out_dir`."""
     out = Path(out_dir)

@@ -261,10 +261,13 @@ def test_classification_metrics_by_hand():
     cm = confusion_matrix(y_true, y_pred, 3)
     assert cm.tolist() == [[3, 1, 0], [0, 1, 1], [0, 0, 2]]
     m = classification_metrics(cm)
-    assert math.isclose(m["war"], 6 / 8) and math.isclose(m["micro_f1"], 6 / 8)
+    assert math.isclose(m["war"], 6 / 8) and "micro_f1" not in m  # micro-F1 would only repeat WAR
     assert math.isclose(m["uar"], (3 / 4 + 1 / 2 + 1) / 3)
     f1 = [2 * 1 * 0.75 / 1.75, 2 * 0.5 * 0.5 / 1.0, 2 * (2 / 3) * 1 / (2 / 3 + 1)]
     assert math.isclose(m["macro_f1"], sum(f1) / 3)
+    # 002's F1: per-class F1 weighted by support (4, 2, 2 rows): differs from WAR here
+    assert math.isclose(m["weighted_f1"], (4 * f1[0] + 2 * f1[1] + 2 * f1[2]) / 8)
+    assert not math.isclose(m["weighted_f1"], m["war"])
 
 
 def test_regression_metrics_and_standard_error():

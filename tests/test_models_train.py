@@ -82,8 +82,14 @@ def test_training_writes_report_confusion_png_and_checkpoint(emert_run):
     out = emert_run.path.parent
     report = json.loads(emert_run.path.read_text())
     assert report["model"] == "emert" and report["settings"]["seed"] == 0
-    assert set(report["summary"]) == {"er7", "er3", "fer7", "valence", "arousal"}
-    assert set(report["summary"]["er7"]) == {"micro_f1", "macro_f1", "war", "uar"}
+    assert set(report["summary"]) == {"er7", "er3", "fer7", "fer3", "valence", "arousal"}
+    assert set(report["summary"]["er7"]) == {"weighted_f1", "macro_f1", "war", "uar", "n"}
+    # every head next to its baselines: uniform chance (WAR = UAR = 1/K) and the training majority class
+    base = report["evaluation"]["baselines"]
+    assert base["chance"]["er7"]["uar"]["mean"] == pytest.approx(1 / 7)
+    assert base["chance"]["er3"]["war"]["mean"] == pytest.approx(1 / 3)
+    assert base["majority"]["er7"]["uar"]["mean"] == pytest.approx(1 / 7)  # one class predicted: recall 1 of 7
+    assert report["evaluation"]["protocol"] == "window"  # the synthetic dataset has no per-clip rows
     assert set(report["summary"]["valence"]) == {"mae", "mse", "rmse"}
     cm = np.array(report["confusion"]["er7"])
     assert cm.shape == (7, 7) and cm.sum() == report["folds"][0]["n_test"]

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from eyemotion.stimuli import calibration as cal
-from eyemotion.stimuli.democlips import ensure_demo_clips, make_clip
+from eyemotion.stimuli.democlips import DEMO_CLIP_S, ensure_demo_clips, make_clip
 from eyemotion.stimuli.protocol import (
     ProtocolError,
     balanced_latin_row,
@@ -27,6 +27,7 @@ from eyemotion.stimuli.sam import ScaleSpec, auto_answer, to_unit
 from eyemotion.stimuli.trials import TrialRecord, read_trials, write_trials
 
 from eyemotion import UserError
+from eyemotion.config import Config
 from eyemotion.streams import CLASSES
 
 
@@ -52,7 +53,10 @@ def test_demo_protocol_is_valid_and_points_at_generated_clips(clips):
     protocol = load_protocol(DEMO_PROTOCOL)
     assert sorted(c.emotion for c in protocol.conditions) == sorted(CLASSES)
     for c in protocol.conditions:
-        assert c.path.parent == clips and c.has_audio and c.duration_s == pytest.approx(3.0, abs=0.05)
+        assert c.path.parent == clips and c.has_audio and c.duration_s == pytest.approx(DEMO_CLIP_S, abs=0.05)
+    # long enough for `dataset build` to cut at least two windows of the models from every demo clip
+    f = Config().features
+    assert DEMO_CLIP_S >= max(f.emert_window_s, f.crossmodal_window_s) + 1.0
 
 
 def test_broken_protocol_reports_every_problem(tmp_path, clips):

@@ -5,9 +5,13 @@ Both keep the last window's worth of their inputs (push as they arrive) and buil
 live and offline runs give the same inputs. Selection is deterministic: `even_indices`.
 
 * EMERT (002_cbeb04dbce786b8c.txt, Sec. V-A-2): 8 face frames, 32 eye-movement samples and 32
-  fixation-map frames evenly spaced over the window. Face frames are eyemotion_face embeddings (frames
-  with a face only), eye movement = all eyemotion_gaze channels, fixation maps come from
-  `inference.eyesignal` as (n, H, W) arrays.
+  fixation-map frames evenly spaced over a span. 002 samples them from each whole clip (1-2 min) for
+  training and testing: `EmertWindowBuilder.window(end, start=onset)` does that (the dataset builder's
+  per-clip rows). Live, the span is the 4-s sliding window ending now: a deviation from 002 (a live
+  prediction cannot wait for the clip to end), reported separately by `models.train`. Face frames are
+  eyemotion_face embeddings (frames with a face only), eye movement = all eyemotion_gaze channels (the
+  model encodes them, `models.emert.EyeEncoding`), fixation maps come from `inference.eyesignal` as
+  (n, H, W) arrays.
 * Crossmodal (000_e9deb5c9c21c243c.txt, Sec. 3.1.1, 3.5.1, 3.5.3): the visual sequence pairs each face
   frame's embedding with the 103 gaze statistics of the 1-s window ending at that frame; early fusion
   concatenates them per step, model-level fusion keeps them apart, and the averaged-gaze variant is the
@@ -85,7 +89,7 @@ class EmertWindow:
 
 
 class EmertWindowBuilder:
-    """EMERT inputs of a window: 8 face embeddings, 32 gaze samples, 32 fixation maps (evenly spaced)."""
+    """EMERT inputs of a span: 8 face embeddings, 32 gaze samples, 32 fixation maps (evenly spaced)."""
 
     def __init__(self, window_s: float, gaze_channels: int, map_shape: tuple[int, int],
                  keep_s: float | None = None) -> None:
@@ -108,8 +112,10 @@ class EmertWindowBuilder:
     def push_fixation(self, timestamps: np.ndarray, maps: np.ndarray) -> None:
         self.fixation.push(timestamps, maps)
 
-    def window(self, end: float) -> EmertWindow:
-        start = end - self.window_s
+    def window(self, end: float, start: float | None = None) -> EmertWindow:
+        """The inputs of [start, end): by default the sliding window [end - window_s, end); a whole clip
+        with start = its onset (002's per-clip sampling; the buffers must still hold it: keep_s)."""
+        start = end - self.window_s if start is None else start
         face, has_face = _pick(self.face.between(start, end)[1], EMERT_FACE_FRAMES, (FACE_EMBEDDING_DIM,))
         gaze, has_gaze = _pick(self.gaze.between(start, end)[1], EMERT_EYE_SAMPLES, (self.gaze_channels,))
         maps, has_maps = _pick(self.fixation.between(start, end)[1], EMERT_FIXATION_FRAMES, self.map_shape)
