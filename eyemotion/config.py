@@ -269,7 +269,7 @@ class FeaturesConfig:
     gaze_hop_s: float = 0.1
     gaze_min_valid_fraction: float = 0.5  # windows with fewer valid samples give NaN + valid = 0
     eye_open_mm: float = 11.0  # eye openness of a fully open eye (blink intensity 0); 0 mm = intensity 5
-    pupil_change_threshold_mm: float = 0.0  # |delta pupil| above this counts as dilation / constriction
+    pupil_change_threshold_mm_s: float = 1.0  # |delta pupil| (mm/s) above this: dilation / constriction
     audio_window_s: float = 4.0
     audio_hop_s: float = 1.0
     vad_min_voiced_ratio: float = 0.1  # share of voiced time for a window to count as speech
@@ -286,7 +286,7 @@ class FeaturesConfig:
         _check(0 < self.gaze_hop_s <= self.gaze_window_s, "features.gaze_hop_s", "must be > 0 and <= gaze_window_s")
         _check(0 <= self.gaze_min_valid_fraction <= 1, "features.gaze_min_valid_fraction", "must be within 0-1")
         _check(self.eye_open_mm > 0, "features.eye_open_mm", "must be > 0")
-        _check(self.pupil_change_threshold_mm >= 0, "features.pupil_change_threshold_mm", "must be >= 0")
+        _check(self.pupil_change_threshold_mm_s >= 0, "features.pupil_change_threshold_mm_s", "must be >= 0")
         _check(2 <= self.audio_window_s <= 8, "features.audio_window_s", "must be within 2-8 s")
         _check(0 < self.audio_hop_s <= self.audio_window_s, "features.audio_hop_s",
                "must be > 0 and <= audio_window_s")
