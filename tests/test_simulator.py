@@ -152,7 +152,7 @@ def test_blinks_span_the_eyelid_event(recording):
 
 
 def test_post_saccadic_oscillations_follow_every_saccade(recording):
-    """Each saccade ends in a PSO of 12-40 ms: a damped wobble of a few % of the saccade's amplitude
+    """Each saccade ends in a PSO of 12-40 ms: a damped wobble of 3-10 % of the saccade's amplitude
     (Nystrom & Holmqvist 2010; Hooge et al. 2015), fast enough that a 30 deg/s threshold sees part of it."""
     _, _, truth = recording
     ax, ay = to_deg(truth.x, truth.y, ScreenConfig())
@@ -174,7 +174,7 @@ def test_post_saccadic_oscillations_follow_every_saccade(recording):
     assert len(pso_len) > 300
     assert pso_len.min() >= PSO_S[0] - 1 / RATE and pso_len.max() <= PSO_S[1] + 1 / RATE
     assert 0.018 < np.median(pso_len) < 0.034
-    assert 0.025 < np.median(ratio) < 0.055 and ratio.min() > 0.01 and ratio.max() < 0.065  # peak: 2-6 %
+    assert 0.04 < np.median(ratio) < 0.085 and ratio.min() > 0.02 and ratio.max() < 0.105  # peak: 3-10 %
     assert 0.15 < fast / n_pso < 0.7  # part of each PSO exceeds a 30 deg/s I-VT threshold
 
 
