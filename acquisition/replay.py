@@ -567,11 +567,12 @@ def outlet_info(stream: XdfStream, namespace: str) -> pylsl.StreamInfo:  # noqa:
     return info
 
 
-def replayable_streams(xdf: XdfFile) -> list[XdfStream]:
-    """The raw contract streams of a recording; others are skipped with a warning, bad layouts refused."""
+def replayable_streams(xdf: XdfFile, names: tuple[str, ...] = REPLAYED) -> list[XdfStream]:
+    """The contract streams of a recording named in `names` (default: the raw ones); others are skipped
+    with a warning, bad layouts refused."""
     chosen = []
     for stream in xdf.streams.values():
-        if stream.name not in REPLAYED:
+        if stream.name not in names or stream.name not in BY_NAME:
             why = "derived (recomputed by the pipeline)" if stream.name in BY_NAME else "not in the stream contract"
             log.warning("not replaying %s (%s): %s", stream.name, stream.source_id, why)
             continue
@@ -610,10 +611,12 @@ class ReplayController:
 
     def __init__(self, source: str | Path, *, namespace: str = "", speed: float = 1.0,
                  start: float | None = None, end: float | None = None, loop: bool = False,
-                 tick_s: float = 0.01, horizon_s: float = 3.0) -> None:
+                 tick_s: float = 0.01, horizon_s: float = 3.0, align_s: float = 0.0,
+                 names: tuple[str, ...] = REPLAYED) -> None:
         self.xdf = XdfFile(recording_path(source))
+        self.align_s = float(align_s)
         self.namespace = namespace
-        self.streams = replayable_streams(self.xdf)
+        self.streams = replayable_streams(self.xdf, names)
         self.origin = self.xdf.first_stamp if math.isfinite(self.xdf.first_stamp) else 0.0
         self.duration = max(0.0, self.xdf.last_stamp - self.origin)
         self.start_s = 0.0 if start is None else float(start)
@@ -633,6 +636,7 @@ class ReplayController:
         self._seek_to: float | None = self.start_s
         self._stop = False
         self._position = self.start_s
+        self._anchor: tuple[float, float] | None = None  # (LSL clock, position) of the current timing anchor
         self._thread: threading.Thread | None = None
         self.finished = threading.Event()
         self.error: BaseException | None = None
@@ -710,9 +714,26 @@ class ReplayController:
             self._thread.join(5)
         self._outlets.clear()
 
+    def _aligned(self, clock: float, position: float) -> float:
+        """`clock`, moved back so that the stamp shift (clock - recorded time) is a whole number of
+        `align_s`: with the live inference's window period, replayed windows cover the samples they
+        covered live (window ends lie on an absolute grid of LSL time)."""
+        if self.align_s <= 0:
+            return clock
+        shift = clock - (self.origin + position)
+        return clock - (shift - math.floor(shift / self.align_s) * self.align_s)
+
     @property
     def position(self) -> float:
         return self._position
+
+    def stream_clock(self) -> float:
+        """The replayed streams' time (LSL stamps) at the current position: at speed != 1 the stamps
+        advance at recording rate, so this, not `pylsl.local_clock()`, is "now" for their data."""
+        import pylsl
+
+        anchor = self._anchor
+        return pylsl.local_clock() if anchor is None else anchor[0] + (self._position - anchor[1])
 
     @property
     def paused(self) -> bool:
@@ -751,7 +772,8 @@ class ReplayController:
                     merge.take_before(target)  # drop what precedes the seek point
                 self._position = pos0 = seek
                 wall0 = time.monotonic()
-                clock0 = pylsl.local_clock()
+                clock0 = self._aligned(pylsl.local_clock(), pos0)
+                self._anchor = (clock0, pos0)
             assert merge is not None
             tick = self.tick_s if math.isfinite(speed) else 1.0
             step_end = min(self._position + tick * (speed if math.isfinite(speed) else 1.0), self.end_s)

@@ -351,11 +351,13 @@ class InferenceConfig:
     emert_model: str = ""  # EMERT .onnx with its card beside it; "" = the shipped models/emert.onnx
     crossmodal_model: str = ""  # crossmodal graphs <stem>-visual/-audio/-joint.onnx; "" = shipped models/crossmodal
     stale_s: float = 1.5  # an input silent this long is not waited for (the window is computed without it)
+    max_lag_s: float = 3.0  # input kept beyond a window, in stream seconds: how far one input may lag the others
     threads: int = 1  # onnxruntime CPU threads per model
 
     def validate(self) -> None:
         _check(1 <= self.rate_hz <= 4, "inference.rate_hz", "must be within 1-4 Hz")
         _check(0.2 <= self.stale_s <= 30, "inference.stale_s", "must be within 0.2-30 s")
+        _check(0.5 <= self.max_lag_s <= 600, "inference.max_lag_s", "must be within 0.5-600 s")
         _check(1 <= self.threads <= 16, "inference.threads", "must be within 1-16")
 
 

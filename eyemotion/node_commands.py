@@ -14,7 +14,7 @@ from pathlib import Path
 from eyemotion import UserError
 from eyemotion.config import Config
 
-NODE_KINDS = ("tracker", "camera", "microphone", "eyesignal", "inference")
+NODE_KINDS = ("tracker", "camera", "microphone", "eyesignal", "inference", "video")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,9 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("kind", choices=NODE_KINDS)
     p.add_argument("--simulate", action="store_true",
                    help="tracker: the simulated Tobii Pro Fusion; microphone: generated audio")
-    p.add_argument("--session", type=Path, help="session folder (camera.mkv, simulator ground truth go there)")
+    p.add_argument("--session", type=Path, help="session folder (camera.mkv, simulator ground truth go there; "
+                   "video: the replayed session whose camera.mkv is analysed)")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.add_argument("--no-face", action="store_true", help="camera: do not run the face pipeline")
+    p.add_argument("--no-face", action="store_true", help="camera, video: do not run the face pipeline")
     p.set_defaults(func=cmd_node)
 
     from eyemotion import bench_report, session_runner
@@ -76,6 +77,12 @@ def build_node(kind: str, config: Config, *, simulate: bool = False, session: Pa
         from eyemotion.inference.live import InferenceNode
 
         return InferenceNode(config)
+    if kind == "video":
+        from eyemotion.acquisition.replay_pipeline import VideoFrameNode
+
+        if session is None:
+            raise UserError("node video needs --session SESSION (the replayed session folder)")
+        return VideoFrameNode(config, session, face=face)
     raise UserError(f"unknown node kind {kind!r}; choose from {', '.join(NODE_KINDS)}")
 
 

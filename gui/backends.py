@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import threading
 from pathlib import Path
 
 from eyemotion import UserError
@@ -31,26 +30,27 @@ def _module(name: str):
 
 
 class ReplayBackend:
-    """Plays a recorded session through LSL for the dashboard; positions are seconds from its start.
+    """Plays a recorded session for the dashboard, with the live pipeline's nodes supervised beside it
+    (`eyemotion.acquisition.replay_pipeline.ReplayPipeline`); positions are seconds from its start.
 
-    A replay re-publishes the raw streams only. With `pipeline=True` the eye-signal node
-    (`eyemotion.inference.eyesignal.node.EyeSignalNode`) runs beside it in this process, so the cleaned
-    gaze, fixations, saccades and blinks follow the replay like they would live.
+    `predictions`: "recomputed" (the nodes re-compute faces and predictions with today's models) or
+    "recorded" (the recorded eyemotion_face and eyemotion_emotion are replayed). `pipeline=False` replays
+    the raw streams alone.
     """
 
     SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
-    def __init__(self, source: str | Path, config: Config, speed: float = 1.0, pipeline: bool = True) -> None:
-        module, why = _module("eyemotion.acquisition.replay")
+    def __init__(self, source: str | Path, config: Config, speed: float = 1.0, pipeline: bool = True,
+                 predictions: str = "recomputed") -> None:
+        module, why = _module("eyemotion.acquisition.replay_pipeline")
         if module is None:
             raise UserError(f"replay is not available ({why})")
         self.source = Path(source)
-        self.controller = module.ReplayController(source, namespace=config.lsl.namespace, speed=speed)
+        self.pipe = module.ReplayPipeline(source, config, speed=speed, predictions=predictions, nodes=pipeline)
+        self.controller = self.pipe.controller
+        self.predictions = predictions
         self._pending: float | None = None  # a seek made while paused, applied on play
         self.config = config
-        self.pipeline = pipeline
-        self.nodes: list = []
-        self._threads: list[threading.Thread] = []
 
     @property
     def duration(self) -> float:
@@ -76,33 +76,18 @@ class ReplayBackend:
     def error(self) -> BaseException | None:
         return self.controller.error
 
+    @property
+    def state(self) -> str:
+        return self.pipe.state
+
+    def stream_clock(self) -> float:
+        return self.controller.stream_clock()
+
+    def health(self) -> dict[str, tuple[str, str]]:
+        return self.pipe.health()
+
     def start(self) -> None:
-        self.controller.start()
-        if self.pipeline:
-            self._start_eyesignal()
-
-    def _start_eyesignal(self) -> None:
-        module, why = _module("eyemotion.inference.eyesignal.node")
-        if module is None:
-            log.warning("replay without cleaned gaze: %s", why)
-            return
-        folder = self.source if self.source.is_dir() else self.source.parent
-        try:
-            screen = module.screen_from_session(folder, self.config.screen)
-        except UserError:
-            screen = self.config.screen
-        node = module.EyeSignalNode(self.config, screen=screen)
-        thread = threading.Thread(target=self._run_node, args=(node,), name="replay-eyesignal", daemon=True)
-        self.nodes.append(node)
-        self._threads.append(thread)
-        thread.start()
-
-    @staticmethod
-    def _run_node(node) -> None:
-        try:
-            node.run(handle_signals=False)
-        except Exception:  # noqa: BLE001 - the replay goes on without this node; the streams panel shows it
-            log.exception("%s node beside the replay failed", node.name)
+        self.pipe.start()
 
     def play(self) -> None:
         if self.finished:
@@ -125,11 +110,7 @@ class ReplayBackend:
         self.controller.set_speed(speed)
 
     def close(self) -> None:
-        for node in self.nodes:
-            node.request_stop()
-        for thread in self._threads:
-            thread.join(5)
-        self.controller.close()
+        self.pipe.close()
 
 
 class RecorderBackend:

@@ -13,7 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Open the PyQt6 dashboard. It finds every eyemotion stream on the network (filtered by [lsl] "
             "namespace/hostname) and shows stream health, gaze, eye signals, face and voice, emotion "
             "predictions and the session (recording, trials, annotations, node health). With --replay it "
-            "re-publishes a recorded session through LSL and adds play/pause/speed/scrub controls. "
+            "re-publishes a recorded session through LSL, runs the live session's nodes beside it (eye signal, "
+            "the face pipeline on camera.mkv, live inference; supervised) and adds play/pause/speed/scrub "
+            "controls. "
             "Keys: Ctrl+R record, 1-9 annotations, H heat map, Space play/pause, Left/Right seek 5 s, "
             "Ctrl+O open a session, Ctrl+Shift+L reset layout, F11 full screen, Ctrl+Q quit. "
             "Options: [dashboard] fps, stale_s, history_s, trail_s, voice_threshold_db, annotations."
@@ -21,6 +23,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--replay", metavar="SESSION", help="session folder (or recording.xdf) to replay")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed, 0.25-20 (default 1)")
+    p.add_argument(
+        "--predictions",
+        choices=("recomputed", "recorded"),
+        default="recomputed",
+        help="replay: re-compute faces and emotion predictions with the installed models (default), or "
+        "show the ones recorded during the session; the Emotion panel says which",
+    )
+    p.add_argument(
+        "--no-nodes",
+        action="store_true",
+        help="replay the raw streams only, without the eye-signal, face and inference nodes",
+    )
     p.add_argument("--participant", default="", help="participant pseudonym for recordings (e.g. P001)")
     p.add_argument("--reset-layout", action="store_true", help="forget the remembered window layout")
     p.add_argument(
@@ -60,7 +74,9 @@ def run_dashboard(args: argparse.Namespace, config) -> int:
     window.show()
     ok = True
     if args.replay:
-        ok = window.open_replay(args.replay, speed=args.speed)
+        ok = window.open_replay(
+            args.replay, speed=args.speed, predictions=args.predictions, pipeline=not args.no_nodes
+        )
 
     def finish() -> None:
         if args.screenshot:

@@ -28,14 +28,17 @@ class EyePanel(Panel):
     def __init__(self, monitor, config) -> None:
         super().__init__(monitor, config)
         self.pupil = plot()
-        self.pupil.setLabel("left", "pupil", units="mm")
         self.pupil.setXRange(-WINDOW_S, 0, padding=0)
         self.pupil.setMouseEnabled(False, False)
-        self.pupil.addLegend(offset=(8, 4), labelTextColor=theme.TEXT)
+        self.pupil_legend = label(
+            "pupil diameter (mm): <span style='color:#f0f0f0'>━</span>&nbsp;raw "
+            f"<span style='color:{theme.ACCENT}'>━</span>&nbsp;corrected "
+            "<span style='color:#d29922'>▒</span>&nbsp;blink"
+        )
         self.blinks = pg.PlotCurveItem(pen=None, brush=pg.mkBrush(210, 153, 34, 70), fillLevel=0)
-        self.raw = pg.PlotDataItem(pen=pg.mkPen("#f0f0f0", width=1), name="raw")
+        self.raw = pg.PlotDataItem(pen=pg.mkPen("#f0f0f0", width=1))
         self.corrected = pg.PlotDataItem(
-            pen=pg.mkPen(theme.ACCENT, width=1), name="corrected"
+            pen=pg.mkPen(theme.ACCENT, width=1)
         )  # 1 px: fastest
         for item in (self.raw, self.corrected):
             item.setDownsampling(auto=True, method="peak")
@@ -46,17 +49,24 @@ class EyePanel(Panel):
         self.timeline = plot()
         self.timeline.setFixedHeight(70)
         self.timeline.hideAxis("left")
-        self.timeline.setLabel("bottom", "time", units="s")
+        self.timeline.setLabel("bottom", "time (s)")
         self.timeline.setXLink(self.pupil)
         self.timeline.setYRange(0, 1, padding=0)
         self.timeline.setMouseEnabled(False, False)
         self.events = pg.ImageItem()
         self._colours = np.array([pg.mkColor(c).getRgb() for c in theme.EVENT_COLOURS], np.ubyte)
         self.timeline.addItem(self.events)
+        # the event legend comes from the contract's EVENT_CODES (a class added there appears here)
+        self.event_legend = label(
+            "events: "
+            + " ".join(
+                f"<span style='color:{theme.EVENT_COLOURS[code]}'>■</span>&nbsp;{name}"
+                for name, code in sorted(EVENT_CODES.items(), key=lambda kv: kv[1])
+            )
+        )
+        self.event_legend.setWordWrap(True)
         legend = QHBoxLayout()
-        for name, code in sorted(EVENT_CODES.items(), key=lambda kv: kv[1]):
-            legend.addWidget(label(f"<span style='color:{theme.EVENT_COLOURS[code]}'>■</span> {name}"))
-        legend.addStretch(1)
+        legend.addWidget(self.event_legend, 1)
         self.valid_label = label(bold=True)
         self.loss_label = label(bold=True)
         for w in (self.valid_label, self.loss_label):
@@ -65,6 +75,7 @@ class EyePanel(Panel):
         legend.addWidget(self.loss_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.pupil_legend)
         layout.addWidget(self.pupil, 1)
         layout.addWidget(self.timeline)
         layout.addLayout(legend)
@@ -74,6 +85,7 @@ class EyePanel(Panel):
         self.pupil_points = 0
 
     def refresh(self, now: float) -> None:
+        now = self.monitor.data_now()
         clean_feed = self.monitor["gaze_clean"]
         if clean_feed.data.total:
             data, stamps = clean_feed.data.window(WINDOW_S, until=now)

@@ -59,7 +59,8 @@ class FacePanel(Panel):
         self.fer.setYRange(0, 1, padding=0)
         self.fer.setMouseEnabled(False, False)
         self.fer.getAxis("bottom").setTicks([[(i, c[:2]) for i, c in enumerate(CLASSES)]])
-        self.fer.setTitle("FER (face)", color=theme.MUTED, size="9pt")
+        self.fer.getAxis("left").setTicks([[(0, "0"), (0.5, ".5"), (1, "1")]])
+        self.fer.setTitle("face model: expression p", color=theme.MUTED, size="9pt")
         self.fer_bars = pg.BarGraphItem(
             x=np.arange(7),
             height=np.zeros(7),
@@ -85,7 +86,7 @@ class FacePanel(Panel):
                 pen=pg.mkPen(theme.WARN, style=Qt.PenStyle.DashLine),
             )
         )
-        self.vad = label("voice: –", bold=True, dynamic=28)
+        self.vad = label("voice: –", bold=True, dynamic=30)
         self.levels = plot()
         self.levels.setFixedHeight(90)
         self.levels.setYRange(FLOOR_DB, 0, padding=0)
@@ -103,14 +104,15 @@ class FacePanel(Panel):
         self.levels.addItem(self.level_curve)
         self.levels.addItem(self.threshold)
         self.face_label = label("face: –", dynamic=30)
+        self.face_label.setToolTip("eyemotion_face: the pretrained face model (face_fer.onnx, FER2013)")
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 4, 4, 4)
         grid.addWidget(self.camera, 0, 0)
         grid.addWidget(self.fer, 0, 1)
-        grid.addWidget(self.face_label, 1, 0)
-        grid.addWidget(self.vad, 1, 1)
-        grid.addWidget(self.meter, 2, 0, 1, 2)
-        grid.addWidget(self.levels, 3, 0, 1, 2)
+        grid.addWidget(self.face_label, 1, 0, 1, 2)
+        grid.addWidget(self.vad, 2, 0, 1, 2)
+        grid.addWidget(self.meter, 3, 0, 1, 2)
+        grid.addWidget(self.levels, 4, 0, 1, 2)
         grid.setRowStretch(0, 1)
         self._preview_seen = 0
         self.image_shape: tuple[int, ...] | None = None
@@ -124,7 +126,7 @@ class FacePanel(Panel):
     def refresh(self, now: float) -> None:
         self._refresh_preview()
         self._refresh_face()
-        self._refresh_audio(now)
+        self._refresh_audio(self.monitor.data_now())
 
     def _refresh_preview(self) -> None:
         log = self.monitor["preview"].data
@@ -159,7 +161,7 @@ class FacePanel(Panel):
         if show:
             self.box.setRect(x * w, y * h, bw * w, bh * h)
         top = CLASSES[int(np.argmax(face.fer))] if face.fer.any() else "–"
-        set_text(self.face_label, f"face: {'present' if face.present else 'not found'} · FER top: {top}")
+        set_text(self.face_label, f"face: {'present' if face.present else 'not found'} · face model top: {top}")
 
     def reset(self) -> None:
         super().reset()

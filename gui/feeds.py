@@ -225,6 +225,9 @@ class StreamMonitor:
         self.feeds: dict[str, Feed] = {
             s.key: Feed(s, dash.history_s, stale_after(s, dash.stale_s)) for s in specs
         }
+        #: "now" for the data's stamps: LSL time live; a replay's stream clock (its stamps advance at
+        #: recording rate, so at 2x or 4x they run ahead of the wall clock)
+        self.data_clock = pylsl.local_clock
         self._resolvers: dict[str, pylsl.ContinuousResolver] = {}
         self._dead: dict[str, float] = {}  # uid -> time of a failed open (retry later)
         self._stop = threading.Event()
@@ -233,6 +236,21 @@ class StreamMonitor:
 
     def __getitem__(self, key: str) -> Feed:
         return self.feeds[key]
+
+    def data_now(self) -> float:
+        return float(self.data_clock())
+
+    def simulated_sources(self) -> list[str]:
+        """Streams read now whose producer marks them simulated (`desc/eyemotion/simulated` = true: the
+        simulated tracker; camera or microphone nodes may mark theirs too). A replay copies the mark."""
+        names = []
+        for feed in self.feeds.values():
+            for conn in list(feed.connections.values()):
+                value = conn.info.desc().child("eyemotion").child_value("simulated")
+                if conn.alive and value.strip().lower() in ("true", "1", "yes"):
+                    names.append(feed.spec.name)
+                    break
+        return names
 
     def start(self) -> None:
         lsl = self.config.lsl

@@ -216,6 +216,15 @@ class SessionState:
     timeline: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=200))
     clip_onsets: int = 0
     errors: int = 0
+    reports: dict[int, dict[str, Any]] = field(default_factory=dict)  # trial -> self-report by scale
+    t0: float | None = None  # stamp of the first marker seen (readable marker times count from it)
+
+    def self_report(self, trial: int | None = None) -> dict[str, Any]:
+        """The participant's self-report of `trial` (default: the current one, else the last rated)."""
+        trial = self.trial if trial is None else trial
+        if trial in self.reports:
+            return self.reports[trial]
+        return self.reports[max(self.reports)] if self.reports and trial is None else {}
 
     @property
     def progress(self) -> float:
@@ -233,12 +242,16 @@ class SessionState:
             return
         self.last_event = event
         get = marker.get
+        if self.t0 is None:
+            self.t0 = stamp
         if event == "session_start":
-            self.protocol = str(get("protocol", ""))
-            self.n_trials = _int(get("n_trials"), self.n_trials)
+            self.protocol = str(get("protocol", self.protocol))
+            self.n_trials = _int(get("n_trials", get("trials")), self.n_trials)
         elif event == "trial_start":
             self.trial = _int(get("trial", get("trial_index", get("index"))), self.trial)
             self.n_trials = _int(get("n_trials", get("total")), self.n_trials)
+            # the trial's own clip (the runner names it in trial_start), not the previous trial's
+            self.clip, self.clip_emotion, self.clip_playing = str(get("clip", "")), str(get("emotion", "")), False
             self.timeline.append((stamp, f"trial {self.trial if self.trial is not None else ''}".strip()))
         elif event == "clip_onset":
             self.clip, self.clip_emotion, self.clip_playing = (
@@ -251,6 +264,13 @@ class SessionState:
         elif event == "clip_offset":
             self.clip_playing = False
             self.timeline.append((stamp, "clip end"))
+        elif event == "rating_response" and get("scale"):
+            trial = _int(get("trial"), self.trial)
+            value = get("label") if get("scale") == "emotion" else get("value")
+            if trial is not None and value not in (None, ""):
+                self.reports.setdefault(trial, {})[str(get("scale"))] = value
+                while len(self.reports) > 500:
+                    self.reports.pop(next(iter(self.reports)))
         elif event == "annotation":
             self.timeline.append((stamp, f"note: {get('label', '')}"))
         elif event in HEALTH_EVENTS:
@@ -290,3 +310,58 @@ class LevelMeter:
     @property
     def level_db(self) -> float:
         return self.levels[-1][1] if self.levels else -120.0
+
+
+#: Marker fields left out of the readable row (bookkeeping, shown by other panels or too long).
+_QUIET_FIELDS = {"event", "source", "psychopy_time", "delays_ms", "time_lsl", "timestamp"}
+
+
+def readable_marker(stamp: float, text: str, t0: float | None = None) -> str:
+    """One marker as a readable row: `+01:23.4  runner  trial start  trial 3 · clip demo_fear · emotion fear`."""
+    rel = stamp - t0 if t0 is not None else stamp
+    sign = "-" if rel < 0 else "+"
+    rel = abs(rel)
+    when = f"{sign}{int(rel // 60):02d}:{rel % 60:04.1f}"
+    try:
+        marker = json.loads(text)
+        event = str(marker["event"])
+    except Exception:  # noqa: BLE001 - a malformed marker is shown as it came
+        return f"{when}  (malformed) {text[:100]}"
+    parts = []
+    for key, value in marker.items():
+        if key in _QUIET_FIELDS:
+            continue
+        if isinstance(value, float):
+            value = f"{value:.3g}"
+        elif isinstance(value, (list, dict)):
+            value = f"[{len(value)}]"
+        parts.append(f"{key.replace('_', ' ')} {value}")
+    source = str(marker.get("source", ""))
+    return f"{when}  {source}  {event.replace('_', ' ')}" + (f"  {' · '.join(parts)}" if parts else "")
+
+
+def trained_on_simulated(card: dict[str, Any]) -> bool:
+    """Whether a model card says its model was trained on simulated data."""
+    training = card.get("training_data", {})
+    text = " ".join(str(card.get(k, "")) for k in ("intended_use", "notes")).lower()
+    participants = training.get("participants", []) if isinstance(training, dict) else []
+    simulated = isinstance(training, dict) and bool(training.get("simulated"))
+    return simulated or "simulated" in text or any(str(p).startswith("SIM") for p in participants)
+
+
+def model_cards(config) -> dict[str, dict[str, Any]]:
+    """The cards of the models the inference node loads with `config` (name -> card; unreadable ones left out)."""
+    from pathlib import Path
+
+    from eyemotion.inference.live import SHIPPED_CROSSMODAL, SHIPPED_EMERT, crossmodal_paths
+
+    inf = config.inference
+    paths = {"emert": Path(inf.emert_model or SHIPPED_EMERT)}
+    paths.update({f"crossmodal-{k}": v for k, v in crossmodal_paths(inf.crossmodal_model or SHIPPED_CROSSMODAL).items()})
+    cards = {}
+    for name, path in paths.items():
+        try:
+            cards[name] = json.loads(path.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            continue
+    return cards

@@ -50,6 +50,18 @@ class ReplayPanel(Panel):
             w.setEnabled(backend is not None)
         if backend is not None:
             self.position.setText(f"0.0 / {backend.duration:.1f} s")
+            self._show_speed(backend.speed)
+
+    def _show_speed(self, speed: float) -> None:
+        """Put the speed box on the backend's true speed (a speed not offered is added to the box)."""
+        index = self.speed.findData(speed)
+        if index < 0:
+            self.speed.addItem(f"{speed:g}×", speed)
+            index = self.speed.count() - 1
+        if index != self.speed.currentIndex():
+            self.speed.blockSignals(True)
+            self.speed.setCurrentIndex(index)
+            self.speed.blockSignals(False)
 
     def _slider_seconds(self) -> float:
         return self.slider.value() / SLIDER_STEPS * (self.backend.duration if self.backend else 0.0)
@@ -82,6 +94,7 @@ class ReplayPanel(Panel):
         self.play_button.setText("▶ Play (Space)" if b.paused or b.finished else "❚❚ Pause (Space)")
         if not self.slider.isSliderDown() and b.duration > 0:
             self.slider.setValue(int(SLIDER_STEPS * b.position / b.duration))
+        self._show_speed(b.speed)
         state = "finished" if b.finished else "paused" if b.paused else f"playing {b.speed:g}×"
         if b.error is not None:
             state = f"failed: {b.error}"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from eyemotion.gui import theme
 from eyemotion.gui.backends import RecorderBackend
-from eyemotion.gui.models import SessionState
+from eyemotion.gui.models import SessionState, readable_marker
 from eyemotion.gui.panel import Panel, label, set_text
 from PyQt6.QtWidgets import (
     QGridLayout,
@@ -72,10 +72,11 @@ class SessionPanel(Panel):
         if recorder is None:
             self.record_button.setEnabled(False)
             self.record_state.setText(f"recording not available: {recorder_missing}")
+        # one line each, full width: dynamic texts never run into a neighbour
         self.elapsed = label("elapsed –", dynamic=26)
-        self.disk = label("free disk –", dynamic=22)
-        self.trial = label("trial –", bold=True, dynamic=14)
-        self.clip = label("clip –", dynamic=30)
+        self.disk = label("free disk –", dynamic=26)
+        self.trial = label("trial –", bold=True, dynamic=26)
+        self.clip = label("clip –", dynamic=26)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setFormat("protocol –")
@@ -90,6 +91,7 @@ class SessionPanel(Panel):
             self.annotation_buttons.append(button)
         self.health = QListWidget()
         self.health.setMaximumHeight(90)
+        self.node_health = None  # a callable -> {node: (state, detail)}: the replay's supervised nodes
         self.events = QListWidget()
         self.events.setMaximumHeight(110)
         top = QGridLayout()
@@ -97,11 +99,11 @@ class SessionPanel(Panel):
         top.addWidget(self.participant, 0, 1)
         top.addWidget(self.record_button, 0, 2)
         top.addWidget(self.record_state, 1, 0, 1, 3)
-        top.addWidget(self.elapsed, 2, 0)
-        top.addWidget(self.disk, 2, 1, 1, 2)
-        top.addWidget(self.trial, 3, 0)
-        top.addWidget(self.clip, 3, 1, 1, 2)
-        top.addWidget(self.progress, 4, 0, 1, 3)
+        top.addWidget(self.elapsed, 2, 0, 1, 3)
+        top.addWidget(self.disk, 3, 0, 1, 3)
+        top.addWidget(self.trial, 4, 0, 1, 3)
+        top.addWidget(self.clip, 5, 0, 1, 3)
+        top.addWidget(self.progress, 6, 0, 1, 3)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
@@ -115,7 +117,7 @@ class SessionPanel(Panel):
         self._starting: threading.Thread | None = None
         self._start_result: Path | BaseException | None = None
         self.annotations_sent: list[str] = []
-        self._health_shown: dict = {}
+        self._health_shown: dict | None = None
         self._events_seen = 0
 
     # -- actions ------------------------------------------------------------------------------------
@@ -227,20 +229,25 @@ class SessionPanel(Panel):
         if s.progress == s.progress:  # not NaN
             self.progress.setValue(int(1000 * s.progress))
             self.progress.setFormat(f"protocol {100 * s.progress:.0f}%")
-        if s.health != self._health_shown:
-            self._health_shown = dict(s.health)
+        health = {node: (state, detail) for node, (state, detail, _) in s.health.items()}
+        if self.node_health is not None:  # the replay's own nodes, from their supervisor
+            health.update(self.node_health())
+        if health != self._health_shown:
+            self._health_shown = health
             self.health.clear()
-            for node, (state, detail, _) in sorted(s.health.items()):
+            for node, (state, detail) in sorted(health.items()):
                 self.health.addItem(f"{node}: {state}  {detail}")
                 self.health.item(self.health.count() - 1).setForeground(
                     _colour(HEALTH_COLOURS.get(state, theme.TEXT))
                 )
+            if not health:
+                self.health.addItem("no node messages yet (the supervisor reports starts, restarts, gaps)")
         log_ = self.monitor["markers"].data
         if log_.total != self._events_seen:
             self._events_seen = log_.total
             self.events.clear()
             for ev in log_.last(6)[::-1]:
-                self.events.addItem(ev.text[:140])
+                self.events.addItem(readable_marker(ev.timestamp, ev.text, s.t0))
 
 
 def _colour(name: str):

@@ -7,7 +7,7 @@ from eyemotion.gui.feeds import State
 from PyQt6.QtGui import QColor, QPalette
 from PyQt6.QtWidgets import QApplication
 
-from eyemotion.streams import CLASSES
+from eyemotion.streams import CLASSES, EVENT_CODES
 
 BACKGROUND = "#1b1d22"
 PANEL = "#23262d"
@@ -31,8 +31,21 @@ CLASS_COLOURS = dict(
     zip(CLASSES, ("#9aa0aa", "#f2cc60", "#4da3ff", "#f85149", "#56d364", "#c678dd", "#ff9f43"))
 )
 
-#: Event codes of eyemotion_gaze -> colour (unclassified, fixation, saccade, blink, loss).
-EVENT_COLOURS = ("#3a3f4b", "#3fb950", "#4da3ff", "#d29922", "#f85149")
+#: Colour of each eye-event class by name; a class added to `streams.EVENT_CODES` without one is grey.
+EVENT_COLOUR_BY_NAME = {
+    "unclassified": "#3a3f4b",
+    "fixation": GOOD,
+    "saccade": ACCENT,
+    "blink": WARN,
+    "loss": BAD,
+    "pso": "#c678dd",
+    "pursuit": "#56d3c4",
+}
+#: Event code of eyemotion_gaze (`streams.EVENT_CODES`) -> colour, indexed by code.
+EVENT_COLOURS = tuple(
+    next((EVENT_COLOUR_BY_NAME.get(n, MUTED) for n, c in EVENT_CODES.items() if c == code), MUTED)
+    for code in range(max(EVENT_CODES.values()) + 1)
+)
 
 
 def apply(app: QApplication) -> None:

@@ -28,7 +28,7 @@ from eyemotion.gui.session_panel import SessionPanel
 from eyemotion.gui.streams_panel import StreamsPanel
 from PyQt6.QtCore import QSettings, Qt, QTimer
 from PyQt6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShortcut
-from PyQt6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
+from PyQt6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSizePolicy, QToolBar
 
 from eyemotion import UserError
 from eyemotion.config import Config
@@ -36,7 +36,23 @@ from eyemotion.config import Config
 log = logging.getLogger(__name__)
 
 SETTINGS_ORG, SETTINGS_APP = "eyemotion", "dashboard"
-LAYOUT_VERSION = 1
+
+
+def simulated_in_session(source: str | Path) -> list[str]:
+    """The simulated sources a session folder's session.json names (`simulated_sources`; a demo session
+    without that list: "demo session")."""
+    from eyemotion.session import read_session_json
+
+    folder = Path(source) if Path(source).is_dir() else Path(source).parent
+    try:
+        meta = read_session_json(folder)
+    except (UserError, OSError):
+        return []
+    listed = meta.get("simulated_sources")
+    if isinstance(listed, list):
+        return [str(x) for x in listed]
+    return ["demo session (simulated devices)"] if meta.get("demo") or meta.get("simulated") else []
+LAYOUT_VERSION = 2  # 2: the emotion panel got taller (a remembered v1 layout is not restored)
 _AUTO = object()
 
 
@@ -101,6 +117,23 @@ class Dashboard(QMainWindow):
         self._build_actions()
         self.alert = QLabel()
         self.statusBar().addPermanentWidget(self.alert)
+        # a banner that stays once any source was simulated (issue 13 Sec. 2): never mistaken for real data
+        self.simulated: list[str] = []
+        self.sim_banner = QLabel()
+        self.sim_banner.setObjectName("simulated-banner")
+        self.sim_banner.setStyleSheet(
+            f"background: {theme.WARN}; color: black; font-weight: bold; padding: 4px 8px"
+        )
+        banner_bar = QToolBar("simulated data", self)
+        banner_bar.setObjectName("simulated-banner-bar")
+        banner_bar.setMovable(False)
+        banner_bar.setFloatable(False)
+        self.sim_banner.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        banner_bar.addWidget(self.sim_banner)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, banner_bar)
+        self.sim_bar = banner_bar
+        banner_bar.setVisible(False)
+        self._sim_checked = -1e9
         self.resize(1680, 1050)
         self._default_state = self.saveState(LAYOUT_VERSION)
         self._sized = self.restore_layout()
@@ -153,9 +186,9 @@ class Dashboard(QMainWindow):
         streams, replay = d["Streams"], d["Replay"]
         self.resizeDocks([gaze, face], [760, 900], Qt.Orientation.Horizontal)
         self.resizeDocks([gaze, eye], [520, 330], Qt.Orientation.Vertical)
-        self.resizeDocks([face, emotion], [380, 470], Qt.Orientation.Vertical)
+        self.resizeDocks([face, emotion], [330, 560], Qt.Orientation.Vertical)
         self.resizeDocks([face, session], [520, 380], Qt.Orientation.Horizontal)
-        self.resizeDocks([streams], [255], Qt.Orientation.Vertical)
+        self.resizeDocks([streams], [215], Qt.Orientation.Vertical)
         self.resizeDocks([replay], [50], Qt.Orientation.Vertical)
 
     def _build_actions(self) -> None:
@@ -242,8 +275,28 @@ class Dashboard(QMainWindow):
             "⚠ " + ", ".join(bad) if bad else "all streams live",
             f"color: {theme.BAD if bad else theme.GOOD}; font-weight: bold",
         )
+        if now - self._sim_checked >= 1.0:
+            self._sim_checked = now
+            self._check_simulated()
         self.frames += 1
         self.frame_times.append(time.perf_counter() - start)
+
+    def _check_simulated(self) -> None:
+        """Show (and keep) the simulated-data banner: streams marked simulated, or a replayed session
+        whose session.json lists simulated sources (or is a demo)."""
+        found = list(self.monitor.simulated_sources())
+        if self.replay is not None:
+            found += simulated_in_session(self.replay.source)
+        new = [n for n in dict.fromkeys(found) if n not in self.simulated]
+        if not new:
+            return
+        self.simulated += new
+        set_text(
+            self.sim_banner,
+            "⚠ SIMULATED DATA: " + ", ".join(self.simulated) + ". Not a real participant or device; "
+            "do not use it for analysis.",
+        )
+        self.sim_bar.setVisible(True)
 
     # -- replay -------------------------------------------------------------------------------------
     def _choose_replay(self) -> None:
@@ -253,10 +306,12 @@ class Dashboard(QMainWindow):
         if folder:
             self.open_replay(folder)
 
-    def open_replay(self, source: str | Path, speed: float = 1.0) -> bool:
-        """Replay a session folder (or .xdf); a folder that cannot be replayed gets a clear dialog."""
+    def open_replay(self, source: str | Path, speed: float = 1.0, predictions: str = "recomputed",
+                    pipeline: bool = True) -> bool:
+        """Replay a session folder (or .xdf) with the live pipeline's nodes; a folder that cannot be
+        replayed gets a clear dialog."""
         try:
-            backend = ReplayBackend(source, self.config, speed=speed)
+            backend = ReplayBackend(source, self.config, speed=speed, predictions=predictions, pipeline=pipeline)
             backend.start()
         except UserError as exc:
             log.error("cannot replay %s: %s", source, exc)
@@ -273,7 +328,13 @@ class Dashboard(QMainWindow):
         if self.replay is not None:
             self.replay.close()
         self.replay = backend
+        self.monitor.data_clock = backend.stream_clock  # at 2x/4x the replayed stamps run ahead of the wall
         self.replay_panel.set_backend(backend)
+        self.session_panel.node_health = backend.health
+        self.emotion_panel.set_source(
+            "re-computed now by the nodes with the installed models"
+            if predictions == "recomputed" else "recorded during the session (replayed from recording.xdf)"
+        )
         self.setWindowTitle(f"eyemotion dashboard — replay {source}")
         self._after_seek(0.0)
         return True
@@ -311,4 +372,5 @@ class Dashboard(QMainWindow):
         if self.replay is not None:
             self.replay.close()
             self.replay = None
+            self.monitor.data_clock = pylsl.local_clock
         self.monitor.stop()

@@ -115,7 +115,8 @@ class WindowInputs:
 
         f = config.features
         self.config = config
-        self.keep_s = keep_s if keep_s is not None else max(f.emert_window_s, f.crossmodal_window_s) + 3.0
+        self.keep_s = keep_s if keep_s is not None else \
+            max(f.emert_window_s, f.crossmodal_window_s) + config.inference.max_lag_s
         self.slice_s = slice_s(config)
         self.grid = MapGrid.of(config.eyesignal, config.screen)
         self.emert = EmertWindowBuilder(f.emert_window_s, GAZE_CLEAN.channel_count,
@@ -295,6 +296,7 @@ class _Source:
     connected_at: float
     last_arrival: float | None = None
     newest: float | None = None  # newest sample timestamp
+    first_arrival: float | None = None
 
 
 class InferenceNode(Node):
@@ -437,6 +439,8 @@ class InferenceNode(Node):
             stamps = np.asarray(stamps, float)
             values = np.asarray(data, float).reshape(len(stamps), -1)
             src.last_arrival, src.newest = now, float(stamps[-1])
+            if src.first_arrival is None:
+                src.first_arrival = now
             if src.spec is GAZE_CLEAN:
                 self.inputs.push_gaze(stamps, values, src.rate)
             elif src.spec is FACE:
@@ -481,7 +485,13 @@ class InferenceNode(Node):
     def ready_until(self, now: float) -> float | None:
         """The newest time every active input has reached (None: no active input has data)."""
         stale = self.config.inference.stale_s
-        active = [s for s in self.sources.values() if now - (s.last_arrival or s.connected_at) < stale]
+        # an input that never delivered counts from when data began to flow on any input (not from its
+        # connection): nodes waiting for a replay to start must not write off the face stream, whose
+        # first frame comes a little after the first gaze samples
+        flowing = min((s.first_arrival for s in self.sources.values() if s.first_arrival is not None),
+                      default=None)
+        active = [s for s in self.sources.values()
+                  if now - (s.last_arrival or max(s.connected_at, flowing or s.connected_at)) < stale]
         if not active or any(s.newest is None for s in active):
             return None
         return min(s.newest for s in active)
