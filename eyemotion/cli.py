@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "eyemotion.node_commands",  # run, demo, bench
     "eyemotion.report",  # report
     "eyemotion.sessions_commands",  # sessions
+    "eyemotion.acquisition.foreign",  # import-foreign
 )
 
 

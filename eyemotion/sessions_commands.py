@@ -145,6 +145,8 @@ def consent_text(folder: Path, meta: dict[str, Any], withdrawn_fn: Any) -> str:
     except UserError:
         return "unreadable participant.json"
     consent = meta.get("consent")
+    if isinstance(consent, dict) and consent.get("method") == "imported":
+        return "source lab's"
     if isinstance(consent, dict) and consent.get("given"):
         return "automatic" if consent.get("method") == "automatic" else f"by {consent.get('confirmed_by')}"
     return "not recorded"
