@@ -14,11 +14,12 @@ from eyemotion.models import shapes
 from eyemotion.models.crossmodal import VARIANTS, Crossmodal, CrossmodalConfig
 from eyemotion.models.dataset import (DatasetError, assign_folds, load_dataset, make_synthetic_dataset,
                                       normalisation_stats)
-from eyemotion.models.emert import Emert
+from eyemotion.models.emert import EYE_CONTINUOUS, Emert, EmertConfig, EmtBlock
 from eyemotion.models.losses import (EmertTargets, GradientReversal, crossmodal_triplet, emert_loss, hardest_pairs,
                                      inter_modal_triplet, intra_modal_triplet)
-from eyemotion.models.train import classification_metrics, confusion_matrix, regression_metrics, summarise
-from eyemotion.streams import CLASSES, FACE_EMBEDDING_DIM, GAZE_CLEAN
+from eyemotion.models.train import (baselines, classification_metrics, confusion_matrix, evaluate, regression_metrics,
+                                   summarise)
+from eyemotion.streams import CLASSES, EVENT_CODES, FACE_EMBEDDING_DIM, GAZE_CLEAN, GAZE_VALIDITY_BITS
 
 torch.set_num_threads(1)
 
@@ -125,6 +126,88 @@ def test_emert_discriminator_gradient_is_reversed_for_the_invariant_extractor():
     assert grads[1.0][0].abs().sum() > 0
     assert torch.allclose(grads[1.0][0], -grads[-1.0][0], atol=1e-7)  # MLP_c: reversed
     assert torch.allclose(grads[1.0][1], grads[-1.0][1], atol=1e-7)  # D itself: unchanged
+
+
+# --- EMERT eye input: pupil fluctuation, categorical channels (002 Sec. III-A-3) ---
+
+EVENT = shapes.GAZE_CHANNELS.index("event")
+VALIDITY = shapes.GAZE_CHANNELS.index("validity")
+
+
+def test_event_codes_become_one_hot_and_validity_its_bits():
+    model = Emert().eval()
+    enc = model.eye_encoding
+    codes = sorted(EVENT_CODES.values())  # read from the contract: new codes (pso, pursuit, ...) get a column
+    assert model.config.event_codes == max(codes) + 1
+    eye = torch.zeros(1, len(codes) + 2, shapes.EYE_DIM)
+    eye[0, :len(codes), EVENT] = torch.tensor(codes, dtype=torch.float32)
+    eye[0, len(codes), EVENT] = float("nan")  # no sample
+    eye[0, len(codes) + 1, EVENT] = max(codes) + 1  # a code this model does not know
+    masks = [float(i * 1337 % 4096) for i in range(len(codes))] + [float("nan"), 64.0]  # 1337: bits 0, 3-5, 8, 10
+    eye[0, :, VALIDITY] = torch.tensor(masks, dtype=torch.float32)
+    feats = enc(eye, model.eye_norm(eye))[0]
+    n_cont = len(EYE_CONTINUOUS)
+    one_hot = feats[:, n_cont:n_cont + model.config.event_codes]
+    for row, code in enumerate(codes):
+        assert one_hot[row].tolist() == [float(i == code) for i in range(model.config.event_codes)]
+    assert one_hot[len(codes)].sum() == 0 and one_hot[len(codes) + 1].sum() == 0
+    bits = feats[:, n_cont + model.config.event_codes:]
+    assert bits.shape[1] == len(GAZE_VALIDITY_BITS) == model.config.validity_bits
+    for row, mask in enumerate(masks):
+        want = [0.0] * bits.shape[1] if math.isnan(mask) else [float((int(mask) >> k) & 1) for k in range(bits.shape[1])]
+        assert bits[row].tolist() == want
+
+
+def test_emert_reads_pupil_fluctuation_not_pupil_diameter():
+    assert "pupil_fluctuation" in EYE_CONTINUOUS
+    assert not {"pupil", "pupil_raw", "event", "validity"} & set(EYE_CONTINUOUS)
+    model = Emert().eval()
+    face, eye, fix = emert_batch(2)
+    eye[..., EVENT] = 1.0
+    eye[..., VALIDITY] = 3.0
+    base = model(face, eye, fix).er7
+    other = eye.clone()
+    for name in ("pupil", "pupil_raw"):  # the diameter itself does not enter the model
+        other[..., shapes.GAZE_CHANNELS.index(name)] += 2.5
+    assert torch.allclose(model(face, other, fix).er7, base)
+    for name, value in (("pupil_fluctuation", 0.3), ("event", 2.0), ("validity", 16.0)):
+        changed = eye.clone()
+        changed[..., shapes.GAZE_CHANNELS.index(name)] = value
+        assert not torch.allclose(model(face, changed, fix).er7, base, atol=1e-6), name
+
+
+def test_emt_block_self_attention_lets_the_queries_see_each_other():
+    """With one memory token, cross-attention alone maps each query on its own; self-attention mixes them."""
+    torch.manual_seed(0)
+    q, memory = torch.randn(1, 4, 16), torch.randn(1, 1, 16)
+    moved = q.clone()
+    moved[0, 3] += 1.0  # change one query token only
+    for self_attention, mixes in ((False, False), (True, True)):
+        block = EmtBlock(16, 2, 32, 0.0, self_attention).eval()
+        a, b = block(q, memory), block(moved, memory)
+        assert torch.allclose(a[0, :3], b[0, :3], atol=1e-6) != mixes
+    assert EmertConfig().self_attention
+
+
+def test_fer_loss_leaves_out_samples_without_a_face():
+    torch.manual_seed(0)
+    model = Emert().eval()
+    out = model(*emert_batch(4))
+    er7, er3, va = torch.tensor([0, 1, 2, 3]), torch.tensor([1, 2, 0, 0]), torch.zeros(4, 2)
+    masked = emert_loss(out, EmertTargets(er7, er3, va, torch.tensor([2, -1, 4, -1])))
+    subset = torch.nn.functional.cross_entropy(out.fer7[[0, 2]], torch.tensor([2, 4])).detach()
+    assert math.isclose(float(masked["fer"]), float(subset), rel_tol=1e-5)
+    # no face anywhere: the FER head gets no gradient at all (and the loss stays finite)
+    model.zero_grad()
+    out = model(*emert_batch(4))
+    none = emert_loss(out, EmertTargets(er7, er3, va, torch.full((4,), -1)))
+    assert float(none["fer"]) == 0.0 and torch.isfinite(none["total"])
+    none["total"].backward()
+    assert all(p.grad is None or not p.grad.any() for p in model.fer_head.parameters())
+    # valence/arousal not rated (NaN) are left out the same way
+    nan_va = emert_loss(model(*emert_batch(4)), EmertTargets(er7, er3, torch.full((4, 2), float("nan")),
+                                                             torch.tensor([0, 1, 2, 3])))
+    assert torch.isfinite(nan_va["total"])
 
 
 def test_emert_loss_uses_the_paper_weights():
@@ -268,6 +351,28 @@ def test_classification_metrics_by_hand():
     # 002's F1: per-class F1 weighted by support (4, 2, 2 rows): differs from WAR here
     assert math.isclose(m["weighted_f1"], (4 * f1[0] + 2 * f1[1] + 2 * f1[2]) / 8)
     assert not math.isclose(m["weighted_f1"], m["war"])
+
+
+def test_chance_and_majority_baselines_by_hand():
+    truth, train_truth = np.array([0, 0, 0, 1, 2, 2]), np.array([2, 2, 1])
+    b = baselines(truth, train_truth, 3)
+    assert math.isclose(b["chance"]["war"], 1 / 3) and math.isclose(b["chance"]["uar"], 1 / 3)
+    # the training majority (class 2) on the test rows: 2 of 6 right, recall 1 for class 2 only
+    assert math.isclose(b["majority"]["war"], 2 / 6) and math.isclose(b["majority"]["uar"], 1 / 3)
+    assert math.isclose(b["majority"]["weighted_f1"], 2 / 6 * (2 * 1 / 3 * 1 / (1 / 3 + 1)))
+
+
+def test_fer_metrics_leave_out_windows_without_a_face():
+    from eyemotion.models.dataset import WindowDataset
+
+    labels = {"er7": np.array([0, 1, 2, 3]), "er3": np.array([1, 2, 0, 0]), "fer7": np.array([0, -1, 2, -1]),
+              "valence": np.zeros(4), "arousal": np.zeros(4)}
+    ds = WindowDataset(None, {}, labels, {})
+    pred = {"er7": np.array([0, 1, 2, 3]), "er3": np.array([1, 2, 0, 0]), "fer7": np.array([0, 5, 2, 5]),
+            "fer3": np.array([1, 0, 0, 0]), "valence": np.zeros(4), "arousal": np.zeros(4)}
+    metrics, cms, _ = evaluate("emert", pred, ds, np.arange(4), np.arange(4))
+    assert metrics["fer7"]["n"] == 2 and metrics["fer7"]["war"] == 1.0 and cms["fer7"].sum() == 2
+    assert metrics["fer3"]["n"] == 2 and metrics["er7"]["n"] == 4
 
 
 def test_regression_metrics_and_standard_error():

@@ -12,14 +12,17 @@ import numpy as np
 import pytest
 from eyemotion.models import shapes
 from eyemotion.models.dataset import load_dataset
-from eyemotion.models.sessions_dataset import clips_from_trials, coarse_label, session_windows
+from eyemotion.models.sessions_dataset import clips_from_trials, coarse_label, session_rows, session_windows
 from eyemotion.models.simulate_sessions import SimulationSettings, simulate_session, write_session_folder
+from eyemotion.stimuli.democlips import DEMO_CLIP_S
 
 from eyemotion.cli import main
 from eyemotion.config import Config
 from eyemotion.streams import CLASSES
 
-SETTINGS = SimulationSettings(participants=3, clip_s=6.0, pause_s=1.0, emotions=("happiness", "sadness"), seed=1)
+# clips as long as the demo protocol's, so these sessions stand in for recorded demo sessions
+SETTINGS = SimulationSettings(participants=3, clip_s=DEMO_CLIP_S, pause_s=1.0, emotions=("happiness", "sadness"),
+                              seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +83,71 @@ def test_fer_labels_are_the_face_model_s_mean_probabilities(sessions) -> None:
     end = clip.onset + 4.0
     window = (ts >= end - 4) & (ts < end) & (face[:, 0] > 0.5)
     assert labels["fer7"][0] == int(np.argmax(np.nanmean(probs[window], axis=0)))
-    assert counts["fer7_from_er7"] == 0
+    assert counts["fer7_missing"] == 0
+
+
+def test_without_a_face_there_is_no_fer_label_rather_than_the_er_label(sessions) -> None:
+    """FER labels must not leak ER labels: no face -> fer7 = -1 (masked in the loss and the metrics)."""
+    from dataclasses import replace
+
+    streams = replace(sessions[0][1], face=None)
+    (_, labels, counts), (_, clip_labels, clip_counts) = session_rows(streams, Config())
+    assert labels["fer7"] and set(labels["fer7"]) == {-1} and counts["fer7_missing"] == len(labels["fer7"])
+    assert set(clip_labels["fer7"]) == {-1} and clip_counts["fer7_missing"] == len(streams.clips)
+    assert all(er7 >= 0 for er7 in labels["er7"])  # the ER labels stay
+
+
+def test_per_clip_rows_sample_the_whole_clip(sessions) -> None:
+    """002 Sec. V-A-2: 8 face frames, 32 gaze samples and 32 fixation slices evenly from each whole clip."""
+    streams = sessions[0][1]
+    (_, labels, _), (clip_inputs, clip_labels, clip_counts) = session_rows(streams, Config())
+    n = len(streams.clips)
+    assert clip_counts["clips"] == n and len(clip_labels["er7"]) == n
+    assert np.stack(clip_inputs["face"]).shape == (n, 8, 128)
+    assert np.stack(clip_inputs["eye"]).shape == (n, 32, shapes.EYE_DIM)
+    assert np.stack(clip_inputs["fixation"]).shape == (n, 32, 18, 32)
+    ts, gaze, _ = streams.gaze
+    for clip, eye in zip(streams.clips, clip_inputs["eye"]):
+        inside = gaze[(ts >= clip.onset) & (ts < clip.offset)]
+        pick = np.rint(np.linspace(0, len(inside) - 1, 32)).astype(int)  # first to last sample of the clip
+        np.testing.assert_array_equal(eye, inside[pick])
+    # a clip gives one row, and its windows (4 s, every 1 s) several
+    assert len(labels["er7"]) >= 2 * n
+
+
+def test_demo_sessions_build_train_export_and_run_in_the_live_predictor(sessions, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo -> train -> export -> run loop, with the CLI commands the README gives, on sessions whose
+    clips are as long as the demo protocol's."""
+    from eyemotion.inference.live import Predictor, WindowInputs
+
+    data, run, models = tmp_path / "ds", tmp_path / "run", tmp_path / "models"
+    assert main(["dataset", "build", *(str(s[0]) for s in sessions), str(data), "--folds", "3", "--quiet"]) == 0
+    clips = load_dataset(data / "clips", require=("face", "eye", "fixation"))
+    windows = load_dataset(data)
+    assert len(clips) == 3 * len(SETTINGS.emotions) and len(windows) > len(clips)
+    assert clips.meta["folds"] == windows.meta["folds"]  # the clip protocol tests the same people
+    capsys.readouterr()
+    assert main(["train", "emert", str(data), "--out", str(run), "--epochs", "2", "--device", "cpu",
+                 "--threads", "1", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "per clip" in printed and "sliding windows" in printed and "majority class" in printed
+    report = json.loads((run / "report.json").read_text())
+    assert report["evaluation"]["protocol"] == "clip" and report["settings"]["epochs"] == 2
+    assert report["folds"][0]["n_test"] + report["folds"][0]["n_train"] == len(clips)
+    assert report["folds"][0]["windows"]["n_test"] > report["folds"][0]["n_test"]
+    assert main(["export-onnx", str(run / "model.pt"), "--out", str(models)]) == 0
+    card = json.loads((models / "emert.json").read_text())
+    assert card["training_settings"]["epochs"] == 2 and card["evaluation"]["protocol"] == "clip"
+    predictor = Predictor(Config(), emert=models / "emert.onnx")
+    streams = sessions[0][1]
+    feeder = WindowInputs(Config(), keep_s=math.inf)
+    feeder.push_gaze(*streams.gaze)
+    feeder.push_face(*streams.face)
+    clip = streams.clips[0]
+    prediction = predictor.predict(feeder.inputs(clip.onset + 5.0))
+    assert prediction is not None and prediction.er7.sum() == pytest.approx(1.0, abs=1e-4)
+    assert prediction.parts["emert"].shape == (7,)
 
 
 def test_clip_times_fall_back_to_markers_and_unlabelled_trials_are_skipped() -> None:
