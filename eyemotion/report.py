@@ -136,7 +136,8 @@ def model_cards(session: Any) -> dict[str, dict[str, Any]]:
         pass
     if stream is not None and not names:
         names = ["emert.onnx"]  # the shipped default
-    names.append("face_fer.onnx")  # eyemotion_face's pretrained model
+    if FACE.name in session.streams:
+        names.append("face_fer.onnx")  # eyemotion_face's pretrained model
     for name in names:
         card = MODELS_DIR / name.replace(".onnx", ".json")
         if card.exists():
@@ -324,6 +325,10 @@ def _build(session: Any, config: Config, out: Path) -> None:
             t.figures["heatmap"] = fig.heatmap(t, gaze, frame, meta, config, out / f"heatmap_trial{t.trial:02d}.png")
     else:
         notes.append("trials.csv has no trial with a clip onset: no per-trial figures")
+        if gaze is not None and len(gaze):  # an imported or trial-less recording: one heat map of all of it
+            whole = TrialReport(0, "the whole recording", "", "", "", math.nan, math.nan, math.nan,
+                                float(gaze.time_stamps[0]), float(gaze.time_stamps[-1]), math.nan)
+            figures["heatmap"] = fig.heatmap(whole, gaze, None, meta, config, out / "heatmap_all.png")
     (out / "index.html").write_text(_html(session, trials, figures, summary, sim_models, sim_sources, cards, notes),
                                     encoding="utf-8")
     (out / "report.json").write_text(json.dumps(_json(session, trials, sim_models, sim_sources), indent=2,
@@ -383,7 +388,8 @@ def _html(session: Any, trials: list[TrialReport], figures: dict[str, str], summ
         ".pair img{max-width:49%}.mismatch{color:#b00}</style></head><body>",
         f"<h1>Session report: {e(str(meta.get('participant')))} / {e(session.path.name)}</h1>",
         *[f"<div class='banner'>{b}</div>" for b in banners],
-        "<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in head) + "</table>",
+        "<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in head) + "</table>"]
+    table = [
         "<h2>Trials</h2><p>ER: the emotion-recognition estimate (EMERT and the crossmodal models) averaged over "
         "the prediction windows whose centre lies in the clip (mean ± SD of the top class, n windows). FER: the "
         "pretrained face model on the camera (eyemotion_face) over the clip's analysed frames with a face. "
@@ -392,6 +398,7 @@ def _html(session: Any, trials: list[TrialReport], figures: dict[str, str], summ
         "<table><tr><th>#</th><th>clip</th><th>intended</th><th>self-report</th><th>valence</th><th>arousal</th>"
         "<th>intensity</th><th>ER estimate</th><th>valence / arousal estimate</th><th>FER estimate</th>"
         "<th>gap</th><th>tracking loss %</th><th>blinks %</th></tr>"]
+    parts += table if trials else []
     for t in trials:
         felt_cls = "mismatch" if t.er is not None and t.felt and t.er.top != t.felt else ""
         va = (f"{_f(t.valence_est[0])} ± {_f(t.valence_est[1])} / {_f(t.arousal_est[0])} ± {_f(t.arousal_est[1])}"
@@ -402,18 +409,32 @@ def _html(session: Any, trials: list[TrialReport], figures: dict[str, str], summ
             f"<td>{_f(t.intensity, '{:.0f}')}</td><td class='{felt_cls}'>{e(t.er.text() if t.er else '–')}</td>"
             f"<td>{va}</td><td>{e(t.fer.text() if t.fer else '–')}</td><td>{e(t.gap)}</td>"
             f"<td>{_f(t.tracking_loss_pct, '{:.1f}')}</td><td>{_f(t.blink_pct, '{:.1f}')}</td></tr>")
-    parts.append("</table>")
+    parts.append("</table>" if trials else "")
     if figures:
-        parts.append("<h2>Self-report against the estimate</h2><div class='pair'>"
+        title = "Self-report against the estimate" if trials else "Fixations over the whole recording"
+        parts.append(f"<h2>{title}</h2><div class='pair'>"
                      + "".join(f"<img src='{e(v)}' alt='{e(k)}'>" for k, v in figures.items()) + "</div>")
-    parts.append("<h2>Per trial</h2>")
+    parts.append("<h2>Per trial</h2>" if trials else "")
     for t in trials:
         parts.append(f"<h3>Trial {t.trial}: {e(t.clip_id)} (intended {e(t.intended)}, reported "
                      f"{e(t.felt or '–')})</h3><div class='pair'>"
                      + "".join(f"<img src='{e(v)}' alt='{e(k)}'>" for k, v in t.figures.items()) + "</div>"
                      + "".join(f"<p><small>{e(n)}</small></p>" for n in t.notes))
+    imported = meta.get("imported")
+    if isinstance(imported, dict):
+        rows = [("source", f"{imported.get('source')} (sha256 {str(imported.get('sha256'))[:12]})"),
+                ("stream / mapping", f"{imported.get('stream')} / {imported.get('mapping')}"),
+                ("rate", f"{imported.get('rate_hz')} Hz: {imported.get('resampling')}"),
+                *[("missing", m) for m in imported.get("missing", [])],
+                *[("cannot run", c) for c in imported.get("cannot_run", [])]]
+        parts.append("<h2>Import</h2><table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>"
+                                                         for k, v in rows) + "</table>")
     parts.append("<h2>Data quality</h2>")
     parts.append(_quality_html(meta, s))
+    raw = session.streams.get(GAZE_RAW.name)
+    if raw is not None and len(raw):
+        valid = (raw.channel("valid.gaze_point.left_eye") > 0.5) | (raw.channel("valid.gaze_point.right_eye") > 0.5)
+        parts.append(f"<p>Whole recording: {len(raw)} gaze samples, tracking loss {100 * (1 - valid.mean()):.1f} %.</p>")
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
     models = "".join(f"<tr><td>{e(n)}</td><td>{e(str(c.get('intended_use') or c.get('description') or ''))}"

@@ -166,5 +166,7 @@ def heatmap(t: Any, gaze: Any, frame: np.ndarray | None, meta: dict[str, Any], c
     ax.set_aspect(1 / aspect_screen)  # the screen's shape: x and y are both normalised
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"trial {t.trial}: fixations on {t.clip_id} ({n} samples; {where})", fontsize=9)
+    title = f"trial {t.trial}: fixations on {t.clip_id} ({n} samples; {where})" if t.trial else \
+        f"fixations over {t.clip_id} ({n} samples)"
+    ax.set_title(title, fontsize=9)
     return _save(fig, path)

@@ -135,7 +135,8 @@ def kind(meta: dict[str, Any]) -> str:
         return "simulated"
     tracker = next((d for d in meta.get("devices") or [] if isinstance(d, dict) and d.get("stream") == "Tobii_gaze"),
                    {})
-    return "simulated" if "SIM" in str(tracker.get("source_id", "")) else "real"
+    firmware = str((tracker.get("acquisition") or {}).get("firmware_version", ""))
+    return "simulated" if firmware.startswith("simulated") or "@SIM-" in str(tracker.get("source_id", "")) else "real"
 
 
 def consent_text(folder: Path, meta: dict[str, Any], withdrawn_fn: Any) -> str:
