@@ -779,8 +779,8 @@ class SimulatedTracker(Node):
         ns = self.config.lsl.namespace
         target = MousePointer() if self.config.simulator.mode == "mouse" else None
         self._free_target = target
-        self.model = GazeModel(self.config.screen, self.rate, self.seed,
-                               loss_per_min=self.config.simulator.loss_per_min, target=target)
+        self.model = GazeModel(self.config.screen, self.rate, self.seed, loss_per_min=self.config.simulator.loss_per_min,
+                               target=target, pursuit_share=self.config.simulator.pursuit_share)
         info = stream_info(GAZE_RAW, namespace=ns, rate=self.rate, device=self.serial,
                            acquisition=self.acquisition(),
                            extra={"simulated": "true", "seed": str(self.seed), "mode": self.config.simulator.mode})

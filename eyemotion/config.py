@@ -101,12 +101,14 @@ class SimulatorConfig:
     serial: str = "SIM-FUSION-0001"
     chunk_ms: float = 15.0  # push interval
     loss_per_min: float = 0.3  # tracking losses per minute
+    pursuit_share: float = 0.1  # share of viewing events following a moving target (0: static images)
     truth_path: str = ""  # write the per-sample ground truth here (.npz or .csv) when the node stops
 
     def validate(self) -> None:
         _check(self.mode in ("random", "mouse"), "simulator.mode", "must be 'random' or 'mouse'")
         _check(5 <= self.chunk_ms <= 50, "simulator.chunk_ms", "must be within 5-50 ms")
         _check(self.loss_per_min >= 0, "simulator.loss_per_min", "must be >= 0")
+        _check(0 <= self.pursuit_share <= 1, "simulator.pursuit_share", "must be within 0-1")
         _check(bool(self.serial) and all(c.isalnum() or c in "-_." for c in self.serial), "simulator.serial",
                "must be a non-empty string of letters, digits, '-', '_' or '.'")
 

@@ -493,3 +493,20 @@ def test_truth_log_spills_to_disk_and_survives_a_killed_tracker(tmp_path):
     np.testing.assert_array_equal(loaded_t, stamps)
     np.testing.assert_array_equal(loaded.x, truth.x)
     np.testing.assert_array_equal(loaded.event, truth.event)
+
+
+def test_pursuit_share_option_reaches_the_live_tracker(config):
+    """`[simulator] pursuit_share = 0` (static images): the live tracker's model never pursues; out of range
+    is a clear error."""
+    import dataclasses
+
+    tracker = SimulatedTracker(config.replace(simulator=dataclasses.replace(config.simulator, pursuit_share=0.0)),
+                               follow_markers=False)
+    tracker.open()
+    try:
+        _, truth = tracker.model.generate(int(tracker.rate * 30))
+        assert not (truth.event == EVENT_CODES["pursuit"]).any() and (truth.event == EVENT_CODES["pso"]).any()
+    finally:
+        tracker.close()
+    with pytest.raises(UserError, match="simulator.pursuit_share"):
+        SimulatorConfig(pursuit_share=1.5).validate()
