@@ -107,7 +107,7 @@ def test_binary_durations_of_fixations_and_blinks() -> None:
     pattern = [fix] * 10 + [sac] * 5 + [fix] * 20 + [blink] * 15 + [fix] * 30 + [sac] * 5 + [blink] * 15
     assert len(pattern) == N
     events = np.concatenate([np.full(LEAD, sac), pattern, np.full(10, blink)])
-    f = one_window(gaze(len(events), event=events))
+    f = one_window(gaze(len(events), event=events, eye_openness=np.where(events == blink, np.nan, 11.0)))
     assert f["gaze_fixation.time_ratio"] == pytest.approx(0.60)
     assert f["gaze_fixation.min_time"] == pytest.approx(0.10)
     assert f["gaze_fixation.max_time"] == pytest.approx(0.30)
@@ -118,6 +118,10 @@ def test_binary_durations_of_fixations_and_blinks() -> None:
     assert f["eyes_closed.max_time"] == pytest.approx(0.15)
     assert f["eyes_closed.median_time"] == pytest.approx(0.15)
     assert f["eye_blink_intensity.max"] == 5.0
+    # a partial blink (labelled blink, the lid half closed and measured) is as closed as the lid: AU45 2.5-ish
+    openness = np.where(events == blink, 11.0 * 0.6, 11.0)
+    f = one_window(gaze(len(events), event=events, eye_openness=openness))
+    assert f["eye_blink_intensity.max"] == pytest.approx(2.0) and f["eyes_closed.time_ratio"] == 0.0
 
 
 def test_eyes_closed_bit_of_validity_counts_as_closed() -> None:

@@ -19,10 +19,12 @@ delta_gaze_angle_x / _y     change over one video frame, per second (rad/s). SUB
 pupil_diameter_mm           `pupil` (mm, blinks interpolated). The tracker measures mm directly; the
                             paper's OpenFace value is an estimate from the left-eye landmarks.
 delta_pupil_diameter_mm     the same change over one frame, per second (mm/s); SUBSTITUTION as above.
-eye_blink_intensity         OpenFace AU45 intensity (0-5): 5 during a blink (`event` = blink, the whole
-                            lid event when the detector labels it so) or when `validity` has the
-                            eyes_closed bit, else 5 * clip(1 - eye_openness / eye_open_mm, 0, 1); NaN
-                            if openness unknown.
+eye_blink_intensity         OpenFace AU45 intensity (0-5), from the lids as the camera sees them:
+                            5 * clip(1 - eye_openness / eye_open_mm, 0, 1); 5 when `validity` has the
+                            eyes_closed bit, or in a blink (`event` = blink) whose openness is unknown;
+                            NaN if openness is unknown outside blinks. So a blink's closing and opening
+                            lid and a partial blink (whole-lid blinks, issue 14) rise and fall as AU45
+                            does, rather than jumping to 5 for every sample labelled blink.
 pupil_dilation /            1 when the pupil's frame-to-frame change (mean of the last k samples minus
 pupil_constriction          the mean of the k before, per second of the frames' mean times) is
                             > +threshold / < -threshold (mm/s), else 0. Averaging over a frame, like a
@@ -40,7 +42,7 @@ gaze_approach               1 when `eye_distance` (eye-to-display depth) decreas
                             3.5.1) counts "derivative of the eye landmarks' depth above zero" as
                             approach; on OpenFace's camera depth that is moving away, so we follow
                             what the name means (towards the screen/camera), as issue 14 asks.
-eyes_closed                 1 when eye_blink_intensity >= 2.5 (lids at least half closed, or a blink).
+eyes_closed                 1 when eye_blink_intensity >= 2.5 (lids at least half closed, or hidden).
 gaze_fixation               1 when `event` = fixation, else 0. Only fixations: a post-saccadic
                             oscillation (PSO) or smooth pursuit (inference.eyesignal's classes 5 and 6)
                             is neither a fixation here nor the end of one's run being merged (a
@@ -211,7 +213,8 @@ class BaseSignals:
         self._prev, self._prev_t = history[-keep:].copy(), history_t[-keep:].copy()
         delta, frame_delta = frame_deltas(history, history_t, self.frame, self._max_dt)  # one row per sample
         openness = samples[:, c["eye_openness"]]
-        intensity = np.where(blink, 5.0, 5.0 * np.clip(1.0 - openness / self.eye_open_mm, 0.0, 1.0))
+        hidden = ((validity & _CLOSED_BIT) != 0) | ((event == _BLINK) & ~np.isfinite(openness))
+        intensity = np.where(hidden, 5.0, 5.0 * np.clip(1.0 - openness / self.eye_open_mm, 0.0, 1.0))
         intensity[~valid] = np.nan
 
         def binary(condition: np.ndarray, defined: np.ndarray) -> np.ndarray:
