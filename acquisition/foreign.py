@@ -301,7 +301,7 @@ def map_stream(stream: ForeignStream, mapping: Mapping, config: Config, *, rate:
         grid = stamps
         how = f"kept: regular {stream.nominal_rate:g} Hz"
     else:
-        grid = stamps[0] + np.arange(int(math.floor((stamps[-1] - stamps[0]) * target)) + 1) / target
+        grid = stamps[0] + np.arange(math.floor((stamps[-1] - stamps[0]) * target) + 1) / target
         how = (f"resampled from {'irregular' if stream.nominal_rate <= 0 else f'{stream.nominal_rate:g} Hz'} "
                f"(median interval {median * 1e3:.2f} ms, 95th-percentile jitter {jitter * 1e3:.2f} ms) to "
                f"{target:g} Hz by linear interpolation; holes over {MAX_GAP_S * 1e3:.0f} ms left invalid")
@@ -420,6 +420,7 @@ def import_foreign(source: str | Path, config: Config, *, participant: str, sess
     from eyemotion.acquisition.markers import encode_marker
     from eyemotion.acquisition.replay import XdfWriter
     from eyemotion.inference.eyesignal.processor import process_recording
+
     from eyemotion.session import RECORDING_XDF, SessionError, check_participant_id, create_session_folder
     from eyemotion.streams import EYE_EVENTS, GAZE_CLEAN, GAZE_RAW, MARKERS, stream_info
 

@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from eyemotion import UserError
 from eyemotion.config import Config
 from eyemotion.streams import CLASSES, EMOTION, EVENT_CODES, FACE, GAZE_CLEAN, GAZE_RAW
 
@@ -379,25 +378,25 @@ def _html(session: Any, trials: list[TrialReport], figures: dict[str, str], summ
                                                   f"({runner.get('status')})" if runner else "")),
             ("end", meta.get("end_reason"))]
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>eyemotion report "
+        ("<!doctype html><html><head><meta charset='utf-8'><title>eyemotion report "
         f"{e(str(meta.get('participant')))} {e(session.path.name)}</title><style>"
         "body{font-family:sans-serif;margin:24px;max-width:1200px;color:#222}"
         "table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #bbb;padding:3px 6px;"
         "text-align:left;vertical-align:top}th{background:#eee}.banner{background:#fff3cd;border:1px solid #e0b000;"
         "padding:8px 12px;margin:6px 0}img{max-width:100%;border:1px solid #ddd}.pair{display:flex;gap:12px}"
-        ".pair img{max-width:49%}.mismatch{color:#b00}</style></head><body>",
+        ".pair img{max-width:49%}.mismatch{color:#b00}</style></head><body>"),
         f"<h1>Session report: {e(str(meta.get('participant')))} / {e(session.path.name)}</h1>",
         *[f"<div class='banner'>{b}</div>" for b in banners],
         "<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in head) + "</table>"]
     table = [
-        "<h2>Trials</h2><p>ER: the emotion-recognition estimate (EMERT and the crossmodal models) averaged over "
+        ("<h2>Trials</h2><p>ER: the emotion-recognition estimate (EMERT and the crossmodal models) averaged over "
         "the prediction windows whose centre lies in the clip (mean ± SD of the top class, n windows). FER: the "
         "pretrained face model on the camera (eyemotion_face) over the clip's analysed frames with a face. "
         "Gap: where the two estimates disagree, and their total-variation distance (0 = same, 1 = disjoint). "
-        "These are estimates; the participant's self-report is what was felt.</p>",
-        "<table><tr><th>#</th><th>clip</th><th>intended</th><th>self-report</th><th>valence</th><th>arousal</th>"
+        "These are estimates; the participant's self-report is what was felt.</p>"),
+        ("<table><tr><th>#</th><th>clip</th><th>intended</th><th>self-report</th><th>valence</th><th>arousal</th>"
         "<th>intensity</th><th>ER estimate</th><th>valence / arousal estimate</th><th>FER estimate</th>"
-        "<th>gap</th><th>tracking loss %</th><th>blinks %</th></tr>"]
+        "<th>gap</th><th>tracking loss %</th><th>blinks %</th></tr>")]
     parts += table if trials else []
     for t in trials:
         felt_cls = "mismatch" if t.er is not None and t.felt and t.er.top != t.felt else ""
@@ -451,10 +450,10 @@ def _quality_html(meta: dict[str, Any], s: dict[str, Any]) -> str:
     cal = meta.get("calibration") or {}
     acc = cal.get("accepted") if isinstance(cal, dict) else None
     if isinstance(acc, dict):
-        rows.append(("calibration / validation", f"{cal.get('method')}: accuracy {_f(_num(acc.get('accuracy_deg')))}°"
+        rows.append(("calibration / validation", (f"{cal.get('method')}: accuracy {_f(_num(acc.get('accuracy_deg')))}°"
                      f" (L {_f(_num(acc.get('accuracy_left_deg')))}°, R {_f(_num(acc.get('accuracy_right_deg')))}°), "
                      f"precision {_f(_num(acc.get('precision_deg')))}°, data loss "
-                     f"{_f(_num(acc.get('data_loss_pct')), '{:.1f}')} %, {len(cal.get('attempts') or [])} attempt(s)"))
+                     f"{_f(_num(acc.get('data_loss_pct')), '{:.1f}')} %, {len(cal.get('attempts') or [])} attempt(s)")))
     else:
         rows.append(("calibration / validation", str(cal.get("skipped") or "not recorded") if isinstance(cal, dict)
                      else str(cal)))

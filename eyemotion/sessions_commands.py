@@ -176,8 +176,8 @@ def show(folder: Path) -> str:
     summary = _read_json(folder / SUMMARY_JSON).get("session") or {}
     lines = [f"session {d['participant']}/{d['session']}  ({folder})",
              f"  date {d['date']}   protocol {d['protocol']}   duration {d['duration']}   trials {d['trials']}",
-             f"  kind {d['kind']}   consent {d['consent']}   exported {d['exported']}   "
-             f"report {'report/index.html' if d['report'] else 'none (eyemotion report SESSION)'}"]
+             (f"  kind {d['kind']}   consent {d['consent']}   exported {d['exported']}   "
+              f"report {'report/index.html' if d['report'] else 'none (eyemotion report SESSION)'}")]
     imported = meta.get("imported")
     if isinstance(imported, dict):
         lines.append(f"  imported from {imported.get('source')} with mapping {imported.get('mapping')}")

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
-
 from eyemotion.acquisition.foreign import MAX_GAP_S, ForeignError, import_foreign, load_mappings
 from eyemotion.acquisition.replay import XdfWriter
+from streamgen import viewing
+
 from eyemotion.cli import main
 from eyemotion.config import load_config
 from eyemotion.session import Session, read_session_json
-from streamgen import viewing
 
 DATA = Path(__file__).parent / "data" / "xdf-modules-example-files"
 TAG_FOOTER = 6
@@ -103,7 +103,8 @@ def test_foreign_xdf_through_eyesignal_features_bids_report_replay(tmp_path: Pat
     assert len(stats) > 10
     assert main(["export", str(folder), "--bids", str(tmp_path / "bids")]) == 0
     physio = tmp_path / "bids" / "sub-EXT01" / "ses-S1" / "beh" / "sub-EXT01_ses-S1_task-emotion_recording-eye1_physio.tsv.gz"
-    rows = gzip.open(physio, "rt").read().splitlines()
+    with gzip.open(physio, "rt") as f:
+        rows = f.read().splitlines()
     assert len(rows) == len(Session.load(folder).stream("Tobii_gaze"))
     assert main(["report", str(folder)]) == 0
     assert "Imported from another lab" in (folder / "report" / "index.html").read_text()
@@ -111,7 +112,7 @@ def test_foreign_xdf_through_eyesignal_features_bids_report_replay(tmp_path: Pat
     assert main(["replay", str(folder), "--speed", "20"]) == 0
     replayed = capsys.readouterr().out
     n = len(Session.load(folder).stream("Tobii_gaze"))
-    assert f"Tobii_gaze@import-" in replayed and f": {n}," in replayed.replace(f": {n} samples", f": {n},")
+    assert "Tobii_gaze@import-" in replayed and f": {n}," in replayed.replace(f": {n} samples", f": {n},")
     assert main(["sessions", str(sessions)]) == 0
     listing = capsys.readouterr().out
     assert "imported" in listing and "bids" in listing
@@ -170,8 +171,8 @@ def test_pupil_labs_relay_layout(tmp_path: Path) -> None:
 
 def test_tobii_pro_lab_tsv(tmp_path: Path) -> None:
     t_us = (np.arange(600) * 1e6 / 60).astype(np.int64)
-    lines = ["Recording timestamp [μs]\tGaze point X [DACS px]\tGaze point Y [DACS px]\tPupil diameter left [mm]\t"
-             "Pupil diameter right [mm]\tValidity left\tValidity right"]
+    lines = [("Recording timestamp [μs]\tGaze point X [DACS px]\tGaze point Y [DACS px]\tPupil diameter left [mm]\t"
+              "Pupil diameter right [mm]\tValidity left\tValidity right")]
     for k, t in enumerate(t_us):
         bad = 100 <= k < 130
         lines.append(f"{t}\t{'' if bad else 960}\t{'' if bad else 270}\t3.1\t3.2\t"

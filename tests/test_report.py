@@ -8,18 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from eyemotion import report_figures
+import streamgen
 from eyemotion.acquisition.markers import encode_marker
 from eyemotion.acquisition.replay import XdfWriter
+from eyemotion.stimuli.trials import TrialRecord, write_trials
+
+from eyemotion import report_figures
 from eyemotion.cli import main
 from eyemotion.config import load_config
 from eyemotion.report import write_report
 from eyemotion.session import RECORDING_XDF, create_session_folder
-from eyemotion.stimuli.trials import TrialRecord, write_trials
 from eyemotion.streams import CLASSES, EMOTION, FACE, GAZE_CLEAN, GAZE_RAW, MARKERS, stream_info
-
-import streamgen
 
 CLIPS = [("demo_anger", "anger", "anger", -0.75, 1.0), ("demo_fear", "fear", "happiness", 0.25, 0.5)]
 WINDOW_S = 4.0
@@ -133,3 +132,14 @@ def test_report_refuses_a_folder_that_is_not_a_session(tmp_path: Path, capsys: p
     assert main(["report", str(tmp_path)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a session folder" in err[0]
+
+
+def test_run_end_report_failure_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """What `run`/`demo` call at the end: a report that cannot be written is a warning, the session stays."""
+    from eyemotion.report import write_report_safely
+
+    folder = make_session(tmp_path)
+    (folder / RECORDING_XDF).write_bytes(b"XDF:broken")
+    assert write_report_safely(folder, load_config(None)) is None
+    assert "eyemotion report" in caplog.text and not (folder / "report").exists()
+    assert (folder / RECORDING_XDF).read_bytes() == b"XDF:broken"

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from test_report import make_session
 
 from eyemotion.cli import main
 from eyemotion.consent import ConsentError, ask_consent
 from eyemotion.session import RECORDING_XDF, read_session_json, update_session_json
-from test_report import make_session
 
 
 def _one_line_error(capsys: pytest.CaptureFixture) -> str:
