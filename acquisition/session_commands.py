@@ -24,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "[recorder] min_free_gb free; reports stalls and stops cleanly when the disk fills. "
                     "Writes session.json (streams, devices, screen, software versions, start/end). Start the "
                     "sources first, e.g. `eyemotion stream --simulate --output-dir sessions/P001/S01` (that "
-                    "folder's camera.mkv is kept) and then `eyemotion record --participant P001 --session-id S01`.")
+                    "folder's camera.mkv is kept) and then `eyemotion record --participant P001 --session-id S01 "
+                    "--consent-by NAME`. Nothing is recorded without the participant's consent (--consent-by, or a "
+                    "session folder made by `eyemotion run`) or for a participant who withdrew.")
     p.add_argument("--participant", required=True, help="pseudonymous participant id, e.g. P001 (never a name)")
     p.add_argument("--session-id", help="session folder name (default: the start time, e.g. 20261123T094501)")
     p.add_argument("--sessions-dir", help="root folder of the sessions (default: [recorder] sessions_dir)")
@@ -33,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated streams that must be present (default: [recorder] required; '' = none)")
     p.add_argument("--protocol", default="", help="protocol name stored in session.json")
     p.add_argument("--notes", default="", help="free-text notes stored in session.json")
+    p.add_argument("--consent-by", metavar="NAME",
+                   help="the experimenter who confirmed the participant's informed consent (required unless the "
+                        "session folder already records it, as `eyemotion run` does)")
     p.set_defaults(func=cmd_record)
 
     p = subparsers.add_parser(
@@ -90,12 +95,39 @@ def _session_folder(args: argparse.Namespace, config: Config) -> Path:
     return create_session_folder(root, participant, sid, **fields)
 
 
+def _require_consent(args: argparse.Namespace, config: Config) -> dict | None:
+    """Nothing is recorded without the participant's consent: the consent record to store (from --consent-by),
+    or None when the session folder already holds a given consent (`eyemotion run` writes it first)."""
+    from eyemotion.consent import ConsentError, consent_record, read_participant
+    from eyemotion.session import SESSION_JSON, check_participant_id, read_session_json
+
+    root = Path(args.sessions_dir or config.recorder.sessions_dir)
+    participant = check_participant_id(args.participant)
+    withdrawn = read_participant(root / participant).get("withdrawn")
+    if withdrawn:
+        raise ConsentError(f"participant {participant} withdrew consent ({withdrawn.get('at')}): nothing is recorded")
+    folder = root / participant / args.session_id if args.session_id else None
+    if folder is not None and (folder / SESSION_JSON).exists():
+        consent = read_session_json(folder).get("consent")
+        if isinstance(consent, dict) and consent.get("given"):
+            return None
+    if not args.consent_by:
+        raise ConsentError(f"no consent recorded for participant {participant}: pass --consent-by NAME (the "
+                           "experimenter who confirmed the participant's informed consent)")
+    return consent_record(args.consent_by, "option")
+
+
 def cmd_record(args: argparse.Namespace, config: Config) -> int:
     from eyemotion.acquisition.recorder import Recorder
     from tqdm import tqdm
 
     required = None if args.require is None else tuple(n for n in args.require.split(",") if n)
+    consent = _require_consent(args, config)
     folder = _session_folder(args, config)
+    if consent is not None:
+        from eyemotion.session import update_session_json
+
+        update_session_json(folder, consent=consent)
     recorder = Recorder(config, folder, required=required)
     recorder.start()
     stop = threading.Event()

@@ -116,7 +116,7 @@ def test_a_recorder_on_one_host_records_the_tracker_of_another(two_hosts, tmp_pa
                                               stdout=out, stderr=subprocess.STDOUT, env=env))
             _wait_running(log, procs[-1])
         record = subprocess.run(
-            _in_host(ns_b, None, _cli(recording_pc, "record", "--participant", "P001", "--seconds", "6",
+            _in_host(ns_b, None, _cli(recording_pc, "record", "--participant", "P001", "--consent-by", "test", "--seconds", "6",
                                       "--sessions-dir", str(recording_pc / "sessions"), "--require", "Tobii_gaze")),
             capture_output=True, text=True, env=env_b, timeout=150, check=False)
         assert record.returncode == 0, record.stdout[-2000:] + record.stderr[-3000:]

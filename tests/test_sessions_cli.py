@@ -82,3 +82,17 @@ def test_run_refuses_to_record_without_consent(tmp_path: Path, capsys: pytest.Ca
                  "--sessions-dir", str(tmp_path / "sessions")]) != 0
     assert "no consent recorded for participant P001" in _one_line_error(capsys)
     assert not (tmp_path / "sessions").exists()
+
+
+def test_record_refuses_without_consent_or_after_withdrawal(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = tmp_path / "sessions"
+    assert main(["record", "--participant", "P009", "--sessions-dir", str(root), "--seconds", "1"]) != 0
+    assert "no consent recorded for participant P009" in _one_line_error(capsys)
+    assert not root.exists()  # refused before any folder exists
+    make_session(root)
+    assert main(["sessions", "withdraw", "P001", "--dir", str(root), "--by", "Dr A"]) == 0
+    capsys.readouterr()
+    assert main(["record", "--participant", "P001", "--session-id", "S02", "--consent-by", "Dr A",
+                 "--sessions-dir", str(root), "--seconds", "1"]) != 0
+    assert "withdrew consent" in _one_line_error(capsys)
+    assert not (root / "P001" / "S02").exists()
