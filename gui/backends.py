@@ -125,14 +125,21 @@ class RecorderBackend:
     def recording(self) -> bool:
         return self._recorder is not None and bool(self._recorder.recording)
 
-    def start(self, participant: str) -> Path:
-        """Create the session folder and start recording every contract stream; UserError if it cannot."""
+    def start(self, participant: str, consent: dict | None = None) -> Path:
+        """Create the session folder and start recording every contract stream; UserError if it cannot.
+        `consent` is what the experimenter confirmed (eyemotion.consent); nothing is recorded without it."""
+        from eyemotion.consent import read_participant
+
+        if not (consent or {}).get("given"):
+            raise UserError("the participant's informed consent is not confirmed: nothing is recorded")
+        if read_participant(Path(self.config.recorder.sessions_dir) / participant).get("withdrawn"):
+            raise UserError(f"participant {participant} withdrew consent: nothing is recorded")
         from eyemotion.acquisition.recorder import Recorder
 
         from eyemotion.session import SESSION_JSON, create_session_folder
 
         folder = create_session_folder(
-            self.config.recorder.sessions_dir, participant, started_from="dashboard"
+            self.config.recorder.sessions_dir, participant, started_from="dashboard", consent=consent
         )
         recorder = Recorder(self.config, folder)
         try:

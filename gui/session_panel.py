@@ -141,8 +141,13 @@ class SessionPanel(Panel):
         if self.recorder is None or self.busy:
             return
         participant = self.participant.text().strip()
+        consent = self.ask_consent(participant)
+        if consent is None:
+            set_text(self.record_state, "not recording: the participant's consent was not confirmed",
+                     f"color: {theme.BAD}")
+            return
         self._starting = threading.Thread(
-            target=self._start_worker, args=(participant,), daemon=True, name="dashboard-record-start"
+            target=self._start_worker, args=(participant, consent), daemon=True, name="dashboard-record-start"
         )
         self.record_button.setEnabled(False)
         self.participant.setEnabled(False)
@@ -153,9 +158,23 @@ class SessionPanel(Panel):
         )
         self._starting.start()
 
-    def _start_worker(self, participant: str) -> None:
+    def ask_consent(self, participant: str) -> dict | None:
+        """The experimenter confirms the participant's informed consent by typing their name (None: not
+        confirmed, nothing is recorded). An offscreen dashboard (tests, headless demos) has nobody to ask: it
+        confirms automatically, and session.json says so."""
+        from eyemotion.consent import consent_record
+        from PyQt6.QtGui import QGuiApplication
+        from PyQt6.QtWidgets import QInputDialog
+
+        if QGuiApplication.platformName() == "offscreen":
+            return consent_record("automatic (offscreen dashboard)", "automatic")
+        name, ok = QInputDialog.getText(self, "Informed consent", f"Participant {participant or '?'}: has the "
+                                        "participant given informed consent?\nType your name (experimenter) to confirm:")
+        return consent_record(name, "dashboard") if ok and name.strip() else None
+
+    def _start_worker(self, participant: str, consent: dict | None = None) -> None:
         try:
-            self._start_result = self.recorder.start(participant)
+            self._start_result = self.recorder.start(participant, consent=consent)
         except UserError as exc:
             self._start_result = exc
         except Exception as exc:  # noqa: BLE001 - shown to the experimenter, logged with its traceback

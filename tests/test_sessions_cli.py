@@ -9,6 +9,7 @@ import pytest
 from test_report import make_session
 
 from eyemotion.cli import main
+from eyemotion.config import load_config
 from eyemotion.consent import ConsentError, ask_consent
 from eyemotion.session import RECORDING_XDF, read_session_json, update_session_json
 
@@ -96,3 +97,23 @@ def test_record_refuses_without_consent_or_after_withdrawal(tmp_path: Path, caps
                  "--sessions-dir", str(root), "--seconds", "1"]) != 0
     assert "withdrew consent" in _one_line_error(capsys)
     assert not (root / "P001" / "S02").exists()
+
+
+def test_dashboard_recorder_refuses_without_consent_or_after_withdrawal(tmp_path: Path) -> None:
+    import dataclasses
+
+    from eyemotion.consent import consent_record
+    from eyemotion.gui.backends import RecorderBackend
+
+    from eyemotion import UserError
+
+    config = load_config(None)
+    root = tmp_path / "sessions"
+    backend = RecorderBackend(config.replace(recorder=dataclasses.replace(config.recorder, sessions_dir=str(root))))
+    with pytest.raises(UserError, match="consent is not confirmed"):
+        backend.start("P010", consent=None)
+    make_session(root)
+    assert main(["sessions", "withdraw", "P001", "--dir", str(root), "--by", "Dr A"]) == 0
+    with pytest.raises(UserError, match="withdrew consent"):
+        backend.start("P001", consent=consent_record("Dr A", "dashboard"))
+    assert not (root / "P010").exists() and len(list((root / "P001").iterdir())) == 2  # S01 + participant.json
