@@ -47,10 +47,9 @@ class EmotionPanel(Panel):
         emert = cards.get("emert", {})
         #: EMERT's FER head is shown only when it was trained on real labels; else the face model's
         self.fer_from_emert = bool(emert) and not trained_on_simulated(emert)
-        self.face_source = "EMERT FER head" if self.fer_from_emert else "face model (face_fer.onnx, FER2013)"
+        self.face_source = "EMERT FER head" if self.fer_from_emert else "face model (FER2013)"
         self.legend = label(
-            _swatch(ER_COLOUR, "ER estimate (EMERT + crossmodal)") + "&nbsp;&nbsp; "
-            + _swatch(FACE_COLOUR, self.face_source)
+            _swatch(ER_COLOUR, "ER estimate") + "&nbsp;&nbsp; " + _swatch(FACE_COLOUR, self.face_source)
         )
         self.legend.setWordWrap(True)
         self.bars = plot()
@@ -64,21 +63,18 @@ class EmotionPanel(Panel):
         self.fer_bars = pg.BarGraphItem(x=x + 0.2, height=np.zeros(7), width=0.38, brush=FACE_COLOUR)
         self.bars.addItem(self.er_bars)
         self.bars.addItem(self.fer_bars)
-        self.source_label = label("estimates: live (eyemotion_emotion)", muted=True)
+        self.source_label = label("estimates: live", muted=True)
         self.source_label.setToolTip("where the shown ER estimates come from")
-        self.source_label.setWordWrap(True)
         self.model_note = label()
         self.model_note.setWordWrap(True)
         if self.simulated_models:
-            self.model_note.setText(
-                "⚠ Models trained on simulated data: estimates not valid for real participants"
-            )
+            self.model_note.setText("⚠ models trained on simulated data: not valid for real participants")
             self.model_note.setToolTip("trained on simulated data (model cards): " + ", ".join(self.simulated_models))
             self.model_note.setStyleSheet(f"color: {theme.WARN}; font-weight: bold")
         self.model_note.setVisible(bool(self.simulated_models))
         self.gap_label = label("emotion gap: –", bold=True)
         self.gap_label.setWordWrap(True)
-        self.gap_label.setMinimumHeight(2 * self.gap_label.fontMetrics().height() + 8)  # two lines
+
         self.report_label = label("self-report: –")
         self.report_label.setWordWrap(True)
         self.timeline = plot()
@@ -92,10 +88,11 @@ class EmotionPanel(Panel):
         self.timeline.addItem(self.gap_fill)
         self.curves = {c: self.timeline.plot(pen=pg.mkPen(theme.CLASS_COLOURS[c], width=2)) for c in CLASSES}
         self.timeline_legend = label(
-            "ER estimate over time: "
+            "ER estimate: "
             + " ".join(_swatch(theme.CLASS_COLOURS[c], c) for c in CLASSES)
             + " <span style='color:#f85149'>▒</span>&nbsp;gap"
         )
+        self.timeline_legend.setToolTip("ER estimate over time: " + ", ".join(CLASSES) + "; red: emotion gap")
         self.timeline_legend.setWordWrap(True)
         self.lines = []
         for _ in range(MARKER_LINES):  # a fixed pool, reused: items are never re-created while running
@@ -137,19 +134,21 @@ class EmotionPanel(Panel):
         grid.setVerticalSpacing(3)
         grid.addWidget(self.model_note, 0, 0, 1, 2)
         grid.addWidget(self.legend, 1, 0, 1, 2)
-        self.bars.getAxis("left").setTicks([[(0, "0"), (0.5, ".5"), (1, "1")]])
+        self.bars.getAxis("left").setTicks([[(0, "0"), (1, "1")]])
         grid.addWidget(self.bars, 2, 0)
         grid.addWidget(self.circumplex, 2, 1)
         grid.addWidget(self.gap_label, 3, 0, 1, 2)
         grid.addWidget(self.report_label, 4, 0, 1, 2)
         grid.addWidget(self.timeline, 5, 0, 1, 2)
         grid.addWidget(self.timeline_legend, 6, 0, 1, 2)
+        mods.addWidget(self.source_label)
         grid.addLayout(mods, 7, 0, 1, 2)
-        grid.addWidget(self.source_label, 8, 0, 1, 2)
         grid.setColumnStretch(0, 3)
         grid.setColumnStretch(1, 2)
-        grid.setRowStretch(2, 3)
-        grid.setRowStretch(5, 2)
+        grid.setRowStretch(2, 1)
+        grid.setRowStretch(5, 1)
+        self.bars.setMinimumHeight(110)
+        self.timeline.setMinimumHeight(110)
         self.last: Prediction | None = None
         self.face_probs = np.zeros(7)
         self._er = [EMOTION.index(f"er_{c}") for c in CLASSES]
@@ -157,9 +156,10 @@ class EmotionPanel(Panel):
         self._face_fer = [FACE.index(f"fer_{c}") for c in CLASSES]
         self.markers_shown: list[str] = []
 
-    def set_source(self, text: str) -> None:
+    def set_source(self, short: str, detail: str = "") -> None:
         """Say where the shown estimates come from (live, recorded, re-computed)."""
-        set_text(self.source_label, f"estimates: {text}")
+        set_text(self.source_label, f"estimates: {short}")
+        self.source_label.setToolTip(detail or short)
 
     def _face_side(self, stamps: np.ndarray, data: np.ndarray) -> np.ndarray:
         """The face side of the gap at each estimate's stamp: EMERT's FER head (trained on real labels)

@@ -59,8 +59,8 @@ class FacePanel(Panel):
         self.fer.setYRange(0, 1, padding=0)
         self.fer.setMouseEnabled(False, False)
         self.fer.getAxis("bottom").setTicks([[(i, c[:2]) for i, c in enumerate(CLASSES)]])
-        self.fer.getAxis("left").setTicks([[(0, "0"), (0.5, ".5"), (1, "1")]])
-        self.fer.setTitle("face model: expression p", color=theme.MUTED, size="9pt")
+        self.fer.getAxis("left").setTicks([[(0, "0"), (1, "1")]])
+        self.fer.setMinimumHeight(110)  # the bars of the face model (FER2013), named by face_label
         self.fer_bars = pg.BarGraphItem(
             x=np.arange(7),
             height=np.zeros(7),
@@ -70,7 +70,7 @@ class FacePanel(Panel):
         self.fer.addItem(self.fer_bars)
         # the level meter: one horizontal bar in a small plot (a QProgressBar repaints synchronously)
         self.meter = plot()
-        self.meter.setFixedHeight(46)
+        self.meter.setFixedHeight(40)
         self.meter.hideAxis("left")
         self.meter.setXRange(FLOOR_DB, 0, padding=0)
         self.meter.setYRange(0, 1, padding=0)
@@ -88,7 +88,7 @@ class FacePanel(Panel):
         )
         self.vad = label("voice: –", bold=True, dynamic=30)
         self.levels = plot()
-        self.levels.setFixedHeight(90)
+        self.levels.setFixedHeight(80)
         self.levels.setYRange(FLOOR_DB, 0, padding=0)
         self.levels.setXRange(-LEVEL_HISTORY_S, 0, padding=0)
         self.levels.setLabel("left", "dBFS")
@@ -161,7 +161,7 @@ class FacePanel(Panel):
         if show:
             self.box.setRect(x * w, y * h, bw * w, bh * h)
         top = CLASSES[int(np.argmax(face.fer))] if face.fer.any() else "–"
-        set_text(self.face_label, f"face: {'present' if face.present else 'not found'} · face model top: {top}")
+        set_text(self.face_label, f"face: {'present' if face.present else 'not found'} · face model (FER2013) top: {top}")
 
     def reset(self) -> None:
         super().reset()

@@ -276,7 +276,9 @@ class SessionState:
         elif event in HEALTH_EVENTS:
             who = str(get("node", get("device", get("source", "?"))))
             detail = ", ".join(
-                f"{k}={v}" for k, v in marker.items() if k not in ("event", "source", "node", "device")
+                f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in marker.items()
+                if k not in ("event", "source", "node", "device", "start", "end", "streams", "timestamp")
             )
             self.health[who] = (HEALTH_EVENTS[event], detail, stamp)
 

@@ -93,7 +93,9 @@ class SessionPanel(Panel):
         self.health.setMaximumHeight(90)
         self.node_health = None  # a callable -> {node: (state, detail)}: the replay's supervised nodes
         self.events = QListWidget()
-        self.events.setMaximumHeight(110)
+        self.events.setMaximumHeight(140)
+        self.events.setWordWrap(True)  # whole rows, never cut at the panel's edge
+        self.health.setWordWrap(True)
         top = QGridLayout()
         top.addWidget(label("participant"), 0, 0)
         top.addWidget(self.participant, 0, 1)

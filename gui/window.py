@@ -184,11 +184,10 @@ class Dashboard(QMainWindow):
             d["Session"],
         )
         streams, replay = d["Streams"], d["Replay"]
-        self.resizeDocks([gaze, face], [760, 900], Qt.Orientation.Horizontal)
-        self.resizeDocks([gaze, eye], [520, 330], Qt.Orientation.Vertical)
-        self.resizeDocks([face, emotion], [330, 560], Qt.Orientation.Vertical)
-        self.resizeDocks([face, session], [520, 380], Qt.Orientation.Horizontal)
-        self.resizeDocks([streams], [215], Qt.Orientation.Vertical)
+        self.resizeDocks([gaze, face, session], [500, 730, 450], Qt.Orientation.Horizontal)
+        self.resizeDocks([gaze, eye], [470, 330], Qt.Orientation.Vertical)
+        self.resizeDocks([face, emotion], [330, 480], Qt.Orientation.Vertical)
+        self.resizeDocks([streams], [180], Qt.Orientation.Vertical)
         self.resizeDocks([replay], [50], Qt.Orientation.Vertical)
 
     def _build_actions(self) -> None:
@@ -331,10 +330,10 @@ class Dashboard(QMainWindow):
         self.monitor.data_clock = backend.stream_clock  # at 2x/4x the replayed stamps run ahead of the wall
         self.replay_panel.set_backend(backend)
         self.session_panel.node_health = backend.health
-        self.emotion_panel.set_source(
-            "re-computed now by the nodes with the installed models"
-            if predictions == "recomputed" else "recorded during the session (replayed from recording.xdf)"
-        )
+        if predictions == "recomputed":
+            self.emotion_panel.set_source("re-computed", "re-computed now by the nodes with the installed models")
+        else:
+            self.emotion_panel.set_source("recorded", "recorded during the session (replayed from recording.xdf)")
         self.setWindowTitle(f"eyemotion dashboard — replay {source}")
         self._after_seek(0.0)
         return True
