@@ -164,9 +164,10 @@ class SessionPanel(Panel):
         """The experimenter confirms the participant's informed consent by typing their name (None: not
         confirmed, nothing is recorded). An offscreen dashboard (tests, headless demos) has nobody to ask: it
         confirms automatically, and session.json says so."""
-        from eyemotion.consent import consent_record
         from PyQt6.QtGui import QGuiApplication
         from PyQt6.QtWidgets import QInputDialog
+
+        from eyemotion.consent import consent_record
 
         if QGuiApplication.platformName() == "offscreen":
             return consent_record("automatic (offscreen dashboard)", "automatic")

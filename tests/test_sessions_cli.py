@@ -102,10 +102,10 @@ def test_record_refuses_without_consent_or_after_withdrawal(tmp_path: Path, caps
 def test_dashboard_recorder_refuses_without_consent_or_after_withdrawal(tmp_path: Path) -> None:
     import dataclasses
 
-    from eyemotion.consent import consent_record
     from eyemotion.gui.backends import RecorderBackend
 
     from eyemotion import UserError
+    from eyemotion.consent import consent_record
 
     config = load_config(None)
     root = tmp_path / "sessions"
