@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "stream", help="publish the eye tracker, camera, microphone and markers on LSL until Ctrl-C",
         description="Start the acquisition sources and publish their LSL streams until Ctrl-C: the Tobii "
                     "eye tracker through TittaLSL (or the simulated one with --simulate), the camera, the "
-                    "microphone and eyemotion_markers. With --simulate the camera plays a generated demo "
+                    "microphone and eyemotion_markers. The camera runs the face pipeline (eyemotion_face, eyemotion_preview) "
+                    "as in a session, unless --no-face. With --simulate the camera plays a generated demo "
                     "video and the microphone is a generated speech-like signal, unless [camera] source / "
                     "[microphone] device name real ones. "
                     "The simulated tracker follows clip_onset/clip_offset markers (emotion conditioning) "
@@ -42,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--truth", metavar="PATH", help="simulator: write per-sample ground truth (.npz or .csv)")
     p.add_argument("--output-dir", metavar="DIR", help="camera: write camera.mkv into this folder")
+    p.add_argument("--no-face", action="store_true",
+                   help="camera: without the face pipeline (no eyemotion_face / eyemotion_preview)")
     p.set_defaults(func=cmd_stream)
 
     p = subparsers.add_parser("markers", help="push events onto eyemotion_markers",
@@ -211,10 +214,8 @@ class StreamMarkers:
 
 
 def build_sources(config: Config, chosen: list[str], *, simulate: bool, truth: str | None,
-                  output_dir: str | None) -> list:
+                  output_dir: str | None, face: bool = True) -> list:
     """The source nodes of `eyemotion stream`, not yet opened."""
-    from dataclasses import replace
-
     nodes: list = []
     if "tracker" in chosen:
         if simulate:
@@ -226,14 +227,15 @@ def build_sources(config: Config, chosen: list[str], *, simulate: bool, truth: s
 
             nodes.append(TobiiTracker(config))
     if "camera" in chosen:
+        # the one camera node of `node camera` and of a session: with the face analysers (eyemotion_face,
+        # eyemotion_preview) unless face=False, and the demo video when simulating without a camera source
+        from eyemotion.node_commands import build_node
+
         try:
-            from eyemotion.acquisition.camera import CameraNode
+            nodes.append(build_node("camera", config, simulate=simulate,
+                                    session=Path(output_dir) if output_dir else None, face=face))
         except ImportError as exc:
             raise UserError(f"the camera node is not available ({exc}); pass --sources without camera") from None
-        cam_config = config
-        if simulate and config.camera.source == "0":
-            cam_config = config.replace(camera=replace(config.camera, source=str(demo_video(config)), loop=True))
-        nodes.append(CameraNode(cam_config, output_dir=Path(output_dir) if output_dir else None))
     if "microphone" in chosen:
         try:
             from eyemotion.acquisition.microphone import GeneratedAudioNode, MicrophoneNode
@@ -311,6 +313,7 @@ def cmd_stream(args: argparse.Namespace, config: Config) -> int:
         raise UserError("--truth only applies to the simulated tracker; add --simulate")
     if args.seconds is not None and args.seconds <= 0:
         raise UserError("--seconds must be > 0")
-    nodes = build_sources(config, chosen, simulate=args.simulate, truth=args.truth, output_dir=args.output_dir)
+    nodes = build_sources(config, chosen, simulate=args.simulate, truth=args.truth, output_dir=args.output_dir,
+                          face=not args.no_face)
     run_sources(nodes, args.seconds)
     return 0

@@ -130,7 +130,7 @@ class VideoFrameNode(Node):
     def step(self) -> None:
         values, stamps = self.inlet.pull_chunk(timeout=0.05, max_samples=16)
         for value, stamp in zip(values, stamps):
-            where = self.locate(int(round(value[0])), float(stamp))
+            where = self.locate(round(value[0]), float(stamp))
             if where is None:
                 continue
             due = [gate(stamp) for gate in self._gates]

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pylsl
 import pytest
 from eyemotion.acquisition.media import write_test_video
 from eyemotion.acquisition.replay import XdfWriter
@@ -108,7 +107,7 @@ def test_a_replay_recomputed_through_the_nodes_equals_offline_reprocessing(confi
     session = Session.load(folder, dejitter=False)
     gaze = session.stream(GAZE_RAW.name)
     clean = process_recording(gaze.time_stamps, gaze.data, RATE, config.eyesignal, config.screen)
-    columns, face = face_table_from_video(session.camera_segments, config, lambda items, **_: items)
+    _columns, face = face_table_from_video(session.camera_segments, config, lambda items, **_: items)
     audio = session.stream(AUDIO.name)
     recorded_ends = ends - shift
     keep = recorded_ends <= face[-1, 0]  # the face stream ends with the video: later windows go without it
@@ -119,3 +118,19 @@ def test_a_replay_recomputed_through_the_nodes_equals_offline_reprocessing(confi
     assert keep.sum() >= 8
     np.testing.assert_allclose(live[keep], want, rtol=0, atol=1e-4, equal_nan=True)
     assert live[keep][-3:, -3:].all(), "the last windows use face, gaze and audio"
+
+
+def test_stream_simulate_starts_the_camera_with_the_face_analysers(config) -> None:
+    """`eyemotion stream --simulate` builds the same camera node as a session (one camera node, one
+    behaviour): a stream+record session then holds eyemotion_face and serves eyemotion_preview."""
+    from eyemotion.acquisition.commands import build_sources
+    from eyemotion.inference.features.face import FaceAnalyzer, PreviewAnalyzer
+
+    (camera,) = build_sources(config, ["camera"], simulate=True, truth=None, output_dir=None)
+    kinds = {type(a) for a in camera.worker.analyzers}
+    assert kinds == {FaceAnalyzer, PreviewAnalyzer}
+    assert camera.config.camera.source.endswith(".mp4") and camera.config.camera.loop  # the demo video
+    for analyzer in camera.worker.analyzers:
+        analyzer.close()
+    (bare,) = build_sources(config, ["camera"], simulate=True, truth=None, output_dir=None, face=False)
+    assert bare.worker.analyzers == []
