@@ -413,6 +413,24 @@ def _describe(streams: list[ForeignStream]) -> str:
                      f"{', ...' if len(s.labels) > 4 else ''})" for s in streams)
 
 
+def eye_signal_summary(samples: np.ndarray, rate: float) -> dict[str, Any]:
+    """What the eye-signal processing made of the imported gaze: share of samples per event class, valid share,
+    number of fixations and their median duration."""
+    from itertools import groupby
+
+    from eyemotion.streams import EVENT_CODES, GAZE_CLEAN
+
+    events = samples[:, GAZE_CLEAN.index("event")].astype(int)
+    valid = (samples[:, GAZE_CLEAN.index("validity")].astype(int) & 3) > 0
+    runs = [(k, len(list(g))) for k, g in groupby(events.tolist())]
+    fixations = [n / rate * 1000 for k, n in runs if k == EVENT_CODES["fixation"]]
+    share = {f"{name}_pct": round(100 * float((events == code).mean()), 1) for name, code in EVENT_CODES.items()
+             if len(events) and (events == code).any()}
+    return {"samples": len(events), "valid_pct": round(100 * float(valid.mean()), 1) if len(events) else 0.0,
+            **share, "fixations": len(fixations),
+            "median_fixation_ms": round(float(np.median(fixations)), 1) if fixations else None}
+
+
 def import_foreign(source: str | Path, config: Config, *, participant: str, session_id: str | None = None,
                    sessions_dir: str | Path | None = None, mapping: str | None = None, stream: str | None = None,
                    rate: float | None = None) -> tuple[Path, dict[str, Any]]:
@@ -421,7 +439,13 @@ def import_foreign(source: str | Path, config: Config, *, participant: str, sess
     from eyemotion.acquisition.replay import XdfWriter
     from eyemotion.inference.eyesignal.processor import process_recording
 
-    from eyemotion.session import RECORDING_XDF, SessionError, check_participant_id, create_session_folder
+    from eyemotion.session import (
+        RECORDING_XDF,
+        SessionError,
+        check_participant_id,
+        create_session_folder,
+        update_session_json,
+    )
     from eyemotion.streams import EYE_EVENTS, GAZE_CLEAN, GAZE_RAW, MARKERS, stream_info
 
     source = Path(source)
@@ -489,6 +513,8 @@ def import_foreign(source: str | Path, config: Config, *, participant: str, sess
             w.add_stream(4, stream_info(MARKERS, device="import").as_xml())
             w.write_samples(4, np.asarray(stamps)[order], [texts[i] for i in order])
         tmp.replace(folder / RECORDING_XDF)
+        record["eye_signal"] = eye_signal_summary(out.samples, mapped.rate)
+        update_session_json(folder, imported={"eye_signal": record["eye_signal"]})
     except BaseException:
         import shutil
 
@@ -535,6 +561,10 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
     print(f"imported {record['stream']!r} with mapping {record['mapping']!r}: {record['samples']} samples at "
           f"{record['rate_hz']:g} Hz -> {folder}")
     print(f"  {record['resampling']}")
+    e = record["eye_signal"]
+    print(f"  eye signal: {e['valid_pct']} % valid, " + ", ".join(
+        f"{k[:-4]} {v} %" for k, v in e.items() if k.endswith("_pct") and k != "valid_pct")
+          + f"; {e['fixations']} fixations, median {e['median_fixation_ms']} ms")
     for item in record["missing"]:
         print(f"  missing: {item}")
     for item in record["cannot_run"]:

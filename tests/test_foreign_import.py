@@ -67,6 +67,8 @@ def test_tobii4c_layout_imports_resampled_with_missing_fields_stated(tmp_path: P
     assert "pupil diameter" in record["missing"] and "eye openness" in record["missing"]
     assert any("validity" in m for m in record["missing"])
     assert any("pupil" in c for c in record["cannot_run"])
+    # the simulated viewing: 350-ms fixations with 40-ms saccades (tests/streamgen.py)
+    assert record["eye_signal"]["fixations"] > 50 and 200 < record["eye_signal"]["median_fixation_ms"] < 350
     meta = read_session_json(folder)
     assert meta["imported"]["source"].endswith("test.xdf") and meta["simulated_sources"] == []
     gaze = Session.load(folder).stream("Tobii_gaze")
