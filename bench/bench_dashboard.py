@@ -56,6 +56,9 @@ def main() -> int:
 
     import psutil
 
+    from eyemotion.stimuli.runner import limit_malloc_arenas
+
+    limit_malloc_arenas()  # as `eyemotion dashboard` does, before any thread starts
     from eyemotion.streams import configure_lsl
 
     configure_lsl("machine")

@@ -53,6 +53,11 @@ def run_dashboard(args: argparse.Namespace, config) -> int:
     import sys
     import threading
 
+    from eyemotion.stimuli.runner import limit_malloc_arenas
+
+    # first, before Qt, LSL and the reader threads start: the LSL reader thread allocates every chunk in its
+    # own malloc arena, freed by the GUI thread; per-thread arenas fragment (the dashboard's ~0.4 MB/min)
+    limit_malloc_arenas()
     from eyemotion.gui import theme
     from eyemotion.gui.window import SETTINGS_APP, SETTINGS_ORG, Dashboard
     from PyQt6.QtCore import QSettings, QTimer

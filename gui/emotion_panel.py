@@ -176,7 +176,6 @@ class EmotionPanel(Panel):
         return out
 
     def refresh(self, now: float) -> None:
-        now = self.monitor.data_now()
         data, stamps = self.monitor["emotion"].data.window(self.history_s, until=now)
         if len(stamps):
             face = self._face_side(stamps, data)

@@ -85,7 +85,6 @@ class EyePanel(Panel):
         self.pupil_points = 0
 
     def refresh(self, now: float) -> None:
-        now = self.monitor.data_now()
         clean_feed = self.monitor["gaze_clean"]
         if clean_feed.data.total:
             data, stamps = clean_feed.data.window(WINDOW_S, until=now)

@@ -126,7 +126,7 @@ class FacePanel(Panel):
     def refresh(self, now: float) -> None:
         self._refresh_preview()
         self._refresh_face()
-        self._refresh_audio(self.monitor.data_now())
+        self._refresh_audio(now)
 
     def _refresh_preview(self) -> None:
         log = self.monitor["preview"].data

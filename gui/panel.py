@@ -21,6 +21,9 @@ class Panel(QWidget):
 
     title = "panel"
     watches: tuple[str, ...] = ()
+    #: refresh(now) gets the data's clock (`StreamMonitor.data_now`: a replay's stream time) instead of
+    #: the wall clock; panels that show ages of arrivals (the streams table) keep the wall clock
+    data_clock = True
     period_s: float | None = None
     min_interval_s: float = 0.0  # at most this often, however fast the data comes
 
@@ -32,7 +35,8 @@ class Panel(QWidget):
         self._last_refresh = -math.inf
         self.refreshes = 0
 
-    def tick(self, now: float) -> bool:
+    def tick(self, now: float, data_now: float | None = None) -> bool:
+        """`now`: LSL wall clock (throttling); `data_now`: the data's clock (default `now`)."""
         if now - self._last_refresh < self.min_interval_s:
             return False
         seen = tuple(self.monitor[k].data.total for k in self.watches)
@@ -41,7 +45,7 @@ class Panel(QWidget):
             return False
         self._seen = seen
         self._last_refresh = now
-        self.refresh(now)
+        self.refresh(data_now if self.data_clock and data_now is not None else now)
         self.refreshes += 1
         return True
 

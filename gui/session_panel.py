@@ -203,9 +203,9 @@ class SessionPanel(Panel):
         self.record_button.setText("■ Stop recording  (Ctrl+R)")
         set_text(self.record_state, f"recording to {result}", f"color: {theme.BAD}; font-weight: bold")
 
-    def tick(self, now: float) -> bool:
+    def tick(self, now: float, data_now: float | None = None) -> bool:
         self._finish_start()
-        return super().tick(now)
+        return super().tick(now, data_now)
 
     def stop_recording(self) -> None:
         self.wait_started()

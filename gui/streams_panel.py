@@ -57,6 +57,8 @@ class StreamsPanel(Panel):
         self._sized = 0
         self.alerted: list[str] = []
 
+    data_clock = False  # ages of arrivals: wall clock
+
     def refresh(self, now: float) -> None:
         self.statuses = [f.status(now) for f in self.monitor.feeds.values()]
         for row, st in enumerate(self.statuses):

@@ -259,13 +259,14 @@ class Dashboard(QMainWindow):
     def redraw(self) -> None:
         start = time.perf_counter()
         now = pylsl.local_clock()
+        data_now = self.monitor.data_now()  # a replay's stream time: its stamps run ahead at 2x/4x
         events, self._markers_seen = self.monitor["markers"].data.since(self._markers_seen)
         for ev in events:
             self.session.push(ev.timestamp, ev.text)
         for panel in self.panels:
             if panel.isVisible():
                 try:
-                    panel.tick(now)
+                    panel.tick(now, data_now)
                 except Exception:
                     log.exception("%s panel failed to redraw", panel.title)
         bad = self.streams_panel.alerted
