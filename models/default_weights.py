@@ -38,6 +38,13 @@ LICENCE = ("CC0-1.0 for the weights (generated from simulated data by eyemotion'
            "face stand-in uses scikit-image's LFW subset (Labeled Faces in the Wild, research use)")
 
 
+#: 002's own EMERT figures, for comparison only: they need the EMER data (announced, not released), so they
+#: cannot be reproduced here; the cards' held-out figures are on simulated sessions.
+PAPER_EMERT = {"source": "002_cbeb04dbce786b8c.txt, Table III (EMER, 5-fold CV, per clip)",
+               "er7": {"war": 0.3392, "uar": 0.2817, "f1": 0.3038}, "fer7": {"war": 0.5118, "uar": 0.3304, "f1": 0.4333},
+               "note": "not reproducible without the EMER data; not comparable with the simulated-session figures"}
+
+
 SIMULATION_FIELDS = ("participants", "clips_per_emotion", "clip_s", "pause_s", "hop_s", "folds", "seed", "emotions")
 
 
@@ -177,6 +184,8 @@ def export_models(checkpoints: dict[str, Path], work: Path, out: Path) -> list[P
             card["intended_use"] = INTENDED_USE
             card["held_out"] = summary
             card["regenerate"] = "python -m eyemotion.models.default_weights (seeded; see its docstring)"
+            if kind == "emert":
+                card["paper_figures"] = PAPER_EMERT
             card_path(path).write_text(json.dumps(card, indent=1))
             written.append(path)
     return written
