@@ -231,3 +231,42 @@ def test_label_faults_finds_an_elided_and_an_overlapping_label(qtbot):
     parent.show()
     faults = label_faults(parent, parent)
     assert any("overlaps" in f for f in faults) and any("elided" in f for f in faults)
+
+
+@pytest.mark.parametrize("speed", [2.0, 4.0])
+def test_replay_at_higher_speed_fills_the_timelines_and_the_speed_box_tells_the_truth(
+    qtbot, config, tmp_path, artifacts_dir, speed
+):
+    """At 2x and 4x the replayed stamps run ahead of the wall clock; the panels draw on the replay's
+    stream clock, so the voice-level history and the pupil and event timelines stay filled."""
+    from test_gui import write_session
+
+    from eyemotion.session import update_session_json
+
+    theme.apply(QApplication.instance())
+    folder = tmp_path / "sessions" / "P001" / "20260101T100000"
+    folder.mkdir(parents=True)
+    update_session_json(folder, participant="P001", session_id=folder.name)
+    write_session(folder, seconds=40.0)
+    settings = QSettings(str(tmp_path / "dashboard.ini"), QSettings.Format.IniFormat)
+    window = Dashboard(config, settings=settings, recorder=None)
+    qtbot.addWidget(window)
+    window.resize(1680, 1050)
+    window.show()
+    try:
+        assert window.open_replay(folder, speed=speed, pipeline=False)
+        panel = window.replay_panel
+        assert panel.speed.currentData() == speed and panel.speed.currentText() == f"{speed:g}×"
+        qtbot.waitUntil(lambda: window.replay.position > 20.0, timeout=30000)  # well past the 10 s windows
+        qtbot.wait(500)
+        ahead = window.monitor.data_now() - __import__("pylsl").local_clock()
+        assert ahead > 5.0, "at this speed the replayed stamps are ahead of the wall clock"
+        assert window.eye_panel.pupil_points > 100, "the pupil timeline is empty"
+        assert window.eye_panel.events.image is not None
+        levels = window.face_panel.level_curve.getData()[0]
+        assert levels is not None and len(levels) > 20 and levels.min() > -11, "the voice-level history is empty"
+        assert f"playing {speed:g}×" in panel.position.text()
+        shot(window, artifacts_dir, f"layout_replay_{speed:g}x.png")
+    finally:
+        window.ask_before_closing = False
+        window.shutdown()
