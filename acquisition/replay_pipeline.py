@@ -92,7 +92,9 @@ class VideoFrameNode(Node):
 
     def locate(self, value: int, stamp: float) -> tuple[int, int] | None:
         """(segment, frame) of a replayed sample: the frame number `value` in the segment whose recorded
-        stamp keeps the replay's shift (segments restart at frame 0 after a camera restart)."""
+        stamp keeps the replay's shift (segments restart at frame 0 after a camera restart). Known limit:
+        the first frame after a start or a seek that lands in a later segment is ambiguous when an earlier
+        segment has the same frame number; the earlier one is taken."""
         best, best_err = None, np.inf
         for k, seg in enumerate(self.segments):
             i = int(np.searchsorted(seg.frame_index, value))

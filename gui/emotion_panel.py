@@ -37,6 +37,7 @@ def _swatch(colour: str, text: str) -> str:
 class EmotionPanel(Panel):
     title = "Emotion"
     watches = ("emotion", "face", "markers")
+    min_interval_s = 0.2  # predictions come at 2 Hz; the face side at ~12 Hz needs no more than 5 redraws/s
 
     def __init__(self, monitor, config, session: SessionState) -> None:
         super().__init__(monitor, config)

@@ -134,3 +134,38 @@ def test_stream_simulate_starts_the_camera_with_the_face_analysers(config) -> No
         analyzer.close()
     (bare,) = build_sources(config, ["camera"], simulate=True, truth=None, output_dir=None, face=False)
     assert bare.worker.analyzers == []
+
+
+def test_recorded_or_recomputed_predictions_choose_the_nodes_and_streams(config, tmp_path: Path) -> None:
+    from eyemotion import UserError
+
+    folder = make_session(tmp_path, config)
+    recomputed = ReplayPipeline(folder, config, predictions="recomputed", nodes=False)
+    names = {c.name: c for c in recomputed.children(tmp_path / "eyemotion.toml")}
+    assert set(names) == {"video", "eyesignal", "inference"}
+    assert "--no-face" not in names["video"].argv and FACE.name in names["video"].streams
+    recorded = ReplayPipeline(folder, config, predictions="recorded", nodes=False)
+    names = {c.name: c for c in recorded.children(tmp_path / "eyemotion.toml")}
+    assert set(names) == {"video", "eyesignal"}  # the recorded predictions are replayed, not re-computed
+    assert "--no-face" in names["video"].argv  # the video serves the preview only
+    assert EMOTION not in recorded.expected_streams() and EMOTION in recomputed.expected_streams()
+    cfg = recomputed.node_config()
+    assert cfg.inference.stale_s >= 15 and cfg.inference.max_lag_s >= 60
+    with pytest.raises(UserError, match="recorded or recomputed|recomputed or recorded"):
+        ReplayPipeline(folder, config, predictions="live", nodes=False)
+
+
+def test_the_video_node_finds_each_frame_in_its_segment_after_a_camera_restart() -> None:
+    """camera.mkv holds frames 0-99 and camera-1.mkv (after a restart) frames 0-49 again: a replayed frame
+    number is found in the segment that keeps the replay's constant stamp shift."""
+    from eyemotion.session import VideoSegment
+
+    node = VideoFrameNode.__new__(VideoFrameNode)
+    node.segments = [VideoSegment(Path("camera.mkv"), np.arange(100), 10.0 + np.arange(100) / 30),
+                     VideoSegment(Path("camera-1.mkv"), np.arange(50), 20.0 + np.arange(50) / 30)]
+    node._shift = None
+    shift = 500.0
+    assert node.locate(99, 10.0 + 99 / 30 + shift) == (0, 99)
+    assert node.locate(3, 20.0 + 3 / 30 + shift) == (1, 3)  # frame 3 exists in both: the shift decides
+    assert node.locate(4, 20.0 + 4 / 30 + shift) == (1, 4)
+    assert node.locate(120, 30.0 + shift) is None
