@@ -15,8 +15,8 @@ visual_gaze       (N, Tv, 103) float32     crossmodal: per-frame windowed gaze s
 audio             (N, Ta, 88) float32      crossmodal: eGeMAPS functionals per sub-window
 er7               (N,) int64               self-reported emotion, index into `streams.CLASSES`
 er3               (N,) int64               coarse emotion, index into `shapes.CLASSES_3`
-valence, arousal  (N,) float32             self-report scaled to [-1, 1]
-fer7              (N,) int64               facial expression, auto-annotated by the face model
+valence, arousal  (N,) float32             self-report scaled to [-1, 1] (NaN: not rated)
+fer7              (N,) int64               facial expression, auto-annotated by the face model (-1: none)
 participant       (N,) str                 participant pseudonym (folds split on it)
 clip              (N,) str                 clip id (several windows per clip)
 ================  =======================  ==================================================
@@ -29,7 +29,9 @@ visual_face, visual_gaze, audio). Missing feature values are NaN; the models tre
 "folds": [[participants of test fold 0], ...], "normalisation": {"all": STATS, "folds": [STATS
 of the training participants of fold k, ...]}}`` where STATS maps an input name to ``{"mean": [...],
 "std": [...]}`` per feature (fixation: one scalar). Statistics of fold k are computed on its training
-participants only. Folds split by participant, 5 by default as in 002_cbeb04dbce786b8c.txt Sec. V-A-1.
+participants only. Folds split by participant, 5 by default as in 002_cbeb04dbce786b8c.txt Sec. V-A-1, and
+are stratified by class (`assign_folds`) unless the caller gives them; ``"fold_table"`` holds the class x
+fold table as text lines. Labelled corpora from elsewhere come in through `eyemotion.models.importing`.
 
 `write_dataset` is the one writer (the session dataset builder calls it); `load_dataset` checks a
 directory and names what is wrong.
@@ -89,14 +91,72 @@ class WindowDataset:
         return norm["all"] if fold is None else norm["folds"][fold]
 
 
-def assign_folds(participants: Iterable[str], n_folds: int = DEFAULT_FOLDS, seed: int = 0) -> list[list[str]]:
-    """Split participants into `n_folds` test groups of near-equal size (seeded shuffle)."""
-    people = sorted(set(participants))
+def assign_folds(participants: Iterable[str], n_folds: int = DEFAULT_FOLDS, seed: int = 0,
+                 labels: Iterable[int] | None = None) -> list[list[str]]:
+    """Split participants into `n_folds` test groups, grouped by participant and stratified by class.
+
+    Given one label per row (`labels`, aligned with `participants` given per row), participants are placed
+    largest first (ties in seeded random order) into the fold whose class counts then deviate least from
+    an equal share of every class, the greedy scheme of scikit-learn's StratifiedGroupKFold. Without
+    labels: near-equal numbers of participants per fold (seeded shuffle).
+    """
+    rows = np.asarray(list(participants)).astype(str)
+    people = sorted(set(rows.tolist()))
     if len(people) < n_folds:
         raise DatasetError(f"{len(people)} participants cannot make {n_folds} participant-wise folds; "
                            f"record more participants or use fewer folds")
-    order = np.random.default_rng(seed).permutation(len(people))
-    return [sorted(people[i] for i in order[k::n_folds]) for k in range(n_folds)]
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        order = rng.permutation(len(people))
+        return [sorted(people[i] for i in order[k::n_folds]) for k in range(n_folds)]
+    y = np.asarray(list(labels))
+    classes = np.unique(y)
+    counts = np.array([[np.sum((rows == p) & (y == c)) for c in classes] for p in people], dtype=float)
+    target = counts.sum(0) / n_folds
+    order = sorted(rng.permutation(len(people)), key=lambda i: -counts[i].sum())
+    fold_counts = np.zeros((n_folds, len(classes)))
+    members: list[list[str]] = [[] for _ in range(n_folds)]
+    for i in order:
+        cost = [np.sum(((fold_counts[k] + counts[i]) / np.maximum(target, 1) - 1) ** 2)
+                - np.sum((fold_counts[k] / np.maximum(target, 1) - 1) ** 2) for k in range(n_folds)]
+        best = min(range(n_folds), key=lambda k: (cost[k], fold_counts[k].sum(), len(members[k])))
+        fold_counts[best] += counts[i]
+        members[best].append(people[i])
+    return [sorted(m) for m in members]
+
+
+def check_folds(folds: Sequence[Sequence[str]], participants: Iterable[str]) -> list[list[str]]:
+    """User-given folds: every participant in exactly one non-empty fold."""
+    people = set(np.asarray(list(participants)).astype(str).tolist())
+    folds = [sorted(str(p) for p in f) for f in folds]
+    seen = [p for f in folds for p in f]
+    if len(folds) < 2 or any(not f for f in folds):
+        raise DatasetError(f"{len(folds)} fold(s) given, some empty; give at least 2 folds, each with a participant")
+    twice = sorted({p for p in seen if seen.count(p) > 1})
+    if twice:
+        raise DatasetError(f"participant(s) {', '.join(twice[:5])} are in more than one fold; "
+                           f"give each participant one fold")
+    missing, extra = sorted(people - set(seen)), sorted(set(seen) - people)
+    if missing or extra:
+        raise DatasetError(f"the folds do not match the data (no fold for {', '.join(missing[:5]) or '-'}; "
+                           f"unknown {', '.join(extra[:5]) or '-'}); give every participant exactly one fold")
+    return folds
+
+
+def fold_table(er7: np.ndarray, participant: np.ndarray, folds: Sequence[Sequence[str]]) -> str:
+    """The class x fold table (rows per class, one column per test fold, plus participants per fold)."""
+    er7, participant = np.asarray(er7), np.asarray(participant).astype(str)
+    present = [c for c in range(len(CLASSES)) if (er7 == c).any()]
+    head = f"{'':12s}" + "".join(f"{'fold ' + str(k):>9s}" for k in range(len(folds))) + f"{'all':>8s}"
+    lines = [head]
+    masks = [np.isin(participant, f) for f in folds]
+    for c in present:
+        lines.append(f"{CLASSES[c]:12s}" + "".join(f"{int(np.sum(m & (er7 == c))):9d}" for m in masks)
+                     + f"{int(np.sum(er7 == c)):8d}")
+    lines.append(f"{'rows':12s}" + "".join(f"{int(m.sum()):9d}" for m in masks) + f"{len(er7):8d}")
+    lines.append(f"{'participants':12s}" + "".join(f"{len(f):9d}" for f in folds)
+                 + f"{len(set(participant.tolist())):8d}")
+    return "\n".join(lines)
 
 
 def normalisation_stats(inputs: dict[str, np.ndarray], index: np.ndarray) -> dict[str, dict[str, list[float]]]:
@@ -125,8 +185,10 @@ def _check_input(name: str, arr: np.ndarray, n: int, where: str) -> None:
 
 
 def write_dataset(out: str | Path, inputs: dict[str, np.ndarray], labels: dict[str, np.ndarray],
-                  provenance: dict, n_folds: int = DEFAULT_FOLDS, seed: int = 0) -> Path:
-    """Write `windows.npz` and `dataset.json` into `out` (created); folds and statistics are computed here."""
+                  provenance: dict, n_folds: int = DEFAULT_FOLDS, seed: int = 0,
+                  folds: Sequence[Sequence[str]] | None = None) -> Path:
+    """Write `windows.npz` and `dataset.json` into `out` (created); statistics are computed here, and the
+    folds too (`assign_folds`: grouped by participant, stratified by er7) unless given in `folds`."""
     out = Path(out)
     missing = [k for k in LABELS if k not in labels]
     if missing:
@@ -141,7 +203,8 @@ def write_dataset(out: str | Path, inputs: dict[str, np.ndarray], labels: dict[s
     arrays.update({k: np.asarray(labels[k], dtype=np.int64) for k in INT_LABELS})
     arrays.update({k: np.asarray(labels[k], dtype=np.float32) for k in FLOAT_LABELS})
     arrays.update({k: np.asarray(labels[k]).astype(str) for k in STR_LABELS})
-    folds = assign_folds(arrays["participant"], n_folds, seed)
+    folds = (check_folds(folds, arrays["participant"]) if folds is not None
+             else assign_folds(arrays["participant"], n_folds, seed, arrays["er7"]))
     fold_stats = []
     for fold in folds:
         train = np.flatnonzero(~np.isin(arrays["participant"], fold))
@@ -152,6 +215,7 @@ def write_dataset(out: str | Path, inputs: dict[str, np.ndarray], labels: dict[s
         "eyemotion": __version__, "provenance": provenance, "n_windows": n,
         "participants": sorted(set(arrays["participant"].tolist())), "classes": list(CLASSES),
         "classes_3": list(shapes.CLASSES_3), "inputs": sorted(inputs), "fold_seed": seed, "folds": folds,
+        "fold_table": fold_table(arrays["er7"], arrays["participant"], folds).splitlines(),
         "normalisation": {"all": normalisation_stats({k: arrays[k] for k in inputs}, np.arange(n)),
                           "folds": fold_stats},
     }
@@ -191,9 +255,10 @@ def load_dataset(path: str | Path, require: Sequence[str] = ()) -> WindowDataset
     inputs = {k: v for k, v in arrays.items() if k in shapes.ALL_INPUTS}
     for name, arr in inputs.items():
         _check_input(name, arr, n, str(root / WINDOWS_FILE))
-    for label, n_classes in (("er7", shapes.N_CLASSES), ("fer7", shapes.N_CLASSES), ("er3", len(shapes.CLASSES_3))):
-        if n and not (arrays[label].min() >= 0 and arrays[label].max() < n_classes):
-            raise DatasetError(f"{root / WINDOWS_FILE}: {label} labels outside 0-{n_classes - 1}; {fix}")
+    for label, n_classes, lowest in (("er7", shapes.N_CLASSES, 0), ("fer7", shapes.N_CLASSES, -1),
+                                     ("er3", len(shapes.CLASSES_3), 0)):
+        if n and not (arrays[label].min() >= lowest and arrays[label].max() < n_classes):
+            raise DatasetError(f"{root / WINDOWS_FILE}: {label} labels outside {lowest}-{n_classes - 1}; {fix}")
     labels = {k: arrays[k] for k in LABELS}
     return WindowDataset(root, inputs, labels, meta)
 

@@ -199,6 +199,8 @@ class CrossmodalWindowBuilder:
         finite = gaze_rows[np.isfinite(gaze_rows).all(axis=1)] if gaze_rows is not None else np.zeros((0,))
         gaze_mean = finite.mean(axis=0) if len(finite) else np.full(self.n_gaze, np.nan)
         _, audio_rows = self.audio.between(start + 1e-9, end + 1e-9)
+        if audio_rows is not None and len(audio_rows) and self.audio_steps == 1:
+            audio_rows = audio_rows[-1:]  # one step: the newest sub-window (voiced-frame pooled, audio.py)
         audio, has_audio = _pick(audio_rows, self.audio_steps, (self.n_audio + 1,))
         audio_present = bool(has_audio and np.nansum(audio[:, -1]) > 0)
         return CrossmodalWindow(end, face, gaze, gaze_mean, audio[:, :-1], present, audio_present)
