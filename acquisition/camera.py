@@ -22,7 +22,10 @@ skipped for them, never for the video file or the stream, so a slow analyser can
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -80,6 +83,21 @@ class CameraSource:
             self.kind]
 
 
+@contextlib.contextmanager
+def quiet_stderr():
+    """Send file descriptor 2 to /dev/null meanwhile: OpenCV's capture backends print `[ERROR:0@...] ... out of
+    range` lines from C++ for every index that is not a camera, whatever its log level."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 def _quiet_opencv() -> None:
     """Keep OpenCV from logging a warning for every index that is not a camera."""
     import cv2
@@ -108,7 +126,8 @@ def list_cameras(max_index: int = 8) -> list[dict]:
 
     found = []
     for index in range(max_index):
-        cap = _open_device(index)
+        with quiet_stderr():
+            cap = _open_device(index)
         try:
             if cap.isOpened():
                 found.append({
@@ -284,7 +303,8 @@ class CameraNode(Node):
         self._outlet = pylsl.StreamOutlet(stream_info(
             CAMERA, namespace=namespace, rate=self.fps,
             extra={"source": self.source.describe(), "video": self.video_path.name if self.video_path else "",
-                   "width": str(width), "height": str(height)}))
+                   "width": str(width), "height": str(height),
+                   "simulated": "true" if self.source.kind == "file" else "false"}))  # a file is no live camera
         self._markers = MarkerOutlet("camera", namespace=namespace)
         self.worker.start()
         self._next_due = time.monotonic()

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import pylsl
 from eyemotion.acquisition.markers import MarkerOutlet
+from eyemotion.acquisition.virtual_mic import VIRTUAL_MIC_NAME
 
 from eyemotion import UserError
 from eyemotion.config import Config, LslConfig, MicrophoneConfig, config_from_dict
@@ -232,7 +233,8 @@ class MicrophoneNode(Node):
         self._outlet = pylsl.StreamOutlet(stream_info(AUDIO, namespace=namespace, extra={
             "device": self.mic["name"], "hostapi": self.mic["hostapi"], "device_rate": str(self.samplerate),
             "block_ms": str(self.config.microphone.block_ms), "clock_offset_s": f"{self.clock_offset:.9f}",
-            "timestamps": "PortAudio inputBufferAdcTime + clock_offset_s (arrival - latency when 0)"}))
+            "timestamps": "PortAudio inputBufferAdcTime + clock_offset_s (arrival - latency when 0)",
+            "simulated": "true" if VIRTUAL_MIC_NAME in self.mic["name"] else "false"}))
         self._markers = MarkerOutlet("microphone", namespace=namespace)
         self.stream.start()
         self._opened = True
@@ -353,7 +355,8 @@ class GeneratedAudioNode(Node):
     def open(self) -> None:
         if self._outlet is None:
             self._outlet = pylsl.StreamOutlet(stream_info(AUDIO, namespace=self.config.lsl.namespace,
-                                                          extra={"device": "generated (no PortAudio)"}))
+                                                          extra={"device": "generated (no PortAudio)",
+                                                                 "simulated": "true"}))
             self._t0 = pylsl.local_clock()
 
     def step(self) -> None:

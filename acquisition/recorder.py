@@ -42,7 +42,7 @@ from eyemotion.acquisition.markers import MarkerOutlet
 
 from eyemotion import UserError, __version__
 from eyemotion.config import Config
-from eyemotion.session import RECORDING_XDF, update_session_json
+from eyemotion.session import RECORDING_XDF, read_session_json, update_session_json
 from eyemotion.streams import ALL, BY_NAME, MARKERS, check_or_raise
 
 log = logging.getLogger(__name__)
@@ -299,7 +299,10 @@ class Recorder:
 
     def _finish(self) -> None:
         devices = _devices_from_headers(self.xdf)
-        update_session_json(self.folder, recording={
+        known = read_session_json(self.folder).get("simulated_sources") or []
+        simulated = sorted(set(known) | {SOURCE_OF[d["stream"]] for d in devices
+                                         if d.get("simulated") and d["stream"] in SOURCE_OF})
+        update_session_json(self.folder, simulated_sources=simulated, recording={
             "end": datetime.now(UTC).isoformat(), "lsl_end": pylsl.local_clock(),
             "stop_reason": self.stop_reason, "bytes": self._size(), "stalls": self.stalls,
             "failure": self.failed or None}, devices=devices)
@@ -371,6 +374,9 @@ class Recorder:
             process.wait(5)
 
 
+SOURCE_OF = {"Tobii_gaze": "tracker", "eyemotion_camera": "camera", "eyemotion_audio": "microphone"}
+
+
 def _devices_from_headers(xdf: Path) -> list[dict[str, Any]]:
     """One entry per recorded stream: its source, host and the `acquisition` block of its desc."""
     from eyemotion.acquisition.replay import XdfFile
@@ -384,8 +390,10 @@ def _devices_from_headers(xdf: Path) -> list[dict[str, Any]]:
     for stream in recorded.streams.values():
         desc = stream.desc()
         acquisition = desc.find("acquisition") if desc is not None else None
+        ours = desc.find("eyemotion") if desc is not None else None
         devices.append({
             "stream": stream.name, "source_id": stream.source_id, "hostname": stream.hostname,
+            "simulated": ours is not None and (ours.findtext("simulated") or "") == "true",
             "nominal_srate": stream.nominal_srate,
             "acquisition": {c.tag: (c.text or "") for c in acquisition} if acquisition is not None else {},
             "samples": int(stream.footer.get("sample_count", "0") or 0) if stream.footer else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import signal
 import threading
 import time
@@ -71,11 +72,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_export)
 
 
-def _session_folder(args: argparse.Namespace, config: Config) -> Path:
+def _session_folder(args: argparse.Namespace, config: Config) -> tuple[Path, bool]:
+    """The session folder to record into, and whether it was created here (an existing one may hold the
+    camera.mkv of `eyemotion stream --output-dir`)."""
     from eyemotion.session import (
         RECORDING_XDF,
         SESSION_JSON,
         check_participant_id,
+        check_session_id,
         create_session_folder,
         new_session_id,
         update_session_json,
@@ -83,7 +87,7 @@ def _session_folder(args: argparse.Namespace, config: Config) -> Path:
 
     root = Path(args.sessions_dir or config.recorder.sessions_dir)
     participant = check_participant_id(args.participant)
-    sid = args.session_id or new_session_id()
+    sid = check_session_id(args.session_id or new_session_id())
     folder = root / participant / sid
     fields = {"protocol": args.protocol, "notes": args.notes}
     if folder.exists():  # e.g. made by `eyemotion stream --output-dir` for camera.mkv
@@ -91,8 +95,8 @@ def _session_folder(args: argparse.Namespace, config: Config) -> Path:
             raise UserError(f"{folder} already has a recording; pick another --session-id")
         if not (folder / SESSION_JSON).exists():
             update_session_json(folder, participant=participant, session_id=sid, **fields)
-        return folder
-    return create_session_folder(root, participant, sid, **fields)
+        return folder, False
+    return create_session_folder(root, participant, sid, **fields), True
 
 
 def _require_consent(args: argparse.Namespace, config: Config) -> dict | None:
@@ -119,17 +123,25 @@ def _require_consent(args: argparse.Namespace, config: Config) -> dict | None:
 
 def cmd_record(args: argparse.Namespace, config: Config) -> int:
     from eyemotion.acquisition.recorder import Recorder
+    from eyemotion.session import RECORDING_XDF
     from tqdm import tqdm
 
     required = None if args.require is None else tuple(n for n in args.require.split(",") if n)
     consent = _require_consent(args, config)
-    folder = _session_folder(args, config)
+    folder, created = _session_folder(args, config)
     if consent is not None:
         from eyemotion.session import update_session_json
 
         update_session_json(folder, consent=consent)
-    recorder = Recorder(config, folder, required=required)
-    recorder.start()
+    try:
+        recorder = Recorder(config, folder, required=required)
+        recorder.start()
+    except BaseException:  # nothing was recorded: a failed attempt leaves no stray session folder
+        if created and not (folder / RECORDING_XDF).exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            if not any(folder.parent.iterdir()):
+                folder.parent.rmdir()
+        raise
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     print(f"recording {len(recorder.streams)} streams to {recorder.xdf} (Ctrl-C to stop)")
@@ -183,6 +195,9 @@ def cmd_replay(args: argparse.Namespace, config: Config) -> int:
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from eyemotion.acquisition.export import export_bids, export_csv
 
+    if args.bids and not (args.task.isascii() and args.task.isalnum()):
+        raise UserError(f"--task {args.task!r} is not a BIDS label: use letters and digits only, e.g. "
+                        f"--task {''.join(c for c in args.task if c.isascii() and c.isalnum()) or 'emotion'}")
     if args.bids:
         files = export_bids(args.session, args.bids, config, task=args.task, overwrite=args.overwrite)
         print(f"wrote {len(files)} files into the BIDS dataset {args.bids}")

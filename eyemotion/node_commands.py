@@ -38,6 +38,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench_report.register(subparsers)
 
 
+SOURCES = ("tracker", "camera", "microphone")
+
+
+def simulated_sources(config: Config, *, simulate: bool) -> list[str]:
+    """The sources of a session that are not live devices, as `build_node` builds them: the simulated tracker
+    (`simulate` or `[tracker] simulate`), a camera playing a video file (the demo video when `simulate` and no
+    `[camera] source`), generated or virtual-device audio. Written to session.json as `simulated_sources`."""
+    from eyemotion.acquisition.camera import CameraSource
+    from eyemotion.acquisition.virtual_mic import VIRTUAL_MIC_NAME
+
+    out = []
+    if simulate or config.tracker.simulate:
+        out.append("tracker")
+    if (simulate and config.camera.source == "0") or CameraSource.parse(config.camera.source).kind == "file":
+        out.append("camera")
+    if (simulate and not config.microphone.device) or VIRTUAL_MIC_NAME in config.microphone.device:
+        out.append("microphone")
+    return out
+
+
 def build_node(kind: str, config: Config, *, simulate: bool = False, session: Path | None = None,
                face: bool = True):
     """The node of `kind`, constructed but not opened."""

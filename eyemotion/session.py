@@ -61,6 +61,17 @@ def check_participant_id(participant: str) -> str:
     return participant
 
 
+_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def check_session_id(session_id: str) -> str:
+    """Refuse session ids that could leave the participant's folder ('..', '/', spaces, dots)."""
+    if not _SESSION_ID.match(session_id or ""):
+        raise SessionError(f"session id {session_id!r} is not allowed: use 1-64 letters, digits, '-' or '_' "
+                           "(e.g. S01 or 20261123T094501); it names a folder inside the participant's")
+    return session_id
+
+
 def new_session_id(now: datetime | None = None) -> str:
     """A sortable id such as `20261123T094501`."""
     return (now or datetime.now()).strftime("%Y%m%dT%H%M%S")
@@ -70,7 +81,7 @@ def create_session_folder(root: str | Path, participant: str, session_id: str | 
                           **fields: Any) -> Path:
     """Create `root/<participant>/<session-id>/` with an initial `session.json`; return the folder."""
     check_participant_id(participant)
-    sid = session_id or new_session_id()
+    sid = check_session_id(session_id or new_session_id())
     folder = Path(root) / participant / sid
     try:
         folder.mkdir(parents=True, exist_ok=False)

@@ -32,7 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from eyemotion import UserError, streams
-from eyemotion.config import Config
+from eyemotion.config import DEFAULT_CONFIG_NAME, Config
 from eyemotion.nodes import ChildSpec, Supervisor
 from eyemotion.session import create_session_folder, read_session_json, update_session_json
 
@@ -55,6 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="the experimenter who confirmed the participant's informed consent (stored in "
                           "session.json with the time); without it `run` asks on the terminal and refuses to "
                           "record when nobody confirms (--auto-respond and demo confirm automatically)")
+    run.add_argument("--simulate", action="store_true",
+                     help="simulate the sources (tracker, and camera/microphone where the config names none); "
+                          "without it only real devices are used, unless the loaded config file itself sets "
+                          "[tracker] simulate = true or a video file as [camera] source")
     _common(run)
     run.set_defaults(func=cmd_run, demo=False)
 
@@ -185,15 +189,28 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     if not args.headless and headless:
         print("eyemotion: no display found: running headless (offscreen dashboard, PsychoPy on Xvfb, "
               "automatic answers); pass --headless to silence this note")
-    simulate = args.demo
-    if args.demo:
-        config = config.replace(tracker=replace(config.tracker, simulate=True))
+    from eyemotion.config import config_file, explicitly_set
+    from eyemotion.node_commands import simulated_sources
+    from eyemotion.preflight import preflight
+
+    loaded = config_file(getattr(args, "config", None))
+    print(f"config: {loaded.resolve()}" if loaded else
+          f"config: no {DEFAULT_CONFIG_NAME} in {Path.cwd()}; using the defaults (pass --config FILE)")
+    simulate = args.demo or getattr(args, "simulate", False)
+    # a real session never simulates by default: only --simulate or the loaded file's own [tracker] simulate
+    tracker_sim = simulate or (config.tracker.simulate and explicitly_set(loaded, "tracker", "simulate"))
+    config = config.replace(tracker=replace(config.tracker, simulate=tracker_sim))
+    simulated = simulated_sources(config, simulate=simulate)
+    print("simulated sources: " + (", ".join(simulated) + " (NOT a real recording of these)" if simulated
+                                   else "none (real devices)"))
     if not config.lsl.namespace:  # keep this session's streams apart from any other on the network
         config = config.replace(lsl=replace(config.lsl, namespace=f"s{uuid.uuid4().hex[:8]}"))
     # the runner starts before the recorder and holds its protocol until the recording runs
     config = config.replace(stimuli=replace(config.stimuli, wait_for_recorder_s=max(
         config.stimuli.wait_for_recorder_s, config.recorder.start_timeout_s + 120)))
     root = Path(args.sessions_dir or config.recorder.sessions_dir)
+    preflight(config, participant=args.participant, protocol=args.protocol, sessions_root=root,
+              simulated=simulated)  # nothing is created or started while a problem is left
     from eyemotion.consent import ask_consent  # nothing is recorded without consent
 
     automatic = "demo session" if args.demo else ("--auto-respond" if args.auto_respond else None)
@@ -202,7 +219,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     if consent["method"] == "automatic":
         print(f"eyemotion: consent confirmed automatically ({automatic}); a real participant's consent is "
               "confirmed with --consent-by NAME or on the terminal")
-    folder = create_session_folder(root, args.participant, demo=args.demo, consent=consent, config=config.to_dict())
+    folder = create_session_folder(root, args.participant, demo=args.demo, consent=consent, config=config.to_dict(),
+                                   simulated_sources=simulated)
     config_path = folder / "eyemotion.toml"
     config_path.write_text(config.to_toml())
     print(f"session folder: {folder}")
@@ -220,11 +238,18 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
                                  simulate=simulate, headless=headless, dashboard=not args.no_dashboard,
                                  auto_respond=args.auto_respond or args.demo, display=display, mic_env=mic_env)
         summary = supervise(children, config, folder, duration=args.duration)
+    except (UserError, KeyboardInterrupt) as exc:
+        if not (read_session_json(folder).get("recording") or {}).get("start"):
+            mark_aborted(folder, str(exc).splitlines()[0] if str(exc) else "interrupted before the recording")
+            print(f"eyemotion: the session did not start; {folder} is marked aborted ({ABORTED_TXT}, "
+                  f"session.json 'aborted'), its logs are in {folder / 'logs'}", file=sys.stderr)
+        raise
     finally:
         if mic is not None:
             mic.stop()
         if display_server is not None:
             display_server.stop()
+    summary["simulated_sources"] = simulated
     problems = verify_session(folder, summary)
     print(format_summary(summary))
     from eyemotion.report import write_report_safely  # a failing report never costs the session
@@ -235,6 +260,20 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     for p in problems:
         print(f"eyemotion: check failed: {p}", file=sys.stderr)
     return 1 if problems else 0
+
+
+ABORTED_TXT = "ABORTED.txt"
+
+
+def mark_aborted(folder: Path, reason: str) -> None:
+    """Mark a session that failed to start: `aborted` in session.json and ABORTED.txt beside it (the logs
+    stay in logs/ for the diagnosis; nothing else of it is a recording)."""
+    from datetime import UTC, datetime
+
+    when = datetime.now(UTC).isoformat()
+    update_session_json(folder, aborted={"reason": reason, "time": when}, end_reason=f"aborted: {reason}")
+    (folder / ABORTED_TXT).write_text(f"This session failed to start ({when}) and holds no usable recording:\n"
+                                      f"{reason}\nSee logs/ for the nodes' output.\n", encoding="utf-8")
 
 
 def _virtual_microphone(config: Config, folder: Path):
@@ -278,6 +317,7 @@ def supervise(children: list[ChildSpec], config: Config, folder: Path, *, durati
     previous = {sig: signal.signal(sig, lambda *_: (stop_requested.append(1), sup.request_stop()))
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
+    recording_from = None
     reason = "not started"
     try:
         for group in groups:
@@ -294,6 +334,7 @@ def supervise(children: list[ChildSpec], config: Config, folder: Path, *, durati
             if stop_requested:
                 break
         markers.push("session_start", participant=folder.parent.name, session=folder.name)
+        recording_from = time.monotonic()
         # --duration counts from here, when every node runs and the recording has started, so that a slow
         # start-up (a loaded machine takes tens of seconds to import PsychoPy, Qt and onnxruntime) does not
         # eat into the session
@@ -302,10 +343,13 @@ def supervise(children: list[ChildSpec], config: Config, folder: Path, *, durati
         markers.push("session_end", reason=reason)
         time.sleep(0.5)  # let the recorder take the last marker
         sup.shutdown()
+        shutil.rmtree(folder / "pids", ignore_errors=True)  # the children's pid files are stale now
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     update_session_json(folder, end_reason=reason)
-    return {"reason": reason, "nodes": sup.report(), "wall_s": time.monotonic() - started}
+    end = time.monotonic()
+    return {"reason": reason, "nodes": sup.report(), "wall_s": end - started,
+            "recorded_s": end - recording_from if recording_from is not None else 0.0}
 
 
 def _wait_runner_markers(namespace: str, timeout: float, sup: Supervisor) -> None:
@@ -370,7 +414,10 @@ def gaze_to_prediction_ms(markers) -> dict | None:
 
 
 def format_summary(summary: dict) -> str:
-    lines = [f"session ended: {summary['reason']} after {summary['wall_s']:.0f} s"]
+    lines = [f"session ended: {summary['reason']} after {summary.get('recorded_s', 0):.0f} s recorded "
+             f"({summary['wall_s']:.0f} s with the start-up)"]
+    if summary.get("simulated_sources"):
+        lines.append(f"simulated sources: {', '.join(summary['simulated_sources'])}")
     s = summary.get("session")
     if s:
         lines.append(f"{'stream':28s} {'samples':>9s} {'seconds':>8s} {'rate':>9s}")

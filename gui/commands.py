@@ -53,8 +53,11 @@ def run_dashboard(args: argparse.Namespace, config) -> int:
     import sys
     import threading
 
+    from eyemotion.session import check_participant_id
     from eyemotion.stimuli.runner import limit_malloc_arenas
 
+    if args.participant:  # it names the session folder of a recording started here
+        check_participant_id(args.participant)
     # first, before Qt, LSL and the reader threads start: the LSL reader thread allocates every chunk in its
     # own malloc arena, freed by the GUI thread; per-thread arenas fragment (the dashboard's ~0.4 MB/min)
     limit_malloc_arenas()

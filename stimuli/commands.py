@@ -7,7 +7,7 @@ import logging
 import re
 from pathlib import Path
 
-from eyemotion import UserError
+from eyemotion import UserError, plural
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +109,12 @@ def cmd_run(args: argparse.Namespace, config) -> int:
 
 
 def cmd_check(args: argparse.Namespace, config) -> int:
+    from eyemotion.session import check_participant_id
     from eyemotion.stimuli.protocol import build_schedule, load_protocol
 
+    check_participant_id(args.participant)
     protocol = load_protocol(protocol_path(args.protocol))
-    print(f"protocol {protocol.name!r}: {len(protocol.conditions)} clips, all readable")
+    print(f"protocol {protocol.name!r}: {plural(len(protocol.conditions), 'clip')}, all readable")
     for t in build_schedule(protocol, args.participant):
         c = t.condition
         print(f"{t.trial:3d}  block {t.block_index} {t.block:<10} {c.clip_id:<20} {c.emotion:<10} "

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eyemotion import UserError
+from eyemotion import UserError, plural
 from eyemotion.streams import CLASSES
 
 #: `clip_root` value that points a protocol at the generated demo clips (made on first use).
@@ -381,8 +381,8 @@ def load_protocol(path: str | Path) -> Protocol:
                                          problems)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
-        raise ProtocolError(f"protocol {toml_path.name} has {len(problems)} problem"
-                            f"{'s' if len(problems) > 1 else ''}; fix them and run again:\n{lines}")
+        raise ProtocolError(f"protocol {toml_path.name} has {plural(len(problems), 'problem')}; "
+                            f"fix {'it' if len(problems) == 1 else 'them'} and run again:\n{lines}")
     digest = hashlib.sha256(toml_path.read_bytes() + (table.read_bytes() if table else b"")).hexdigest()[:16]
     return Protocol(path=toml_path, conditions=tuple(conditions), digest=digest, **sections)
 

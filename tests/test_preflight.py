@@ -1,0 +1,161 @@
+"""Data safety of starting a session (issue 13, Secs. 2, 3, 6, 8): `run` never simulates unless asked, the
+simulated sources are recorded, preflight reports every problem before anything starts or is created, ids
+cannot leave the sessions folder, and the messages say what is wrong."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eyemotion import UserError, plural
+from eyemotion.config import Config, config_file, explicitly_set, load_config
+from eyemotion.node_commands import simulated_sources
+from eyemotion.preflight import PreflightError, preflight, problems_message
+from eyemotion.session import SessionError, check_session_id, create_session_folder, read_session_json
+
+
+def cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "eyemotion.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def missing_clip_protocol(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "conditions.csv").write_text("id,clip,emotion\nc1,nope.mp4,happiness\n")
+    (folder / "p.toml").write_text('[protocol]\nconditions = "conditions.csv"\n')
+    return folder / "p.toml"
+
+
+# -- Sec. 2: no silent simulation ------------------------------------------------------------------------------
+
+def test_simulated_sources_follow_the_flag_and_the_explicit_config(tmp_path: Path) -> None:
+    real = Config().replace(tracker=Config().tracker.__class__(simulate=False))
+    assert simulated_sources(real, simulate=False) == []
+    assert simulated_sources(real, simulate=True) == ["tracker", "camera", "microphone"]
+    video = real.replace(camera=real.camera.__class__(source=str(tmp_path / "v.mp4")))
+    assert simulated_sources(video, simulate=False) == ["camera"]  # a video file is no live camera
+    toml = tmp_path / "e.toml"
+    toml.write_text("[tracker]\nsimulate = true\n")
+    assert explicitly_set(toml, "tracker", "simulate") and not explicitly_set(toml, "tracker", "serial")
+    assert not explicitly_set(None, "tracker", "simulate")
+    assert config_file(None) in (None, Path("eyemotion.toml")) and config_file(str(toml)) == toml
+    assert load_config(toml).tracker.simulate
+
+
+def test_run_uses_real_devices_by_default_and_preflight_lists_every_problem_before_creating_anything(
+        tmp_path: Path) -> None:
+    """The old `run` started the simulated tracker silently and failed 10 s later inside the runner, leaving a
+    session folder; now it says which config it loaded, that nothing is simulated, and refuses at once."""
+    protocol = missing_clip_protocol(tmp_path / "proto")
+    sessions = tmp_path / "sessions"
+    proc = cli("run", "--protocol", str(protocol), "--participant", "P002", "--sessions-dir", str(sessions),
+               "--headless", "--no-dashboard", "--consent-by", "tester", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"config: no eyemotion.toml in {tmp_path}" in proc.stdout
+    assert "simulated sources: none (real devices)" in proc.stdout
+    err = proc.stderr
+    assert "Traceback" not in err
+    assert "eyemotion: error: the session has " in err and "fix them and run again:" in err
+    assert "  - conditions.csv row 2: clip 'nope.mp4' not found" in err or "nope.mp4" in err
+    assert "  - tracker: " in err  # no Tobii here: the real tracker is checked, not replaced by the simulator
+    assert not sessions.exists() or not any(sessions.rglob("session.json"))
+
+
+def test_demo_with_a_bad_protocol_starts_nothing_and_leaves_no_folder(tmp_path: Path) -> None:
+    protocol = missing_clip_protocol(tmp_path / "proto")
+    sessions = tmp_path / "sessions"
+    proc = cli("demo", "--protocol", str(protocol), "--headless", "--sessions-dir", str(sessions), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "simulated sources: tracker, camera, microphone" in proc.stdout
+    assert "the session has 1 problem; fix it and run again:" in proc.stderr and "nope.mp4" in proc.stderr
+    assert "tracker:" not in proc.stderr  # simulated sources are not probed
+    assert not sessions.exists() or not any(sessions.iterdir())
+
+
+def test_preflight_reports_ids_disk_and_camera_file_at_once(tmp_path: Path) -> None:
+    from eyemotion.stimuli.commands import DEMO_PROTOCOL
+    from eyemotion.stimuli.democlips import ensure_demo_clips
+
+    ensure_demo_clips()
+    cfg = Config()
+    cfg = cfg.replace(recorder=cfg.recorder.__class__(min_free_gb=1e9),
+                      camera=cfg.camera.__class__(source=str(tmp_path / "gone.mp4")))
+    with pytest.raises(PreflightError) as info:
+        preflight(cfg, participant="../../etc", protocol=str(DEMO_PROTOCOL), sessions_root=tmp_path / "s",
+                  simulated=["tracker", "camera", "microphone"])
+    lines = str(info.value).splitlines()
+    assert lines[0] == "the session has 3 problems; fix them and run again:"
+    assert "participant id '../../etc'" in lines[1]
+    assert "GB free under" in lines[2] and "min_free_gb" in lines[2]
+    assert lines[3].startswith("  - camera: ") and "gone.mp4" in lines[3]
+    preflight(Config(), participant="P001", protocol=str(DEMO_PROTOCOL), sessions_root=tmp_path / "s",
+              simulated=["tracker", "camera", "microphone"])  # all well: returns
+
+
+def test_problem_counts_read_well() -> None:
+    assert plural(1, "clip") == "1 clip" and plural(2, "clip") == "2 clips"
+    assert problems_message("x", ["a"]).startswith("x has 1 problem; fix it and run again:")
+    assert problems_message("x", ["a", "b"]).startswith("x has 2 problems; fix them and run again:")
+
+
+def test_a_session_that_fails_to_start_is_marked_aborted(tmp_path: Path) -> None:
+    from eyemotion.session_runner import ABORTED_TXT, mark_aborted
+
+    folder = create_session_folder(tmp_path, "P001", "S01", simulated_sources=[])
+    (folder / "logs").mkdir()
+    mark_aborted(folder, "these streams did not appear within 195 s: Tobii_gaze")
+    meta = read_session_json(folder)
+    assert meta["aborted"]["reason"].startswith("these streams") and meta["end_reason"].startswith("aborted: ")
+    assert "failed to start" in (folder / ABORTED_TXT).read_text() and (folder / "logs").is_dir()
+
+
+# -- Sec. 6: ids stay inside the sessions folder ---------------------------------------------------------------
+
+@pytest.mark.parametrize("sid", ["../../x", "..", "a/b", "x y", ".hidden", ""])
+def test_session_ids_cannot_escape(tmp_path: Path, sid: str) -> None:
+    with pytest.raises(SessionError):
+        check_session_id(sid)
+    with pytest.raises(SessionError):
+        create_session_folder(tmp_path / "s", "P001", sid or "..")
+    assert not (tmp_path / "x").exists() and check_session_id("20261123T094501") == "20261123T094501"
+
+
+def test_record_refuses_an_escaping_session_id_and_a_failed_record_leaves_no_folder(tmp_path: Path) -> None:
+    (tmp_path / "e.toml").write_text('[lsl]\nnamespace = "preflightnothing"\n[recorder]\ndiscover_s = 0.3\n')
+    proc = cli("--config", "e.toml", "record", "--participant", "P001", "--session-id", "../../x",
+               "--sessions-dir", "deep/a/b", "--seconds", "1", "--consent-by", "tester", cwd=tmp_path)
+    assert proc.returncode == 2 and "session id '../../x' is not allowed" in proc.stderr
+    assert not (tmp_path / "deep").exists()
+    proc = cli("--config", "e.toml", "record", "--participant", "P001", "--session-id", "S01",
+               "--sessions-dir", "sessions", "--seconds", "1", "--consent-by", "tester", cwd=tmp_path)
+    assert proc.returncode == 2 and "required streams missing" in proc.stderr
+    assert not (tmp_path / "sessions" / "P001").exists()  # no stray session folder
+
+
+def test_stimuli_check_dashboard_and_export_refuse_bad_ids(tmp_path: Path) -> None:
+    proc = cli("stimuli", "check", "demo", "-p", "../../etc", cwd=tmp_path)
+    assert proc.returncode == 2 and "participant id '../../etc'" in proc.stderr
+    proc = cli("dashboard", "--participant", "../../etc", cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2 and "participant id '../../etc'" in proc.stderr and "Traceback" not in proc.stderr
+    folder = create_session_folder(tmp_path, "P001", "S01")
+    proc = cli("export", str(folder), "--bids", str(tmp_path / "bids"), "--task", "emo tion_1", cwd=tmp_path)
+    assert proc.returncode == 2 and "--task 'emo tion_1' is not a BIDS label" in proc.stderr
+    assert "--task emotion1" in proc.stderr and not (tmp_path / "bids").exists()
+
+
+def test_record_notes_simulated_sources_from_the_stream_descs(tmp_path: Path) -> None:
+    from eyemotion.acquisition.recorder import SOURCE_OF, _devices_from_headers
+
+    assert set(SOURCE_OF.values()) == {"tracker", "camera", "microphone"}
+    assert _devices_from_headers(tmp_path / "none.xdf") == []
+
+
+def test_camera_probe_prints_nothing_on_stderr(tmp_path: Path) -> None:
+    code = ("from eyemotion.acquisition.camera import list_cameras; import sys; "
+            "print(len(list_cameras(4)), file=sys.stdout)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and "[ERROR" not in proc.stderr and "out of range" not in proc.stderr
