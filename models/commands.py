@@ -153,7 +153,7 @@ def _print_evaluation(evaluation: dict) -> None:
               + line("majority class", evaluation["baselines"]["majority"][task]))
     if evaluation.get("windows"):
         w = evaluation["windows"]
-        print(f"  sliding windows: {w['protocol_text']}")
+        print(f"  the same models on {w['protocol_text']}")
         for task, metrics in w["metrics"].items():
             if "war" in metrics:
                 print(line(task, metrics) + f"   (chance UAR {w['baselines']['chance'][task]['uar']['mean']:.3f}, "

@@ -301,6 +301,9 @@ def windows_to_dataset(out: str | Path, parts: Sequence[Part], provenance: dict,
         raise DatasetError("the sessions gave no labelled windows: they need clips with onset/offset and "
                            "self-reports (felt emotion, valence, arousal) in trials.csv, at least one window long "
                            "([features] emert_window_s / crossmodal_window_s)")
+    if folds < 2:
+        raise DatasetError(f"--folds {folds}: participant-wise cross-validation needs at least 2 folds (and as many "
+                           "participants); pass --folds 2 or more")
     totals = sum((p[2] for p in parts), Counter())
     arrays = {k: np.stack(v).astype(np.float32) for k, v in inputs.items()}
     path = write_dataset(out, arrays, {k: np.asarray(v) for k, v in labels.items()},

@@ -397,7 +397,7 @@ def train(kind: str, dataset: str | Path | WindowDataset, out: str | Path, setti
     out.mkdir(parents=True, exist_ok=True)
     data = _Tensors(ds, kind, device)
     window_data = _Tensors(windows, kind, device) if windows is not None else None
-    log.info("training %s on %s (%d windows, %d participants) on %s", kind, ds.root, len(ds),
+    log.info("training %s on %s (%d rows, %d participants) on %s", kind, ds.root, len(ds),
              len(ds.meta["participants"]), device)
     t0 = time.monotonic()
     fold_reports, total_cm = [], {}

@@ -188,6 +188,9 @@ def test_bad_inputs_are_one_line_errors(sessions, tmp_path: Path, capsys: pytest
     assert main(["dataset", "build", str(folder), str(tmp_path / "out1"), "--quiet"]) != 0  # 1 participant, 5 folds
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "participant-wise folds" in err
+    assert main(["dataset", "build", str(folder), str(tmp_path / "one"), "--quiet", "--folds", "1"]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "at least 2 folds" in err and not (tmp_path / "one").exists()
     unlabelled = tmp_path / "copy"
     import shutil
 
