@@ -18,7 +18,7 @@ import numpy as np
 from eyemotion.streams import EVENT_CODES
 
 NAMES = {code: name for name, code in EVENT_CODES.items()}
-_SUMMARISED = (EVENT_CODES["fixation"], EVENT_CODES["saccade"])
+_SUMMARISED = (EVENT_CODES["fixation"], EVENT_CODES["saccade"], EVENT_CODES["pursuit"])
 
 
 def _num(value: float, digits: int = 4) -> float | None:

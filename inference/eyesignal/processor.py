@@ -60,8 +60,8 @@ from eyemotion.streams import EVENT_CODES, GAZE_CLEAN, GAZE_RAW, GAZE_VALIDITY_B
 
 log = logging.getLogger(__name__)
 
-FIXATION, SACCADE, BLINK, LOSS, UNCLASSIFIED = (EVENT_CODES[k] for k in
-                                                ("fixation", "saccade", "blink", "loss", "unclassified"))
+FIXATION, SACCADE, BLINK, LOSS, UNCLASSIFIED, PSO, PURSUIT = (
+    EVENT_CODES[k] for k in ("fixation", "saccade", "blink", "loss", "unclassified", "pso", "pursuit"))
 BIT = GAZE_VALIDITY_BITS
 
 # Offsets inside one eye's 18-channel block of Tobii_gaze (left block first, then right).
@@ -107,6 +107,12 @@ class Timing:
     mad_block_n: int
     mad_blocks: int
     block_n: int
+    sacc_walk_n: int  # onset/offset walks from a velocity peak (saccade_max_ms)
+    min_sacc_n: int  # shortest saccade (10 ms, Nystrom & Holmqvist 2010)
+    noise_n: int  # local noise before a saccade onset (40 ms, Nystrom & Holmqvist 2010)
+    pso_n: int
+    pursuit_n: int  # half of the pursuit window
+    blink_ext_n: int
     lookahead: int  # samples after a sample that its output depends on
     history: int  # samples before a sample that its output depends on
     delay: int  # lookahead + block: accepted samples between an input and its output
@@ -125,13 +131,22 @@ class Timing:
         mad_block_n = max(1, _samples(cfg.pupil_mad_update_s * 1000, rate, "round"))
         mad_blocks = max(1, round(cfg.pupil_mad_window_s / cfg.pupil_mad_update_s))
         block_n = _samples(cfg.compute_block_ms, rate, "round")
+        sacc_walk_n = max(2, _samples(cfg.saccade_max_ms, rate, "ceil"))
+        min_sacc_n = max(1, _samples(10.0, rate, "floor"))
+        noise_n = max(2, _samples(40.0, rate, "round"))
+        pso_n = max(1, _samples(cfg.pso_max_ms, rate, "ceil"))
+        pursuit_n = max(2, _samples(cfg.pursuit_window_ms / 2, rate, "round"))
+        blink_ext_n = _samples(cfg.blink_extension_ms, rate, "round")
         fill = cap_n + 1 + margin_n + gap_n  # region end + the padding decision beyond it
+        # event detection: the walks from a peak (+ a PSO after it), pursuit's window (+ the saccade mask
+        # around the samples it averages), a blink's extension
+        detect = max(2 * sacc_walk_n + 2 * pso_n, 2 * pursuit_n + sacc_walk_n, blink_ext_n) + vel_k + 1
         ivt = min_fix_n + merge_gap_n + merge_pos_n + 2  # fixation length through merges
         sacc = sacc_max_n + 1  # end of the saccade being corrected
-        lookahead = fill + vel_k + ivt + sacc + 1
+        lookahead = fill + vel_k + detect + ivt + sacc + 1
         return cls(rate, gap_n, blink_max_n, margin_n, cap_n, vel_k, merge_gap_n, merge_pos_n, min_fix_n,
-                   sacc_max_n, mad_block_n, mad_blocks, block_n, lookahead, lookahead + 2,
-                   lookahead + block_n)
+                   sacc_max_n, mad_block_n, mad_blocks, block_n, sacc_walk_n, min_sacc_n, noise_n, pso_n,
+                   pursuit_n, blink_ext_n, lookahead, lookahead + 2, lookahead + block_n)
 
 
 @dataclass(frozen=True)
@@ -250,6 +265,21 @@ def _combine(raw: np.ndarray, t: np.ndarray, prev_t: float | None, origin: np.nd
     return out, new_origin
 
 
+def _sg_derivative(x: np.ndarray, t: np.ndarray, h: int) -> np.ndarray:
+    """Savitzky-Golay first derivative (2nd-order polynomial, 2h+1 samples) of x per second; NaN at the
+    edges. The weighted sum is written out term by term, so it gives the same floats in any window."""
+    m = len(x)
+    out = np.full(m, np.nan)
+    if m <= 2 * h:
+        return out
+    acc = np.zeros(m - 2 * h)
+    for j in range(1, h + 1):
+        acc += j * (x[h + j:m - h + j] - x[h - j:m - h - j])
+    norm = h * (h + 1) * (2 * h + 1) / 3  # sum of j^2 over -h..h
+    out[h:m - h] = acc / norm / ((t[2 * h:] - t[:-2 * h]) / (2 * h))
+    return out
+
+
 def _median(x: np.ndarray) -> float:
     """Median of a non-empty 1-D array (one partition)."""
     k = len(x) // 2
@@ -365,7 +395,7 @@ class _Pipeline:
         p = np.where(c[:, _POK] > 0, c[:, _P], np.nan)
         dp = np.abs(p[1:] - p[:-1]) / (t[1:] - t[:-1])
         speed = np.fmax(np.concatenate(([np.nan], dp)), np.concatenate((dp, [np.nan])))
-        outlier = speed > threshold
+        outlier = speed > threshold[:, 0]
         p_good = ~np.isnan(p) & ~outlier & ~bad
         if p_good.all():
             pupil = p
@@ -375,13 +405,19 @@ class _Pipeline:
             pupil = _interpolate_runs(np.where(p_good, p, np.nan), ps, pe)
             flags |= _cover(ps, pe, m) * BIT["pupil_interpolated"]
 
-        # 3. geometry and velocity; 4. I-VT
-        d, u, velocity = self.velocity(gaze, t)
+        # 3. geometry and velocity; 4. events
+        d, u, velocity, ang = self.velocity(gaze, t)
+        peak, onset = threshold[:, 1], threshold[:, 2]
+        lid_low = c[:, _OPN] < self.cfg.lid_closing_fraction * threshold[:, 3]  # NaN: False
         overrides = None
-        if blinks is not None:
-            overrides = [(np.isnan(gaze[:, 0]), UNCLASSIFIED), (_cover(*blinks, m), BLINK),
-                         (_cover(*losses, m), LOSS)]
-        code, rs, re = self.classify(velocity, u, overrides)
+        if blinks is not None or lid_low.any():
+            seeds = _cover(*blinks, m) if blinks is not None else np.zeros(m, bool)
+            lost = _cover(*losses, m) if losses is not None else np.zeros(m, bool)
+            vy = np.abs(_sg_derivative(ang[:, 1], t, tm.vel_k))
+            distorted = lid_low | (vy >= onset) | ~g_ok
+            blink = self._whole_blinks(seeds | (lid_low & ~lost), distorted & ~lost)
+            overrides = [(np.isnan(gaze[:, 0]), UNCLASSIFIED), (blink, BLINK), (lost, LOSS)]
+        code, rs, re = self.classify(velocity, u, ang, peak, onset, overrides)
 
         # 5. saccade correction
         sac = (code[rs] == SACCADE) & (re - rs <= tm.sacc_max_n) & (rs > 0) & (re < m)
@@ -411,9 +447,15 @@ class _Pipeline:
         out[:, OUT["y_saccade_corrected"]] = corrected[:, 1]
         return out
 
-    def velocity(self, gaze: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Gaze vectors (display frame, mm), unit vectors and angular velocity (deg/s) from columns
-        x, y (normalised display), eye x, eye y (display-centred mm), eye distance (mm)."""
+    def velocity(self, gaze: np.ndarray, t: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Gaze vectors (display frame, mm), unit vectors, angular velocity (deg/s) and the gaze angles (m, 2)
+        (deg) from columns x, y (normalised display), eye x, eye y (display-centred mm), eye distance (mm).
+
+        Velocity: Savitzky-Golay differentiation (2nd-order polynomial over `velocity_window_ms`) of the
+        horizontal and vertical gaze angles, as Nystrom & Holmqvist 2010 (Behav Res Methods 42:188), Sec.
+        "Calculating velocity"; speed = their Euclidean norm.
+        """
         geo, k, m = self.geo, self.tm.vel_k, len(t)
         d = np.empty((m, 3))
         d[:, 0] = (gaze[:, 0] - 0.5) * geo.width_mm - gaze[:, 2]
@@ -421,24 +463,29 @@ class _Pipeline:
         d[:, 2] = gaze[:, 4]
         sq = d * d
         u = d / np.sqrt(sq[:, 0] + sq[:, 1] + sq[:, 2])[:, None]  # (tiny-axis sums written out: faster)
-        velocity = np.full(m, np.nan)
-        if m > 2 * k:
-            diff = u[2 * k:] - u[:-2 * k]
-            diff *= diff
-            chord = np.sqrt(diff[:, 0] + diff[:, 1] + diff[:, 2])
-            velocity[k:m - k] = np.degrees(2 * np.arcsin(np.minimum(chord * 0.5, 1.0))) / (t[2 * k:] - t[:-2 * k])
-        return d, u, velocity
+        ang = np.degrees(np.arctan2(d[:, :2], d[:, 2:3]))
+        vx, vy = _sg_derivative(ang[:, 0], t, k), _sg_derivative(ang[:, 1], t, k)
+        return d, u, np.sqrt(vx * vx + vy * vy), ang
 
-    def classify(self, velocity: np.ndarray, u: np.ndarray,
-                 overrides: list[tuple[np.ndarray, int]] | None = None
+    def classify(self, velocity: np.ndarray, u: np.ndarray, ang: np.ndarray, peak: np.ndarray,
+                 onset: np.ndarray, overrides: list[tuple[np.ndarray, int]] | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """I-VT codes with merging and discarding; `overrides` set codes (blink, loss) before merging."""
+        """Per-sample codes: saccades and PSOs (`_saccades`), smooth pursuit (`_pursuit`), the rest fixation;
+        `overrides` set codes (blink, loss) before Tobii I-VT's merging and discarding of short fixations.
+        A PSO neither is a saccade nor stops a merge (Nystrom & Holmqvist 2010)."""
         tm, m = self.tm, len(velocity)
-        threshold = self.cfg.velocity_threshold_deg_s
-        code = np.where(velocity < threshold, FIXATION, np.where(velocity >= threshold, SACCADE, UNCLASSIFIED))
+        code = np.where(np.isnan(velocity), UNCLASSIFIED, FIXATION)
+        for a, b, c in self._saccades(velocity, peak, onset):
+            code[a:b] = SACCADE
+            code[b:c] = PSO
+        code[(code == FIXATION) & self._pursuit(ang, code != FIXATION)] = PURSUIT
         for mask, value in overrides or ():
             code[mask] = value
         rs, re = _code_runs(code)
+        short = (code[rs] == PURSUIT) & (re - rs < tm.min_fix_n)  # too short to tell from drift
+        if short.any():
+            code[_cover(rs[short], re[short], m)] = FIXATION
+            rs, re = _code_runs(code)
         if tm.merge_gap_n:
             code, rs, re = self._merge(code, u, rs, re)
         short = (code[rs] == FIXATION) & (re - rs < tm.min_fix_n)
@@ -446,6 +493,112 @@ class _Pipeline:
             code[_cover(rs[short], re[short], m)] = UNCLASSIFIED
             rs, re = _code_runs(code)
         return code, rs, re
+
+    def _saccades(self, v: np.ndarray, peak: np.ndarray, onset: np.ndarray) -> list[tuple[int, int, int]]:
+        """(start, end, PSO end) of each saccade, Nystrom & Holmqvist 2010 (Sec. "Saccade detection" and
+        "Glissade detection"; glissade = PSO, Larsson et al. 2013): a run above the peak threshold; the
+        onset is the first sample, walking back, below the onset threshold at a local velocity minimum; the
+        offset threshold is 0.7 onset threshold + 0.3 (mean + 3 SD of the 40 ms before the onset) (local
+        noise), and the offset the first local minimum below it walking forward from the peak. A PSO is a
+        return above the offset threshold within `pso_max_ms` of the offset; it ends at the next local
+        minimum below it. Walks are bounded by `saccade_max_ms`; runs above the peak threshold longer than
+        that are not saccades (artefacts), which keeps every decision within a bounded context."""
+        tm, m = self.tm, len(v)
+        above = v > peak
+        if not above.any():
+            return []
+        s, e = _true_runs(above)
+        prev = np.concatenate(([np.nan], v[:-1]))
+        nxt = np.concatenate((v[1:], [np.nan]))
+        gap = np.isnan(v)
+        rise_after = ~(prev < v)  # walking back, the velocity rises again before this sample (or a gap)
+        rise_next = ~(nxt < v)  # walking forward, the velocity rises again after this sample (or a gap)
+        start_ok = (v < onset) & rise_after | gap
+        out = []
+        for a, b in zip(s.tolist(), e.tolist()):
+            if b - a > tm.sacc_walk_n:
+                continue
+            lo = max(0, a - tm.sacc_walk_n)
+            cand = np.flatnonzero(start_ok[lo:a])
+            if not len(cand):
+                cand = np.flatnonzero(rise_after[lo:a])
+            on = lo + int(cand[-1]) + 1 if len(cand) else lo
+            noise = v[max(0, on - 1 - tm.noise_n):on]
+            noise = noise[~np.isnan(noise)]
+            local = float(noise.mean() + 3 * noise.std()) if len(noise) > 1 else float(onset[a])
+            off_thr = 0.7 * float(onset[a]) + 0.3 * local
+            p = a + int(np.argmax(v[a:b]))
+            hi = min(m, p + tm.sacc_walk_n)
+            seg = v[p:hi]
+            cand = np.flatnonzero((seg < off_thr) & rise_next[p:hi] | gap[p:hi])
+            off = p + int(cand[0]) if len(cand) else hi
+            if off - on < tm.min_sacc_n:
+                continue
+            pso_end = off
+            win = v[off:min(m, off + tm.pso_n)]
+            back = np.flatnonzero(win > off_thr)
+            if len(back):
+                j = off + int(back[-1])
+                hi = min(m, j + tm.pso_n)
+                seg = v[j:hi]
+                cand = np.flatnonzero((seg < off_thr) & rise_next[j:hi] | gap[j:hi])
+                pso_end = j + int(cand[0]) if len(cand) else hi
+            out.append((on, off, pso_end))
+        return out
+
+    def _pursuit(self, ang: np.ndarray, fast: np.ndarray) -> np.ndarray:
+        """Smooth pursuit: the slow velocity of the gaze angles, the distance between the mean positions of
+        the two halves of `pursuit_window_ms` over their time apart, above `pursuit_velocity_deg_s`.
+
+        I-VDT's idea (Komogortsev & Karpov 2013, Behav Res Methods 45:203): after the saccades, what moves
+        is pursuit and what stays within a small area is fixation; as in REMoDNaV (Dar, Wagner & Hanke 2021,
+        Behav Res Methods 53:399) the decision is a velocity threshold on a smoothed signal. The
+        the two halves hold only samples of the same stretch between saccades, PSOs and gaps; the speed is
+        the distance between their mean angles over the time between their mean sample times."""
+        tm, m = self.tm, len(ang)
+        w = tm.pursuit_n
+        seg = np.cumsum(fast)  # the same number within one stretch between saccades (exact integers)
+        ok = ~fast & ~np.isnan(ang[:, 0])
+        angp = np.pad(np.where(ok[:, None], ang, 0.0), ((w, w), (0, 0)))
+        okp = np.pad(ok, w)
+        segp = np.pad(seg, w, constant_values=-1)
+        sf, sb = np.zeros((m, 2)), np.zeros((m, 2))
+        cf, cb, tf, tb = np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m)
+        for j in range(w):  # window sums written out: the same floats whatever the window of samples
+            f, b = slice(w + j, w + j + m), slice(j, j + m)  # samples i + j and i - w + j
+            mf, mb = okp[f] & (segp[f] == seg), okp[b] & (segp[b] == seg)
+            sf += angp[f] * mf[:, None]
+            sb += angp[b] * mb[:, None]
+            cf += mf
+            cb += mb
+            tf += mf * j
+            tb += mb * (j - w)
+        enough = (cf >= max(2, w // 4)) & (cb >= max(2, w // 4))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = sf / cf[:, None] - sb / cb[:, None]
+            slow = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2) / ((tf / cf - tb / cb) / tm.rate)
+        slow[~enough] = np.nan
+        return slow > self.cfg.pursuit_velocity_deg_s
+
+    def _whole_blinks(self, seeds: np.ndarray, distorted: np.ndarray) -> np.ndarray:
+        """Blink samples: each seed (an invalid run of 002's 75-425 ms, or eye openness below
+        `lid_closing_fraction` of its trailing median) with the eyelid-distorted samples next to it, up to
+        `blink_extension_ms` either side. Distorted: eye openness low, vertical gaze velocity above the
+        saccade onset threshold (the lid drags the pupil's image, so blinks masquerade as saccades; Nystrom &
+        Holmqvist 2010, Sec. "Blink detection") or no gaze. (The pupil's own distortion is handled by the
+        50 ms margins and the dilation-speed filter, Kret & Sjak-Shie 2019, not by the label.)
+        What is interpolated still follows 002 (75-425 ms invalid runs + margins); only the label grows."""
+        m = len(seeds)
+        out = seeds.copy()
+        if not seeds.any():
+            return out
+        ext = self.tm.blink_ext_n
+        ds, de = _true_runs(distorted | seeds)
+        ss, se = _true_runs(seeds)
+        k = np.searchsorted(de, ss, side="right")  # the distorted run holding each seed
+        for a, b, r in zip(ss.tolist(), se.tolist(), k.tolist()):
+            out[max(int(ds[r]), a - ext, 0):min(int(de[r]), b + ext, m)] = True
+        return out
 
     def _merge(self, code: np.ndarray, u: np.ndarray, rs: np.ndarray, re: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -455,11 +608,13 @@ class _Pipeline:
         runs next to the gap, so the decision depends on a bounded neighbourhood only.
         """
         tm = self.tm
+        if (code == PSO).any():  # a saccade and its PSO are one gap
+            rs, re = _code_runs(np.where(code == PSO, SACCADE, code))
         rc = code[rs]
         cand = np.nonzero((rc[1:-1] == SACCADE) & (re[1:-1] - rs[1:-1] <= tm.merge_gap_n)
                           & (rc[:-2] == FIXATION) & (rc[2:] == FIXATION))[0] + 1
         if not len(cand):
-            return code, rs, re
+            return (code, *_code_runs(code))
         P = tm.merge_pos_n
         a0 = np.maximum(rs[cand - 1], rs[cand] - P)
         b1 = np.minimum(re[cand + 1], re[cand] + P)
@@ -470,7 +625,7 @@ class _Pipeline:
         cos = np.einsum("ij,ij->i", a, b) / np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))
         merge = cand[cos >= self.cos_merge]
         if not len(merge):
-            return code, rs, re
+            return (code, *_code_runs(code))
         code = code.copy()
         for r in merge.tolist():
             code[rs[r]:re[r]] = FIXATION
@@ -498,7 +653,7 @@ class _Segment:
         self.emitted = 0
         self.out_t = np.zeros(0)
         self.out = np.zeros((0, _NOUT))
-        self.thresholds: list[float] = []
+        self.thresholds: list[tuple[float, float, float, float]] = []
         self.origin: np.ndarray | None = None
         self.prev_t: float | None = None
 
@@ -535,7 +690,7 @@ class _Segment:
             return
         tm = self.tm
         keep = min(self.staged, self.computed - tm.history,
-                   (len(self.thresholds) - tm.mad_blocks) * tm.mad_block_n - 1)
+                   (len(self.thresholds) - tm.mad_blocks) * tm.mad_block_n - 1 - tm.vel_k)
         keep = max(self.base, keep)
         used = self.n - keep
         if used + k > cap:
@@ -559,13 +714,54 @@ class _Segment:
         self.prev_t = float(self.t[b - 1])
         self.staged = self.n
 
-    def _threshold(self, block: int) -> float:
-        """Dilation-speed threshold (median + n MAD) for a block, from the trailing window before it."""
+    def _threshold(self, block: int) -> tuple[float, float, float, float]:
+        """A block's causal thresholds, from the trailing window before it: dilation speed (median + n MAD),
+        saccade peak and onset velocity, median eye openness (see `_velocity_thresholds`)."""
         tm = self.tm
+        fixed = self.cfg.velocity_threshold_deg_s
         if block == 0:
-            return math.inf
+            return math.inf, fixed, fixed, math.nan
         a = max(0, (block - tm.mad_blocks) * tm.mad_block_n)
         b = block * tm.mad_block_n
+        peak, onset = self._velocity_thresholds(a, b)
+        opn = self.comb[a - self.base:b - self.base, _OPN]
+        opn = opn[opn >= 0]  # valid (NaN compares False)
+        lid = _median(opn) if len(opn) else math.nan
+        return self._pupil_threshold(a, b), peak, onset, lid
+
+    def _velocity_thresholds(self, a: int, b: int) -> tuple[float, float]:
+        """Nystrom & Holmqvist 2010's adaptive peak threshold over the samples [a, b) (velocities whose
+        window ends before b): PT = mean + 6 SD of the velocities below PT, iterated from 100 deg/s until
+        it moves < 1 deg/s; onset threshold mean + 3 SD. The fixed `velocity_threshold_deg_s` is the floor
+        of PT and half of it the floor of the onset threshold (a noise-free signal would get 0 deg/s), and
+        both thresholds with `adaptive_threshold = false`."""
+        fixed = self.cfg.velocity_threshold_deg_s
+        if not self.cfg.adaptive_threshold:
+            return fixed, fixed
+        h = self.tm.vel_k
+        lo = max(a - h, 0) - self.base
+        rows = self.comb[lo:b - self.base]
+        gaze = rows[:, _X:_EZ + 1].copy()
+        gaze[rows[:, _GOK] == 0] = np.nan
+        with np.errstate(invalid="ignore", divide="ignore"):
+            v = self.pipeline.velocity(gaze, self.t[lo:b - self.base])[2]
+        v = v[v < 1000.0]  # finite, plausible
+        if len(v) < 2 * self.tm.noise_n:
+            return fixed, fixed
+        pt, mean, sd = 100.0, 0.0, 0.0
+        for _ in range(50):
+            below = v[v < pt]
+            if len(below) < 2:
+                break
+            mean, sd = float(below.mean()), float(below.std())
+            new = mean + 6 * sd
+            done = abs(new - pt) < 1.0
+            pt = new
+            if done:
+                break
+        return max(pt, fixed), max(mean + 3 * sd, fixed / 2)
+
+    def _pupil_threshold(self, a: int, b: int) -> float:
         lo, hi = max(a - 1, 0) - self.base, b + 1 - self.base
         p = np.where(self.comb[lo:hi, _POK] > 0, self.comb[lo:hi, _P], np.nan)
         t = self.t[lo:hi]
@@ -591,7 +787,7 @@ class _Segment:
         while len(self.thresholds) <= last_block:
             self.thresholds.append(self._threshold(len(self.thresholds)))
         blocks = np.arange(lo, hi) // tm.mad_block_n
-        threshold = np.asarray(self.thresholds)[blocks]
+        threshold = np.asarray(self.thresholds)[blocks]  # (m, 4): pupil, peak, onset, openness
         a, b = lo - self.base, hi - self.base
         with np.errstate(invalid="ignore", divide="ignore"):
             new = self.pipeline.run(self.t[a:b], self.comb[a:b], threshold, bos=lo == 0, eos=end,
@@ -824,8 +1020,9 @@ def ivt(x: np.ndarray, y: np.ndarray, timestamps: np.ndarray, rate: float, confi
     gaze = np.zeros((len(x), 5))
     gaze[:, 0], gaze[:, 1], gaze[:, 4] = x, y, geo.distance_mm
     with np.errstate(invalid="ignore", divide="ignore"):
-        _, u, velocity = pipe.velocity(gaze, np.asarray(timestamps, dtype=np.float64))
-        return pipe.classify(velocity, u)[0]
+        _, u, velocity, ang = pipe.velocity(gaze, np.asarray(timestamps, dtype=np.float64))
+        fixed = np.full(len(x), cfg.velocity_threshold_deg_s)
+        return pipe.classify(velocity, u, ang, fixed, fixed)[0]
 
 
 def process_recording(timestamps: Any, samples: Any, rate: float, config: EyesignalConfig | None = None,
