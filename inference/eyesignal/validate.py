@@ -25,7 +25,8 @@ from eyemotion.streams import EVENT_CODES
 
 log = logging.getLogger(__name__)
 
-FIX, SAC, BLINK, LOSS = (EVENT_CODES[k] for k in ("fixation", "saccade", "blink", "loss"))
+FIX, SAC, BLINK, LOSS, PSO, PURSUIT = (EVENT_CODES[k] for k in ("fixation", "saccade", "blink", "loss", "pso",
+                                                                  "pursuit"))
 
 
 @dataclass
@@ -36,6 +37,8 @@ class RateFigures:
     kappa_fixation: float
     kappa_saccade: float
     kappa_blink: float
+    kappa_pso: float
+    kappa_pursuit: float
     blinks_true: int
     blinks_detected: int
     blink_precision: float
@@ -128,6 +131,8 @@ def validate_rate(rate: float, duration_s: float = 300.0, seed: int = 0, config:
         kappa_fixation=cohen_kappa(code == FIX, te == FIX),
         kappa_saccade=cohen_kappa(code == SAC, te == SAC),
         kappa_blink=cohen_kappa(code == BLINK, te == BLINK),
+        kappa_pso=cohen_kappa(code == PSO, te == PSO),
+        kappa_pursuit=cohen_kappa(code == PURSUIT, te == PURSUIT),
         blinks_true=len(true_blinks), blinks_detected=len(found_blinks),
         blink_precision=overlap_matches(found_blinks, true_blinks) / max(1, len(found_blinks)),
         blink_recall=overlap_matches(true_blinks, found_blinks) / max(1, len(true_blinks)),
@@ -154,6 +159,8 @@ def format_table(figures: list[RateFigures]) -> str:
         ("kappa fixation", "{:.3f}", "kappa_fixation"),
         ("kappa saccade", "{:.3f}", "kappa_saccade"),
         ("kappa blink", "{:.3f}", "kappa_blink"),
+        ("kappa PSO", "{:.3f}", "kappa_pso"),
+        ("kappa pursuit", "{:.3f}", "kappa_pursuit"),
         ("blinks true / detected", None, None),
         ("blink precision", "{:.3f}", "blink_precision"),
         ("blink recall", "{:.3f}", "blink_recall"),
