@@ -102,15 +102,20 @@ def _eye_events(session: Session, config: Config) -> tuple[list[tuple[float, flo
 
 
 def export_bids(source: str | Path, out: str | Path, config: Config, *, task: str = "emotion",
-                overwrite: bool = False) -> list[Path]:
-    """Write one session into the BIDS dataset `out`; return the files written."""
+                overwrite: bool = False, participant: str | None = None, session_id: str | None = None) -> list[Path]:
+    """Write one session into the BIDS dataset `out`; return the files written. `participant`/`session_id` name
+    a bare .xdf that has no session.json beside it (and override the folder's own)."""
     session = Session.load(source)
     check_exportable(session.path, session.meta)  # a participant who withdrew consent is not exported
     if "Tobii_gaze" not in session.streams:
-        raise ExportError(f"{session.path} has no Tobii_gaze stream: nothing to export as BIDS eye tracking")
+        raise ExportError(f"{source} has no Tobii_gaze stream (it has: {', '.join(session.streams) or 'none'}): "
+                          "nothing to export as BIDS eye tracking")
     meta = session.meta
-    sub = bids_label(meta.get("participant") or session.path.parent.name)
-    ses = bids_label(meta.get("session_id") or session.path.name)
+    if not (participant or meta.get("participant")) or not (session_id or meta.get("session_id")):
+        raise ExportError(f"{source} has no session.json to name its participant and session; pass "
+                          "--participant P001 --session S01")
+    sub = bids_label(participant or meta["participant"])
+    ses = bids_label(session_id or meta["session_id"])
     task = bids_label(task)
     root = Path(out)
     beh = root / f"sub-{sub}" / f"ses-{ses}" / "beh"

@@ -621,7 +621,10 @@ class ReplayController:
         self.duration = max(0.0, self.xdf.last_stamp - self.origin)
         self.start_s = 0.0 if start is None else float(start)
         self.end_s = math.inf if end is None else float(end)
-        if self.start_s < 0 or self.start_s > self.duration or self.end_s <= self.start_s:
+        if self.end_s <= self.start_s:
+            raise UserError(f"replay start {self.start_s:g} s is not before its end {self.end_s:g} s; "
+                            "give --start smaller than --end")
+        if self.start_s < 0 or self.start_s > self.duration:
             raise UserError(f"replay window {self.start_s:g}-{end} s is outside the recording "
                             f"(0-{self.duration:.1f} s); pick --start/--end within it")
         self._check_speed(speed)

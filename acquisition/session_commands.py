@@ -63,11 +63,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "files (BEP020, BIDS 1.11: *_recording-eye1/eye2_physio.tsv.gz + JSON, physio events with "
                     "fixations, saccades, blinks and marker messages, events and the trials' self-reports in "
                     "beh/). --csv OUT writes one CSV per stream plus trials.csv.")
-    p.add_argument("session", help="session folder (sessions/<participant>/<session-id>)")
+    p.add_argument("session", help="session folder (sessions/<participant>/<session-id>), or a bare .xdf with "
+                                   "--participant and --session")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--bids", metavar="OUT", help="BIDS dataset folder to write into")
     what.add_argument("--csv", metavar="OUT", help="folder for the CSV files")
-    p.add_argument("--task", default="emotion", help="BIDS task label (default: emotion)")
+    p.add_argument("--task", default="emotion", help="BIDS task label, letters and digits (default: emotion)")
+    p.add_argument("--participant", help="BIDS: the participant of a bare .xdf without session.json (e.g. P001)")
+    p.add_argument("--session", dest="session_id", metavar="ID",
+                   help="BIDS: the session of a bare .xdf without session.json (e.g. S01)")
     p.add_argument("--overwrite", action="store_true", help="replace this session's files if already exported")
     p.set_defaults(func=cmd_export)
 
@@ -171,6 +175,8 @@ def cmd_replay(args: argparse.Namespace, config: Config) -> int:
     from eyemotion.acquisition.replay import ReplayController
     from tqdm import tqdm
 
+    if args.start is not None and args.end is not None and args.start >= args.end:
+        raise UserError(f"--start {args.start:g} s is after --end {args.end:g} s; give --start smaller than --end")
     replay = ReplayController(args.session, namespace=config.lsl.namespace, speed=args.speed, start=args.start,
                               end=args.end, loop=args.loop)
     replay.open()
@@ -195,11 +201,18 @@ def cmd_replay(args: argparse.Namespace, config: Config) -> int:
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from eyemotion.acquisition.export import export_bids, export_csv
 
+    from eyemotion.session import check_participant_id, check_session_id
+
+    if args.participant:
+        check_participant_id(args.participant)
+    if args.session_id:
+        check_session_id(args.session_id)
     if args.bids and not (args.task.isascii() and args.task.isalnum()):
         raise UserError(f"--task {args.task!r} is not a BIDS label: use letters and digits only, e.g. "
                         f"--task {''.join(c for c in args.task if c.isascii() and c.isalnum()) or 'emotion'}")
     if args.bids:
-        files = export_bids(args.session, args.bids, config, task=args.task, overwrite=args.overwrite)
+        files = export_bids(args.session, args.bids, config, task=args.task, overwrite=args.overwrite,
+                            participant=args.participant, session_id=args.session_id)
         print(f"wrote {len(files)} files into the BIDS dataset {args.bids}")
     else:
         files = export_csv(args.session, args.csv, overwrite=args.overwrite)

@@ -280,7 +280,7 @@ class Session:
             folder, xdf = path, path / RECORDING_XDF
             meta = read_session_json(folder)
         elif path.is_file():
-            folder, xdf = path.parent, path
+            folder, xdf = path.absolute().parent, path  # never "." for a bare file in the working directory
             if (folder / SESSION_JSON).exists():
                 meta = read_session_json(folder)
             else:

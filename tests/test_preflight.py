@@ -159,3 +159,51 @@ def test_camera_probe_prints_nothing_on_stderr(tmp_path: Path) -> None:
             "print(len(list_cameras(4)), file=sys.stdout)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0 and "[ERROR" not in proc.stderr and "out of range" not in proc.stderr
+
+
+# -- Sec. 8: messages that say what is wrong -----------------------------------------------------------------
+
+def _xdf(path: Path, *, gaze: bool) -> Path:
+    import numpy as np
+    from eyemotion.acquisition.replay import XdfWriter
+    from eyemotion.streams import AUDIO, GAZE_RAW, stream_info
+
+    with XdfWriter(path) as w:
+        spec, rate = (GAZE_RAW, 250.0) if gaze else (AUDIO, None)
+        w.add_stream(1, stream_info(spec, rate=rate, namespace="t").as_xml())
+        t = 10 + np.arange(500) / 250
+        w.write_samples(1, t, np.full((500, spec.channel_count), 0.5, np.float32 if not gaze else float))
+    return path
+
+
+def test_eyesignal_process_names_the_streams_it_has_and_needs(tmp_path: Path) -> None:
+    xdf = _xdf(tmp_path / "audio.xdf", gaze=False)
+    proc = cli("eyesignal", "process", str(xdf), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "has no Tobii_gaze stream (it has: eyemotion_audio); eyesignal process needs" in proc.stderr
+
+
+def test_replay_says_start_is_after_end(tmp_path: Path) -> None:
+    xdf = _xdf(tmp_path / "g.xdf", gaze=True)
+    proc = cli("replay", str(xdf), "--start", "50", "--end", "10", cwd=tmp_path)
+    assert proc.returncode == 2 and "--start 50 s is after --end 10 s" in proc.stderr
+    from eyemotion.acquisition.replay import ReplayController
+
+    with pytest.raises(UserError, match="start 1 s is not before its end 0.5 s"):
+        ReplayController(xdf, start=1, end=0.5)
+
+
+def test_a_bare_xdf_is_named_by_the_user_not_called_dot(tmp_path: Path, monkeypatch) -> None:
+    _xdf(tmp_path / "g.xdf", gaze=True)
+    proc = cli("export", "g.xdf", "--bids", "bids", cwd=tmp_path)
+    assert proc.returncode == 2 and "g.xdf has no session.json" in proc.stderr
+    assert "--participant P001 --session S01" in proc.stderr and "'.'" not in proc.stderr
+    proc = cli("export", "g.xdf", "--bids", "bids", "--participant", "P009", "--session", "S02", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "bids" / "sub-P009" / "ses-S02" / "beh").is_dir()
+    proc = cli("export", "g.xdf", "--bids", "bids2", "--participant", "P009", "--session", "../x", cwd=tmp_path)
+    assert proc.returncode == 2 and "session id '../x' is not allowed" in proc.stderr
+    from eyemotion.session import Session
+
+    monkeypatch.chdir(tmp_path)
+    assert Session.load("g.xdf").path == tmp_path.absolute()  # never Path("."), whose name is empty
