@@ -340,6 +340,7 @@ def supervise(children: list[ChildSpec], config: Config, folder: Path, *, durati
         # eat into the session
         reason = sup.run(duration=duration) if not stop_requested else "stop requested"
     finally:
+        ended = time.monotonic()  # the session's end; the shutdown below is not recorded time
         markers.push("session_end", reason=reason)
         time.sleep(0.5)  # let the recorder take the last marker
         sup.shutdown()
@@ -347,9 +348,8 @@ def supervise(children: list[ChildSpec], config: Config, folder: Path, *, durati
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     update_session_json(folder, end_reason=reason)
-    end = time.monotonic()
-    return {"reason": reason, "nodes": sup.report(), "wall_s": end - started,
-            "recorded_s": end - recording_from if recording_from is not None else 0.0}
+    return {"reason": reason, "nodes": sup.report(), "wall_s": time.monotonic() - started,
+            "recorded_s": ended - recording_from if recording_from is not None else 0.0}
 
 
 def _wait_runner_markers(namespace: str, timeout: float, sup: Supervisor) -> None:

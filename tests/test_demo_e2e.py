@@ -5,6 +5,7 @@ ONNX models), then the session folder is checked independently of the demo's own
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,14 @@ def test_the_demo_passes_its_own_check_and_prints_the_summary(demo_session):
     assert delay["n"] > 0 and 0 < delay["p50"] <= delay["p95"] <= delay["max"]
     assert "gaze sample -> prediction delay" in proc.stdout
     assert all(n["restarts"] == [] for n in summary["nodes"].values())
+    # what was simulated is said at start, in session.json and in the summary (issue 13, Sec. 2)
+    sources = ["tracker", "camera", "microphone"]
+    assert "simulated sources: tracker, camera, microphone" in proc.stdout
+    assert json.loads((folder / "session.json").read_text())["simulated_sources"] == sources
+    assert summary["simulated_sources"] == sources
+    # the recorded time, not the wall time since launch (issue 13, Sec. 8); the stale pid files are gone
+    recorded = float(re.search(r"session ended: .* after (\d+) s recorded", proc.stdout)[1])
+    assert 55 <= recorded <= 75 and not (folder / "pids").exists()
 
 
 def test_every_stream_is_recorded_whole(demo_session):

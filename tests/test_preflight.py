@@ -207,3 +207,12 @@ def test_a_bare_xdf_is_named_by_the_user_not_called_dot(tmp_path: Path, monkeypa
 
     monkeypatch.chdir(tmp_path)
     assert Session.load("g.xdf").path == tmp_path.absolute()  # never Path("."), whose name is empty
+
+
+def test_the_summary_reports_the_recorded_time_not_the_wall_time() -> None:
+    from eyemotion.session_runner import format_summary
+
+    text = format_summary({"reason": "duration reached", "wall_s": 62.4, "recorded_s": 30.6,
+                           "simulated_sources": ["tracker"]})
+    assert text.splitlines()[0] == "session ended: duration reached after 31 s recorded (62 s with the start-up)"
+    assert "simulated sources: tracker" in text
