@@ -732,7 +732,8 @@ class _Segment:
     def _velocity_thresholds(self, a: int, b: int) -> tuple[float, float]:
         """Nystrom & Holmqvist 2010's adaptive peak threshold over the samples [a, b) (velocities whose
         window ends before b): PT = mean + 6 SD of the velocities below PT, iterated from 100 deg/s until
-        it moves < 1 deg/s; onset threshold mean + 3 SD. The fixed `velocity_threshold_deg_s` is the floor
+        it moves < 1 deg/s; onset threshold mean + 3 SD. Mean and SD are the median and 1.4826 MAD, so
+        pursuit and the flanks of saccades in the window do not inflate them. The fixed `velocity_threshold_deg_s` is the floor
         of PT and half of it the floor of the onset threshold (a noise-free signal would get 0 deg/s), and
         both thresholds with `adaptive_threshold = false`."""
         fixed = self.cfg.velocity_threshold_deg_s
@@ -753,7 +754,8 @@ class _Segment:
             below = v[v < pt]
             if len(below) < 2:
                 break
-            mean, sd = float(below.mean()), float(below.std())
+            mean = _median(below)  # robust centre and spread (Engbert & Kliegl 2003, Vision Res 43:1035)
+            sd = 1.4826 * _median(np.abs(below - mean))
             new = mean + 6 * sd
             done = abs(new - pt) < 1.0
             pt = new
