@@ -300,8 +300,8 @@ class Recorder:
     def _finish(self) -> None:
         devices = _devices_from_headers(self.xdf)
         known = read_session_json(self.folder).get("simulated_sources") or []
-        simulated = sorted(set(known) | {SOURCE_OF[d["stream"]] for d in devices
-                                         if d.get("simulated") and d["stream"] in SOURCE_OF})
+        marked = {SOURCE_OF[d["stream"]] for d in devices if d.get("simulated") and d["stream"] in SOURCE_OF}
+        simulated = [s for s in SOURCE_OF.values() if s in known or s in marked]  # tracker, camera, microphone
         update_session_json(self.folder, simulated_sources=simulated, recording={
             "end": datetime.now(UTC).isoformat(), "lsl_end": pylsl.local_clock(),
             "stop_reason": self.stop_reason, "bytes": self._size(), "stalls": self.stalls,

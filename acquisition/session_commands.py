@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from eyemotion import UserError
+from eyemotion import UserError, plural
 from eyemotion.config import Config
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def cmd_record(args: argparse.Namespace, config: Config) -> int:
         raise
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    print(f"recording {len(recorder.streams)} streams to {recorder.xdf} (Ctrl-C to stop)")
+    print(f"recording {plural(len(recorder.streams), 'stream')} to {recorder.xdf} (Ctrl-C to stop)")
     start = time.monotonic()
     try:
         with tqdm(total=args.seconds, unit="s", desc="recording", bar_format=None if args.seconds else
@@ -213,7 +213,7 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     if args.bids:
         files = export_bids(args.session, args.bids, config, task=args.task, overwrite=args.overwrite,
                             participant=args.participant, session_id=args.session_id)
-        print(f"wrote {len(files)} files into the BIDS dataset {args.bids}")
+        print(f"wrote {plural(len(files), 'file')} into the BIDS dataset {args.bids}")
     else:
         files = export_csv(args.session, args.csv, overwrite=args.overwrite)
         print(f"wrote {len(files)} CSV files into {args.csv}")

@@ -31,7 +31,7 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from eyemotion import UserError, streams
+from eyemotion import UserError, plural, streams
 from eyemotion.config import DEFAULT_CONFIG_NAME, Config
 from eyemotion.nodes import ChildSpec, Supervisor
 from eyemotion.session import create_session_folder, read_session_json, update_session_json
@@ -472,7 +472,7 @@ def verify_session(folder: Path, summary: dict, *, expect_predictions: bool = Tr
     if streams.AUDIO.name in session.streams:
         a = session.stream(streams.AUDIO.name)
         lost["eyemotion_audio"] = _holes(a.time_stamps, 1.0 / streams.AUDIO.nominal_rate, a.time_stamps, gaps)
-    problems += [f"{name}: {n} samples lost outside marked gaps" for name, n in lost.items() if n]
+    problems += [f"{name}: {plural(n, 'sample')} lost outside marked gaps" for name, n in lost.items() if n]
     ends = [m.time for m in session.markers.events("session_end") if m.source == "supervisor"]
     if ends:  # every stream ran to the end (a stream that died for good loses no sample but stops early)
         early = checks["streams_ended_early_s"] = {}

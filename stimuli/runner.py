@@ -43,7 +43,7 @@ from eyemotion.stimuli.timing import FlipStamper, Pacer, clock_offset, frame_sta
 from eyemotion.stimuli.tracking import TrackerMonitor
 from eyemotion.stimuli.trials import TrialRecord, read_trials, write_trials
 
-from eyemotion import UserError, __version__
+from eyemotion import UserError, __version__, plural
 from eyemotion.config import Config
 from eyemotion.session import (
     SESSION_JSON,
@@ -231,7 +231,7 @@ class Runner:
         info = read_session_json(folder)
         records = read_trials(folder)
         if records and not opts.resume:
-            raise SessionError(f"{folder} already holds {len(records)} trials; pass --resume to continue it")
+            raise SessionError(f"{folder} already holds {plural(len(records), 'trial')}; pass --resume to continue it")
         old = info.get("protocol", {}).get("digest")
         if opts.resume and old and old != self.protocol.digest:
             raise SessionError(f"{folder} was run with a different protocol (digest {old}, now "
@@ -241,7 +241,7 @@ class Runner:
                 raise SessionError(f"{folder}/trials.csv trial {rec.trial} is {rec.clip_id!r} but the schedule has "
                                    f"{planned.condition.clip_id!r}; the participant id or protocol changed")
         if len(records) >= len(self.schedule):
-            raise SessionError(f"session {folder} is already complete ({len(records)} trials)")
+            raise SessionError(f"session {folder} is already complete ({plural(len(records), 'trial')})")
         self.folder, self.records = folder, records
         update_session_json(folder, protocol=self.protocol.summary(), screen=dict(vars(self.protocol.screen)),
                             participant_number=participant_number(opts.participant))

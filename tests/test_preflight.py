@@ -216,3 +216,45 @@ def test_the_summary_reports_the_recorded_time_not_the_wall_time() -> None:
                            "simulated_sources": ["tracker"]})
     assert text.splitlines()[0] == "session ended: duration reached after 31 s recorded (62 s with the start-up)"
     assert "simulated sources: tracker" in text
+
+
+def test_one_problem_and_one_clip_read_as_singulars(tmp_path: Path) -> None:
+    from eyemotion.stimuli.democlips import ensure_demo_clips
+    from eyemotion.stimuli.protocol import ProtocolError, load_protocol
+
+    with pytest.raises(ProtocolError, match=r"has 1 problem; fix it and run again:"):
+        load_protocol(missing_clip_protocol(tmp_path / "bad"))
+    clips = ensure_demo_clips()
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "conditions.csv").write_text("id,clip,emotion\nc1,happiness.mp4,happiness\n")
+    (one / "p.toml").write_text(f'[protocol]\nconditions = "conditions.csv"\nclip_root = "{clips}"\n')
+    proc = cli("stimuli", "check", str(one / "p.toml"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 clip, all readable" in proc.stdout
+
+
+def test_generated_audio_and_a_video_file_camera_mark_their_desc_simulated(tmp_path: Path) -> None:
+    import uuid
+
+    import pylsl
+    from eyemotion.acquisition.camera import CameraNode
+    from eyemotion.acquisition.media import write_test_video
+    from eyemotion.acquisition.microphone import GeneratedAudioNode
+    from eyemotion.config import CameraConfig, LslConfig
+    from eyemotion.streams import AUDIO, CAMERA
+
+    ns = f"pf{uuid.uuid4().hex[:8]}"
+    video = write_test_video(tmp_path / "v.mp4", 30, size=(160, 120))
+    cfg = Config().replace(lsl=LslConfig(namespace=ns), camera=CameraConfig(source=str(video), loop=True))
+    nodes = [GeneratedAudioNode(cfg), CameraNode(cfg)]
+    try:
+        for node, spec in zip(nodes, (AUDIO, CAMERA)):
+            node.open()
+            found = pylsl.resolve_bypred(f"name='{spec.name}' and contains(source_id,'#{ns}')", 1, 5.0)
+            assert found, spec.name
+            desc = pylsl.StreamInlet(found[0]).info(5.0).desc()
+            assert desc.child("eyemotion").child_value("simulated") == "true", spec.name
+    finally:
+        for node in nodes:
+            node.close()

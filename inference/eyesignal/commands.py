@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from eyemotion import UserError
+from eyemotion import UserError, plural
 from eyemotion.config import Config
 
 log = logging.getLogger(__name__)
@@ -134,5 +134,5 @@ def _process(args: argparse.Namespace, config: Config) -> int:
                header=",".join(["timestamp", *GAZE_CLEAN.labels]), comments="")
     events = folder / "eyemotion_eye_events.jsonl"
     events.write_text("".join(json.dumps({"timestamp": ts, **ev}) + "\n" for ts, ev in out.events))
-    print(f"{len(out.timestamps)} samples -> {csv}; {len(out.events)} events -> {events}")
+    print(f"{plural(len(out.timestamps), 'sample')} -> {csv}; {plural(len(out.events), 'event')} -> {events}")
     return 0
