@@ -75,7 +75,7 @@ def summarise_usage(usage: dict[str, list[tuple[float, float, float]]]) -> dict:
 
 def soak_protocol(work: Path, seconds: float) -> Path:
     """The demo protocol with its seven clips repeated, so that the runner outlasts `seconds` (a demo trial
-    takes about 10 s: baseline, 3-s clip, auto-answered ratings, blank)."""
+    takes about 13 s: baseline, 6-s clip, auto-answered ratings, blank)."""
     demo = ROOT / "stimuli" / "demo"
     repeats = max(1, math.ceil(seconds / 45))
     rows = (demo / "demo_conditions.csv").read_text().splitlines()
