@@ -210,9 +210,9 @@ class EyesignalConfig:
     velocity_window_ms: float = 20.0  # Savitzky-Golay differentiation window (Nystrom & Holmqvist 2010)
     velocity_threshold_deg_s: float = 30.0  # the fixed threshold, and the floor of the adaptive one
     adaptive_threshold: bool = True  # Nystrom & Holmqvist 2010's iterative peak threshold (trailing pupil_mad_*)
-    saccade_max_ms: float = 100.0  # onset/offset walks from a velocity peak go at most this far
+    saccade_max_ms: float = 80.0  # onset/offset walks from a velocity peak go at most this far
     pso_max_ms: float = 40.0  # a post-saccadic oscillation starts within this of the saccade offset
-    pursuit_window_ms: float = 200.0  # smooth pursuit: slow velocity between two halves of this window
+    pursuit_window_ms: float = 140.0  # smooth pursuit: slow velocity between two halves of this window
     pursuit_velocity_deg_s: float = 4.0  # slow velocity above this (outside saccades) = pursuit
     blink_extension_ms: float = 150.0  # eyelid-distorted samples this close to a blink belong to it
     lid_closing_fraction: float = 0.6  # eye openness below this share of the trailing median = lid closing
@@ -226,7 +226,7 @@ class EyesignalConfig:
     pupil_mad_multiplier: float = 16.0
     pupil_mad_window_s: float = 10.0  # trailing window of dilation speeds for the median/MAD
     pupil_mad_update_s: float = 1.0  # the threshold is recomputed every this many seconds
-    compute_block_ms: float = 500.0  # computed in blocks this long: more throughput, this much more delay
+    compute_block_ms: float = 250.0  # computed in blocks this long: more throughput, this much more delay
     map_columns: int = 32
     map_rows: int = 18
     map_sigma_deg: float = 1.0

@@ -90,7 +90,9 @@ def angle_between(x0, y0, x1, y1) -> float:
 def test_timing_follows_the_parameters():
     tm = Timing.of(EyesignalConfig(), 250.0)
     assert (tm.gap_n, tm.blink_max_n, tm.min_fix_n, tm.vel_k) == (19, 106, 15, 2)  # 75 ms, 425 ms, 60 ms, +-8 ms
-    assert tm.delay == tm.lookahead + tm.block_n and tm.block_n == 125
+    assert tm.delay == tm.lookahead + tm.block_n and tm.block_n == 63  # 250 ms blocks
+    assert tm.delay <= 381  # no longer than before issue 14 (1.524 s at 250 Hz)
+    assert (tm.sacc_walk_n, tm.pso_n, tm.pursuit_n) == (20, 10, 18)  # 80 ms, 40 ms, 70 ms
     tm60 = Timing.of(EyesignalConfig(), 60.0)
     assert (tm60.gap_n, tm60.blink_max_n, tm60.min_fix_n, tm60.vel_k) == (5, 25, 4, 1)
     assert Timing.of(dataclasses.replace(EyesignalConfig(), blink_max_ms=600.0), 250.0).lookahead > tm.lookahead

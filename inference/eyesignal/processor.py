@@ -138,9 +138,11 @@ class Timing:
         pursuit_n = max(2, _samples(cfg.pursuit_window_ms / 2, rate, "round"))
         blink_ext_n = _samples(cfg.blink_extension_ms, rate, "round")
         fill = cap_n + 1 + margin_n + gap_n  # region end + the padding decision beyond it
-        # event detection: the walks from a peak (+ a PSO after it), pursuit's window (+ the saccade mask
-        # around the samples it averages), a blink's extension
-        detect = max(2 * sacc_walk_n + 2 * pso_n, 2 * pursuit_n + sacc_walk_n, blink_ext_n) + vel_k + 1
+        # event detection: a saccade label needs its peak run (starting up to one walk ahead, at most one
+        # walk long) or its offset walk, a PSO label its two walks after the offset; pursuit the saccade
+        # labels across half its window; a blink its extension
+        sacc_reach = max(2 * sacc_walk_n, 2 * pso_n) + 2
+        detect = max(sacc_reach, pursuit_n + sacc_reach, blink_ext_n) + vel_k
         ivt = min_fix_n + merge_gap_n + merge_pos_n + 2  # fixation length through merges
         sacc = sacc_max_n + 1  # end of the saccade being corrected
         lookahead = fill + vel_k + detect + ivt + sacc + 1
@@ -536,12 +538,13 @@ class _Pipeline:
                 continue
             pso_end = off
             win = v[off:min(m, off + tm.pso_n)]
-            back = np.flatnonzero(win > off_thr)
+            pso_thr = max(local, float(onset[a]) / 2)
+            back = np.flatnonzero(win > pso_thr)
             if len(back):
                 j = off + int(back[-1])
                 hi = min(m, j + tm.pso_n)
                 seg = v[j:hi]
-                cand = np.flatnonzero((seg < off_thr) & rise_next[j:hi] | gap[j:hi])
+                cand = np.flatnonzero((seg < pso_thr) & rise_next[j:hi] | gap[j:hi])
                 pso_end = j + int(cand[0]) if len(cand) else hi
             out.append((on, off, pso_end))
         return out
@@ -564,8 +567,8 @@ class _Pipeline:
         segp = np.pad(seg, w, constant_values=-1)
         sf, sb = np.zeros((m, 2)), np.zeros((m, 2))
         cf, cb, tf, tb = np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m)
-        for j in range(w):  # window sums written out: the same floats whatever the window of samples
-            f, b = slice(w + j, w + j + m), slice(j, j + m)  # samples i + j and i - w + j
+        for j in range(0, w, max(1, w // 8)):  # window sums written out (the same floats in any window),
+            f, b = slice(w + j, w + j + m), slice(j, j + m)  # over at most 8 samples i + j and i - w + j
             mf, mb = okp[f] & (segp[f] == seg), okp[b] & (segp[b] == seg)
             sf += angp[f] * mf[:, None]
             sb += angp[b] * mb[:, None]
