@@ -209,8 +209,6 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     config = config.replace(stimuli=replace(config.stimuli, wait_for_recorder_s=max(
         config.stimuli.wait_for_recorder_s, config.recorder.start_timeout_s + 120)))
     root = Path(args.sessions_dir or config.recorder.sessions_dir)
-    preflight(config, participant=args.participant, protocol=args.protocol, sessions_root=root,
-              simulated=simulated)  # nothing is created or started while a problem is left
     from eyemotion.consent import ask_consent  # nothing is recorded without consent
 
     automatic = "demo session" if args.demo else ("--auto-respond" if args.auto_respond else None)
@@ -219,6 +217,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     if consent["method"] == "automatic":
         print(f"eyemotion: consent confirmed automatically ({automatic}); a real participant's consent is "
               "confirmed with --consent-by NAME or on the terminal")
+    preflight(config, participant=args.participant, protocol=args.protocol, sessions_root=root,
+              simulated=simulated)  # nothing is created or started while a problem is left
     folder = create_session_folder(root, args.participant, demo=args.demo, consent=consent, config=config.to_dict(),
                                    simulated_sources=simulated)
     config_path = folder / "eyemotion.toml"
