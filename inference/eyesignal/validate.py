@@ -2,7 +2,7 @@
 
 For each rate, a seeded simulated recording (`eyemotion.acquisition.simulator.simulate_recording`) is
 processed offline and compared sample by sample with the truth:
-  * Cohen's kappa of "is fixation", "is saccade", "is blink" (per sample);
+  * Cohen's kappa of "is fixation", "is saccade", "is blink", "is PSO", "is pursuit" (per sample);
   * blink detection: a true blink is found when a detected blink overlaps it (recall), a detected blink
     is right when it overlaps a true one (precision);
   * pupil RMSE (mm) against the true pupil inside the true blinks (where the output was interpolated),
@@ -113,14 +113,16 @@ def validate_rate(rate: float, duration_s: float = 300.0, seed: int = 0, config:
     valid = (te != BLINK) & (te != LOSS) & np.isfinite(out[:, OUT["pupil"]])
 
     # pymovements' I-VT on the same (gap-filled) positions, against our I-VT without merging
-    no_merge = dataclasses.replace(cfg, merge_max_gap_ms=0.0)
+    # (our classic mode: fixed threshold, no pursuit; a PSO counts as not-saccade, as I-VT has none)
+    no_merge = dataclasses.replace(cfg, merge_max_gap_ms=0.0, adaptive_threshold=False,
+                                   pursuit_velocity_deg_s=float("inf"))
     ours = process_recording(t, raw, rate, no_merge, screen).samples
     tm = Timing.of(cfg, rate)
     theirs = pymovements_fixations(ours[:, OUT["x"]], ours[:, OUT["y"]], rate, screen,
                                    cfg.velocity_threshold_deg_s, tm.min_fix_n, smooth=tm.vel_k >= 2)
     our_code = ours[:, OUT["event"]].astype(int)
     compare = (our_code != BLINK) & (our_code != LOSS)
-    a, b = our_code[compare] == FIX, theirs[compare]
+    a, b = np.isin(our_code[compare], (FIX, PSO)), theirs[compare]
 
     def rmse(mask: np.ndarray) -> float:
         d = out[mask, OUT["pupil"]] - truth.pupil_mm[mask]
