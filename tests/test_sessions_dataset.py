@@ -210,7 +210,7 @@ def test_bad_inputs_are_one_line_errors(sessions, tmp_path: Path, capsys: pytest
 
 def test_default_weights_quick_run_trains_and_exports_models_the_node_loads(tmp_path: Path) -> None:
     from eyemotion.inference.live import Predictor
-    from eyemotion.models.default_weights import INTENDED_USE
+    from eyemotion.models.default_weights import INTENDED_USE, QUICK
     from eyemotion.models.default_weights import main as default_weights
 
     out = tmp_path / "models"
@@ -223,6 +223,10 @@ def test_default_weights_quick_run_trains_and_exports_models_the_node_loads(tmp_
         assert card["intended_use"] == INTENDED_USE and INTENDED_USE in card["notes"]
         assert card["training_data"]["provenance"]["source"] == "simulated sessions"
         assert card["held_out"]["protocol"].startswith("3-fold cross-validation by participant")
+        # the card names the training settings actually used, and the dataset only what it depends on
+        assert card["training_settings"] == card["held_out"]["training_settings"]
+        assert "emert_epochs" not in json.dumps(card["training_data"]["provenance"])
+        assert set(card["held_out"]["baselines"]) == {"chance", "majority"}
         assert path.stat().st_size < 10e6
     predictor = Predictor(Config(), emert=out / "emert.onnx", crossmodal=out / "crossmodal")
     assert "trained on simulated sessions" in predictor.ids["emert"]
@@ -231,4 +235,8 @@ def test_default_weights_quick_run_trains_and_exports_models_the_node_loads(tmp_
     assert default_weights(["--quick", "--out", str(out), "--work", str(tmp_path / "work"), "--jobs", "1",
                             "--threads", "1"]) == 0
     assert (tmp_path / "work" / "dataset" / "windows.npz").stat().st_mtime_ns == stamp
-    assert math.isfinite(json.loads((out / "emert.json").read_text())["held_out"]["metrics"]["er7"]["war"]["mean"])
+    emert = json.loads((out / "emert.json").read_text())
+    assert math.isfinite(emert["held_out"]["metrics"]["er7"]["war"]["mean"])
+    assert emert["held_out"]["training_settings"]["epochs"] == QUICK.emert_epochs
+    assert emert["held_out"]["training_settings"]["protocol"] == "clip" and emert["held_out"]["sliding_windows"]
+    assert emert["paper_figures"]["er7"]["war"] == pytest.approx(0.3392)
