@@ -8,7 +8,8 @@ so a window holds the same numbers live and offline. Per window `[end - 4 s, end
 - EMERT (002_cbeb04dbce786b8c.txt, Sec. IV and V-A-2): 8 face embeddings, 32 eyemotion_gaze samples and
   32 fixation-map slices (`EmertWindowBuilder`); the slices come from `eyesignal.maps.FixationMapper` on an
   absolute time grid of `emert_window_s / map_slices` (0.125 s), each slice normalised to sum 1 (all 0
-  without fixations), as `models.shapes` documents;
+  without fixations), as `models.shapes` documents. 002 samples these counts from each whole clip (as
+  training and evaluation do, `models.sessions_dataset`); live they come from the last 4 s, a deviation;
 - the crossmodal model (000_e9deb5c9c21c243c.txt, Sec. 3.5): per face frame the embedding and the 103
   gaze statistics of the 1-s window ending there, and 4 eGeMAPS sub-windows (`CrossmodalWindowBuilder`).
   Audio sub-windows without speech make the audio modality absent (NaN).
