@@ -266,6 +266,9 @@ def test_chunk_invariance_ten_minutes(ten_minutes):
     t, raw = ten_minutes
     whole = process_recording(t, raw, RATE, None, SCREEN)
     assert len(whole.timestamps) == len(t) and len(whole.events) > 1000
+    # every class occurs, so the invariance below holds for each of them (issue 14)
+    names = {ev["event"] for _, ev in whole.events if ev.get("phase") == "offset"}
+    assert {"fixation", "saccade", "blink", "pso", "pursuit"} <= names
     rng = np.random.default_rng(0)
     for sizes in (rng.integers(1, 40, len(t)), rng.integers(1, 2000, len(t) // 1000 + 1)):
         assert_same(whole, chunked(t, raw, sizes))
