@@ -143,6 +143,9 @@ def load_session_streams(path: str | Path, config: Config, progress: Callable = 
     from eyemotion.session import Session, SessionError
 
     session = Session.load(path)
+    if not session.meta.get("participant") and not Path(path).is_dir():  # the folds are participant-wise
+        raise DatasetError(f"{path} is a bare recording without session.json, so its participant is unknown; "
+                           "pass its session folder (sessions/<participant>/<session-id>/)")
     participant = str(session.meta.get("participant") or Path(session.path).parent.name)
     clips, skipped = clips_from_trials(session.trials, session.markers)
     gaze = face = audio = None

@@ -258,3 +258,10 @@ def test_generated_audio_and_a_video_file_camera_mark_their_desc_simulated(tmp_p
     finally:
         for node in nodes:
             node.close()
+
+
+def test_dataset_build_refuses_a_bare_xdf_whose_participant_is_unknown(tmp_path: Path) -> None:
+    _xdf(tmp_path / "g.xdf", gaze=True)
+    proc = cli("dataset", "build", "g.xdf", "ds", cwd=tmp_path)
+    assert proc.returncode == 2 and "g.xdf is a bare recording without session.json" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "ds").exists()
