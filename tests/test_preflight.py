@@ -265,3 +265,24 @@ def test_dataset_build_refuses_a_bare_xdf_whose_participant_is_unknown(tmp_path:
     proc = cli("dataset", "build", "g.xdf", "ds", cwd=tmp_path)
     assert proc.returncode == 2 and "g.xdf is a bare recording without session.json" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "ds").exists()
+
+
+def test_a_demo_that_fails_after_preflight_leaves_its_folder_marked_aborted(tmp_path: Path) -> None:
+    """Xvfb missing from PATH: the failure comes after the session folder exists (as a node that never shows its
+    stream would, only faster); the folder stays, marked aborted, so that its logs can be read."""
+    import os
+    import shutil
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("ffprobe", "ffmpeg"):  # the protocol check probes the clips
+        (tools / name).symlink_to(shutil.which(name))
+    env = {**os.environ, "PATH": str(tools)}
+    proc = subprocess.run([sys.executable, "-m", "eyemotion.cli", "demo", "--headless", "--sessions-dir",
+                           str(tmp_path / "sessions")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 2 and "needs Xvfb" in proc.stderr
+    (folder,) = (tmp_path / "sessions" / "DEMO01").iterdir()
+    assert f"{folder} is marked aborted" in proc.stderr
+    assert read_session_json(folder)["aborted"]["reason"].startswith("a headless session needs Xvfb")
+    assert (folder / "ABORTED.txt").exists() and not (folder / "recording.xdf").exists()
