@@ -127,8 +127,9 @@ def _require_consent(args: argparse.Namespace, config: Config) -> dict | None:
 
 def cmd_record(args: argparse.Namespace, config: Config) -> int:
     from eyemotion.acquisition.recorder import Recorder
-    from eyemotion.session import RECORDING_XDF
     from tqdm import tqdm
+
+    from eyemotion.session import RECORDING_XDF
 
     required = None if args.require is None else tuple(n for n in args.require.split(",") if n)
     consent = _require_consent(args, config)

@@ -414,8 +414,8 @@ def gaze_to_prediction_ms(markers) -> dict | None:
 
 
 def format_summary(summary: dict) -> str:
-    lines = [f"session ended: {summary['reason']} after {summary.get('recorded_s', 0):.0f} s recorded "
-             f"({summary['wall_s']:.0f} s with the start-up)"]
+    lines = [(f"session ended: {summary['reason']} after {summary.get('recorded_s', 0):.0f} s recorded "
+              f"({summary['wall_s']:.0f} s with the start-up)")]
     if summary.get("simulated_sources"):
         lines.append(f"simulated sources: {', '.join(summary['simulated_sources'])}")
     s = summary.get("session")

@@ -53,8 +53,9 @@ def run_dashboard(args: argparse.Namespace, config) -> int:
     import sys
     import threading
 
-    from eyemotion.session import check_participant_id
     from eyemotion.stimuli.runner import limit_malloc_arenas
+
+    from eyemotion.session import check_participant_id
 
     if args.participant:  # it names the session folder of a recording started here
         check_participant_id(args.participant)

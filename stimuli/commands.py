@@ -109,8 +109,9 @@ def cmd_run(args: argparse.Namespace, config) -> int:
 
 
 def cmd_check(args: argparse.Namespace, config) -> int:
-    from eyemotion.session import check_participant_id
     from eyemotion.stimuli.protocol import build_schedule, load_protocol
+
+    from eyemotion.session import check_participant_id
 
     check_participant_id(args.participant)
     protocol = load_protocol(protocol_path(args.protocol))

@@ -4,7 +4,6 @@ cannot leave the sessions folder, and the messages say what is wrong."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -166,6 +165,7 @@ def test_camera_probe_prints_nothing_on_stderr(tmp_path: Path) -> None:
 def _xdf(path: Path, *, gaze: bool) -> Path:
     import numpy as np
     from eyemotion.acquisition.replay import XdfWriter
+
     from eyemotion.streams import AUDIO, GAZE_RAW, stream_info
 
     with XdfWriter(path) as w:
@@ -241,6 +241,7 @@ def test_generated_audio_and_a_video_file_camera_mark_their_desc_simulated(tmp_p
     from eyemotion.acquisition.camera import CameraNode
     from eyemotion.acquisition.media import write_test_video
     from eyemotion.acquisition.microphone import GeneratedAudioNode
+
     from eyemotion.config import CameraConfig, LslConfig
     from eyemotion.streams import AUDIO, CAMERA
 
