@@ -1,7 +1,7 @@
 """Benchmark of the eye-signal processing: a simulated 250 Hz recording fed in 40 ms chunks.
 
 Prints (and writes to bench/results/eyesignal.json): throughput in x real time for the streaming
-processor (wall and CPU time), per-chunk latency percentiles, the offline whole-array throughput, and
+processor (wall and CPU time), per-chunk latency percentiles, the fixed delay at 60/120/250 Hz, the offline whole-array throughput, and
 pymovements' I-VT (pix2deg -> pos2vel -> ivt) on the same recording in the same run, as a ratio: against our
 I-VT alone on the same input (the same work), and against our whole pipeline (combination, gaps/blinks,
 pupil filter, velocity, I-VT with merging, saccade correction, events), which does much more.
@@ -109,6 +109,7 @@ def main() -> int:
         "ratio_pymovements_over_our_ivt": pm / ours_ivt, "ivt_sample_agreement": agreement,
         "ratio_pymovements_over_stream": pm / wall, "ratio_pymovements_over_offline": pm / offline,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "delay_s_per_rate": {f"{r:g}": EyeSignalProcessor(r, cfg, screen).delay_s for r in (60.0, 120.0, 250.0)},
     }
     lat = figures["chunk_latency_ms"]
     print(f"streaming ({chunk} samples = {args.chunk_ms:g} ms chunks, block {cfg.compute_block_ms:g} ms, "
@@ -122,6 +123,7 @@ def main() -> int:
           f"sample agreement {agreement:.4f}")
     print(f"pymovements I-VT time / our full pipeline time: streaming {pm / wall:.2f}, offline {pm / offline:.2f}")
     print(f"peak RSS {figures['peak_rss_mb']:.0f} MB")
+    print("fixed delay per rate: " + ", ".join(f"{r} Hz {d:.3f} s" for r, d in figures["delay_s_per_rate"].items()))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2))
