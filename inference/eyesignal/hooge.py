@@ -216,7 +216,7 @@ def remodnav_fixations(rec: Recording) -> np.ndarray:
     mask = np.zeros(len(rec.x_px), bool)
     for ev in events:
         if ev["label"] == "FIXA":
-            mask[a + int(round(ev["start_time"] * RATE)):a + int(round(ev["end_time"] * RATE))] = True
+            mask[a + round(ev["start_time"] * RATE):a + round(ev["end_time"] * RATE)] = True
     return mask
 
 
@@ -283,8 +283,8 @@ def format_table(f: HoogeFigures) -> str:
             ("RTD onset (ms)", "rtd_onset_ms", "{:.1f}"), ("RTD offset (ms)", "rtd_offset_ms", "{:.1f}"))
     head = ["coders (min-mean-max)", *DETECTORS]
     width = 18
-    lines = [f"Hooge et al. 2018: {f.recordings} recordings, {f.samples} samples at 300 Hz, {len(f.coders)} "
-             "coders; each labeller against every coder (real data)",
+    lines = [(f"Hooge et al. 2018: {f.recordings} recordings, {f.samples} samples at 300 Hz, {len(f.coders)} "
+              "coders; each labeller against every coder (real data)"),
              f"{'':<{width}}" + "".join(f"{h:>24}" for h in head)]
     coder_lists = {"f1": f.coder_f1, "kappa": f.coder_kappa, "rto_onset_ms": f.coder_rto_onset_ms,
                    "rto_offset_ms": f.coder_rto_offset_ms, "rtd_onset_ms": f.coder_rtd_onset_ms,

@@ -25,13 +25,17 @@ Pipeline (parameters in `eyemotion.config.EyesignalConfig`, Tobii I-VT defaults)
    blink + 2 margins long is filled by linear interpolation between its valid neighbours (gaze, eye
    position, pupil); longer regions (losses) stay NaN except for their valid margin samples.
 3. Geometry: display coordinates -> gaze direction from the eye (gaze origin, else the last one seen,
-   else `screen.distance_mm` in front of the display centre) -> angles and unit vectors; angular
-   velocity = angle between the directions k samples before and after / their time difference.
-4. I-VT (Tobii I-VT filter): velocity < threshold = fixation candidate; a saccade run of at most
+   else `screen.distance_mm` in front of the display centre) -> angles and unit vectors; velocity by
+   Savitzky-Golay differentiation of the angles (Nystrom & Holmqvist 2010).
+4. Events (issue 14): saccades from the adaptive peak threshold (Nystrom & Holmqvist 2010, a causal
+   per-block state like the pupil thresholds; `adaptive_threshold = false`: Tobii I-VT's fixed 30 deg/s)
+   with onsets/offsets walked to local minima, a PSO after each saccade, smooth pursuit from the slow
+   velocity between saccades, whole blinks (the eyelid-distorted samples around 002's invalid run, and
+   eye-openness dips) and losses; the rest is fixation. Then Tobii I-VT: a saccade (+ PSO) run of at most
    `merge_max_gap_ms` between two fixation runs is merged into them when the fixations' mean positions
    (over up to `merge_position_ms` next to the gap, a bounded stand-in for Tobii's whole-fixation
    average) are less than `merge_max_angle_deg` apart; fixations shorter than `min_fixation_ms`
-   become unclassified. Blink and loss runs keep their own codes.
+   become unclassified. Every decision looks at a bounded neighbourhood (`Timing`).
 5. Saccade ("sweep") correction (002, Sec. III-A-3): x/y linearly interpolated across each saccade of
    at most `saccade_correction_max_ms`, as the extra channels `x/y_saccade_corrected`.
 6. Pupil (002, footnote 3; Kret & Sjak-Shie 2019): samples whose dilation speed exceeds
@@ -1014,8 +1018,9 @@ class EyeSignalProcessor:
 
 def ivt(x: np.ndarray, y: np.ndarray, timestamps: np.ndarray, rate: float, config: EyesignalConfig | None = None,
         screen: ScreenConfig | None = None) -> np.ndarray:
-    """Our I-VT alone on whole arrays of normalised display positions (eye at `screen.distance_mm` in front of
-    the display centre): per-sample codes, with the same velocity, merging and discarding as the processor.
+    """Our event detection alone with the fixed threshold on whole arrays of normalised display positions (eye at
+    `screen.distance_mm` in front of the display centre): per-sample codes (fixation, saccade, PSO, pursuit),
+    with the same velocity, merging and discarding as the processor.
 
     For comparisons with other I-VT implementations (the benchmark, the validation); no gap filling.
     """
