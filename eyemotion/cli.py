@@ -18,6 +18,7 @@ import sys
 
 from eyemotion import UserError, __version__
 from eyemotion.config import load_config
+from eyemotion.outputs import OutputError, os_error_message
 from eyemotion.streams import configure_lsl
 
 COMMAND_MODULES = (
@@ -76,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"eyemotion: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # full disk, read-only, permissions, a file in the way: one line (eyemotion.outputs)
+        if args.debug:
+            raise
+        print(f"eyemotion: error: {os_error_message(exc)}", file=sys.stderr)
+        return OutputError.exit_code
     except KeyboardInterrupt:
         return 130
 

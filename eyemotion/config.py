@@ -360,6 +360,21 @@ class StimuliConfig:
 
 
 @dataclass(frozen=True)
+class ExportConfig:
+    """`eyemotion export --bids`: who made the dataset and under which licence (dataset_description.json), and
+    the institution named in every sidecar. Empty values are left out (the BIDS validator then warns)."""
+
+    authors: tuple[str, ...] = ()  # one person per entry, e.g. ["Ada Lovelace", "Alan Turing"]
+    license: str = ""  # e.g. "CC0", "CC-BY-4.0", or "custom: see README"
+    institution_name: str = ""
+    institution_address: str = ""
+    institution_department: str = ""
+
+    def validate(self) -> None:
+        _check(all(a.strip() for a in self.authors), "export.authors", "must not hold empty names")
+
+
+@dataclass(frozen=True)
 class InferenceConfig:
     """The live inference node (see `eyemotion.inference.live`): EMERT and the crossmodal model on windows of
     eyemotion_gaze / eyemotion_face / eyemotion_audio, published as eyemotion_emotion."""
@@ -393,6 +408,7 @@ class Config:
     face: FaceConfig = field(default_factory=FaceConfig)
     stimuli: StimuliConfig = field(default_factory=StimuliConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
     def replace(self, **sections: Any) -> "Config":
         """A copy with some sections replaced, e.g. `cfg.replace(lsl=LslConfig(namespace="t1"))`."""
