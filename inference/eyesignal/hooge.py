@@ -15,7 +15,8 @@ their SD); plus per-sample Cohen's kappa of "is fixation". The coders' pairwise 
 each coder, the mean against the 11 others; the spread is their range.
 
 Detectors on the same samples: ours (`EyeSignalProcessor`, fed as a Tobii_gaze stream at 300 Hz, both eyes
-= the recorded binocular position, eye 65 cm in front of the display centre), REMoDNaV (Dar, Wagner & Hanke
+= the recorded binocular position, eye 65 cm in front of the display centre; scored with our fixations, and
+with our fixations + PSOs, since these coders start a fixation where the saccade proper ends), REMoDNaV (Dar, Wagner & Hanke
 2021; its defaults) and pymovements' I-VT (30 deg/s, Tobii I-VT's 60 ms minimum fixation).
 """
 
@@ -35,7 +36,7 @@ from eyemotion.streams import EVENT_CODES, GAZE_RAW
 RATE = 300.0
 SCREEN = ScreenConfig(width_px=1920, height_px=1080, width_mm=509.0, height_mm=286.0, distance_mm=650.0)
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "tests" / "data" / "hooge2018"
-DETECTORS = ("eyemotion", "remodnav", "pymovements I-VT")
+DETECTORS = ("eyemotion", "eyemotion +PSO", "remodnav", "pymovements I-VT")
 
 
 @dataclass
@@ -261,15 +262,16 @@ def validate(folder: Path | str | None = None, cfg: EyesignalConfig | None = Non
     def mean_over(c: str, key: str) -> float:
         return float(np.mean([getattr(pair[(o, c)], key) for o in coders if o != c]))
 
+    codes = [ours(r, cfg) for r in recs]
+    pso_too = (EVENT_CODES["fixation"], EVENT_CODES["pso"])
+    found = {"eyemotion": [fixation_events(c == EVENT_CODES["fixation"]) for c in codes],
+             "eyemotion +PSO": [fixation_events(np.isin(c, pso_too)) for c in codes]}
     runs_of = {
-        "eyemotion": lambda r: fixation_events(ours(r, cfg) == EVENT_CODES["fixation"]),
         "remodnav": lambda r: fixation_events(remodnav_fixations(r)),
         "pymovements I-VT": lambda r: fixation_events(ivt_fixations(r, cfg)),
     }
-    detectors = {}
-    for name, fn in runs_of.items():
-        found = [fn(r) for r in recs]
-        detectors[name] = [agreement(found, per[c], lengths) for c in coders]
+    found |= {name: [fn(r) for r in recs] for name, fn in runs_of.items()}
+    detectors = {name: [agreement(found[name], per[c], lengths) for c in coders] for name in DETECTORS}
     return HoogeFigures(
         len(recs), int(sum(lengths)), coders,
         *([mean_over(c, key) for c in coders] for key in ("f1", "kappa", "rto_onset_ms", "rto_offset_ms",
@@ -282,10 +284,10 @@ def format_table(f: HoogeFigures) -> str:
             ("RTO onset (ms)", "rto_onset_ms", "{:+.1f}"), ("RTO offset (ms)", "rto_offset_ms", "{:+.1f}"),
             ("RTD onset (ms)", "rtd_onset_ms", "{:.1f}"), ("RTD offset (ms)", "rtd_offset_ms", "{:.1f}"))
     head = ["coders (min-mean-max)", *DETECTORS]
-    width = 18
+    width = 16
     lines = [(f"Hooge et al. 2018: {f.recordings} recordings, {f.samples} samples at 300 Hz, {len(f.coders)} "
               "coders; each labeller against every coder (real data)"),
-             f"{'':<{width}}" + "".join(f"{h:>24}" for h in head)]
+             f"{'':<{width}}" + f"{head[0]:>22}" + "".join(f"{h:>17}" for h in head[1:])]
     coder_lists = {"f1": f.coder_f1, "kappa": f.coder_kappa, "rto_onset_ms": f.coder_rto_onset_ms,
                    "rto_offset_ms": f.coder_rto_offset_ms, "rtd_onset_ms": f.coder_rtd_onset_ms,
                    "rtd_offset_ms": f.coder_rtd_offset_ms}
@@ -293,7 +295,8 @@ def format_table(f: HoogeFigures) -> str:
         v = coder_lists[key]
         cells = ["-".join(fmt.format(x) for x in (min(v), float(np.mean(v)), max(v)))]
         cells += [fmt.format(f.mean(d, key)) for d in DETECTORS]
-        lines.append(f"{label:<{width}}" + "".join(f"{c:>24}" for c in cells))
+        lines.append(f"{label:<{width}}" + f"{cells[0]:>22}" + "".join(f"{c:>17}" for c in cells[1:]))
     lines.append("(RTO: reference coder minus labeller, negative = the labeller is later; detectors: mean over "
-                 "coders; coders: each coder's mean against the others)")
+                 "coders; coders: each coder's mean against the others; +PSO: our PSO counted as fixation, as "
+                 "these coders start a fixation where the saccade proper ends)")
     return "\n".join(lines)

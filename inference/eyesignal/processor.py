@@ -520,9 +520,23 @@ class _Pipeline:
         rise_after = ~(prev < v)  # walking back, the velocity rises again before this sample (or a gap)
         rise_next = ~(nxt < v)  # walking forward, the velocity rises again after this sample (or a gap)
         start_ok = (v < onset) & rise_after | gap
-        out = []
+        out: list[tuple[int, int, int]] = []
+        last = None  # (offset, PSO threshold, index in out or -1) of the previous run above the peak threshold
         for a, b in zip(s.tolist(), e.tolist()):
             if b - a > tm.sacc_walk_n:
+                continue
+            if last is not None and a < last[0] + tm.pso_n:
+                # within a PSO's reach of the previous run: a strong PSO (N&H 2010: glissades may exceed the
+                # peak threshold), or a second peak of the same saccade; it extends what came before
+                p = a + int(np.argmax(v[a:b]))
+                hi = min(m, p + tm.sacc_walk_n)
+                seg = v[p:hi]
+                cand = np.flatnonzero((seg < last[1]) & rise_next[p:hi] | gap[p:hi])
+                end = p + int(cand[0]) if len(cand) else hi
+                if last[2] >= 0:
+                    on, off, pso_end = out[last[2]]
+                    out[last[2]] = (on, max(off, end), max(pso_end, end)) if a < off else (on, off, max(pso_end, end))
+                last = (end, last[1], last[2])
                 continue
             lo = max(0, a - tm.sacc_walk_n)
             cand = np.flatnonzero(start_ok[lo:a])
@@ -538,11 +552,13 @@ class _Pipeline:
             seg = v[p:hi]
             cand = np.flatnonzero((seg < off_thr) & rise_next[p:hi] | gap[p:hi])
             off = p + int(cand[0]) if len(cand) else hi
+            pso_thr = max(local, float(onset[a]) / 2)
             if off - on < tm.min_sacc_n:
+                last = (off, pso_thr, -1)
                 continue
+            last = (off, pso_thr, len(out))
             pso_end = off
             win = v[off:min(m, off + tm.pso_n)]
-            pso_thr = max(local, float(onset[a]) / 2)
             back = np.flatnonzero(win > pso_thr)
             if len(back):
                 j = off + int(back[-1])
