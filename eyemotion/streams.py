@@ -208,10 +208,11 @@ EYE_EVENTS = StreamSpec(
     channels=(Channel("event", "json", "Event"),),
     channel_format="string",
     nominal_rate=IRREGULAR,
-    doc="Eye events (fixation/saccade/blink/loss onsets, offsets and summaries), one JSON object each: "
-        "{'event': 'fixation'|'saccade'|'blink'|'loss'|'discontinuity', 'phase': 'onset'|'offset', "
-        "'onset': t, 'offset': t, 'duration_ms', 'x', 'y' (mean), 'amplitude_deg', 'peak_velocity_deg_s', "
-        "'samples'}; stamped with the onset (phase onset) or offset (phase offset) sample's timestamp.",
+    doc="Eye events (fixation/saccade/pso/pursuit/blink/loss onsets, offsets and summaries), one JSON object "
+        "each: {'event': 'fixation'|'saccade'|'pso'|'pursuit'|'blink'|'loss'|'discontinuity', 'phase': "
+        "'onset'|'offset', 'onset': t, 'offset': t, 'duration_ms', 'x', 'y' (mean; fixation, saccade, pursuit), "
+        "'amplitude_deg' (saccade), 'peak_velocity_deg_s', 'samples'}; stamped with the onset (phase onset) or "
+        "offset (phase offset) sample's timestamp.",
 )
 
 CAMERA = StreamSpec(
