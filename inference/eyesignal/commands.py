@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     val.add_argument("--rates", default="60,120,250", help="comma-separated tracker rates in Hz (default 60,120,250)")
     val.add_argument("--duration", type=float, default=300.0, metavar="S", help="seconds per recording (default 300)")
     val.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
-    val.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    val.add_argument("--json", metavar="FILE", help="also write the figures as JSON (simulator, hooge2018)")
     val.add_argument("--hooge", metavar="DIR", default=None,
                      help="data folder of github.com/dcnieho/humanFixationClassification (ETdata/, coderSettings/) "
                           "for the real-data table (default: the 4-recording subset in tests/data/hooge2018)")
@@ -75,15 +75,19 @@ def _validate(args: argparse.Namespace, config: Config) -> int:
         raise UserError(f"--rates {args.rates!r} is not a comma-separated list of numbers, e.g. 60,120,250") from None
     if not rates or any(r <= 0 for r in rates) or args.duration <= 0:
         raise UserError("--rates and --duration must be positive")
-    figures = validate(rates, args.duration, args.seed, config.eyesignal, config.screen, progress=True)
     from eyemotion.inference.eyesignal import hooge
+
+    hooge.load(args.hooge)  # a wrong folder fails before the simulation runs
+    figures = validate(rates, args.duration, args.seed, config.eyesignal, config.screen, progress=True)
 
     print(f"eye-signal validation: {args.duration:g} s simulated per rate, seed {args.seed} (SIMULATED data)")
     print(format_table(figures))
     print()
-    print(hooge.format_table(hooge.validate(args.hooge, config.eyesignal)))
+    real = hooge.validate(args.hooge, config.eyesignal)
+    print(hooge.format_table(real))
     if args.json:
-        Path(args.json).write_text(json.dumps([f.as_dict() for f in figures], indent=2))
+        Path(args.json).write_text(json.dumps({"simulator": [f.as_dict() for f in figures],
+                                               "hooge2018": real.as_dict()}, indent=2))
     return 0
 
 
