@@ -26,8 +26,11 @@ def test_subset_loads_with_every_coder():
 
 def test_detector_agrees_with_the_coders(figures):
     ours = figures.mean("eyemotion", "f1")
-    assert ours >= 0.8  # measured 0.87 on the 70 recordings
-    assert ours >= figures.mean("pymovements I-VT", "f1")
+    assert ours >= 0.8  # measured 0.84 on this subset, 0.885 on the 70 recordings
+    for other in ("remodnav", "pymovements I-VT"):  # ahead of both anchors, on F1 and on kappa
+        assert ours >= figures.mean(other, "f1")
+        assert figures.mean("eyemotion", "kappa") >= figures.mean(other, "kappa")
+    assert abs(figures.mean("eyemotion +PSO", "rto_onset_ms")) < 15.0  # onsets where the coders put them
     assert max(figures.coder_f1) <= 1.0 and min(figures.coder_f1) > 0.8
     table = hooge.format_table(figures)
     assert "remodnav" in table and "fixation F1" in table
