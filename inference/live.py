@@ -28,7 +28,10 @@ Models and the published prediction
   inside the graph): 7-class ER, FER, valence and arousal;
 - the crossmodal model as designed (000 Sec. 3: monomodal test time; 001_8cd198317e00f0b1.txt Sec. 3.4:
   joint prediction): `<stem>-joint.onnx` when face and speech are both present, else `<stem>-visual.onnx`
-  (a face is present) or `<stem>-audio.onnx` (speech is present).
+  (a face is present) or `<stem>-audio.onnx` (speech is present). The joint graph holds its own audio
+  branch, so it runs only when its card's training data is the audio graph's; otherwise (the shipped
+  audio graph is trained on real speech, RAVDESS, the shipped joint graph on simulated sessions) face and
+  speech give the visual and the audio graph, both entering the mean.
 eyemotion_emotion carries: ER = mean of the ER distributions of the models that ran; FER = EMERT's FER
 head when a face is present (NaN otherwise); valence / arousal = EMERT's (NaN when EMERT did not run);
 uses_face / uses_gaze / uses_audio = which inputs entered the prediction. A window with none of them
@@ -237,6 +240,10 @@ class Predictor:
             if model.card.get("part") not in (None, part):
                 raise ModelError(f"{model.path.name} is the crossmodal {model.card.get('part')!r} graph, not "
                                  f"{part!r}; pass the stem of -visual/-audio/-joint.onnx files")
+        # the joint graph carries its own audio branch: use it only beside the audio graph it was exported with
+        # (the shipped audio graph is trained on real speech, the shipped joint one on simulated sessions)
+        cards = {p: m.card.get("training_data") for p, m in self.crossmodal.items()}
+        self.joint_ok = cards.get("joint") == cards.get("audio")
         self.ids = {"emert": model_id(self.emert),
                     **{f"crossmodal_{p}": model_id(m) for p, m in self.crossmodal.items()}}
 
@@ -255,8 +262,11 @@ class Predictor:
             valence, arousal = float(va[0]), float(va[1])
             if w.face:
                 fer = fer7
-        if w.face and w.audio:
+        if w.face and w.audio and self.joint_ok:
             ers["crossmodal-joint"] = self._run(self.crossmodal["joint"], w.crossmodal)[0]
+        elif w.face and w.audio:  # late fusion of the two monomodal graphs
+            ers["crossmodal-visual"] = self._run(self.crossmodal["visual"], w.crossmodal)[0]
+            ers["crossmodal-audio"] = self._run(self.crossmodal["audio"], w.crossmodal)[0]
         elif w.face:
             ers["crossmodal-visual"] = self._run(self.crossmodal["visual"], w.crossmodal)[0]
         elif w.audio:

@@ -213,7 +213,12 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, name: str | N
     out_dir.mkdir(parents=True, exist_ok=True)
     lengths = trained_lengths(meta)
     written = []
+    trained = set(meta.get("training_data", {}).get("input_shapes", {}))
     for graph in graphs_of(kind, model, name or kind):
+        needed = {"visual": {"visual_face"}, "audio": {"audio"}, "joint": {"audio", "visual_face"}}.get(graph.part, set())
+        if trained and not needed <= trained:
+            log.info("skipping %s: the training data had no %s", graph.name, graph.part)
+            continue  # a monomodal corpus trains (and exports) only its own branch
         path = out_dir / f"{graph.name}.onnx"
         export_graph(graph, path, lengths)
         diff = parity(graph, path, {AXIS_NAMES[n]: lengths[AXIS_NAMES[n]] for n in graph.inputs})
