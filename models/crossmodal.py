@@ -15,6 +15,15 @@ The embedding sequence is mean-pooled into one vector per window for the triplet
 (`losses.crossmodal_triplet`). Joint prediction (001 Sec. 3.4): a small head on the concatenated pooled
 audio and visual embeddings. Embeddings are squashed into (-1, 1) (GRU outputs already are; the
 model-level projection ends with tanh), which keeps the margin-free triplet loss of 000 Eq. 1 bounded.
+
+Deviations, stated: the visual input is the 128-d embedding of our face model (the FER2013 mini-Xception of
+`models/face_fer.onnx`), not 000's VGG-Face features (Sec. 3.5.2); the audio input is one eGeMAPS vector of
+the voiced frames per step (`inference.features.audio`: utterance-level for corpora, the newest 3-s window
+live) rather than a fixed grid of sub-windows; 001's self-supervised audio-visual pre-training (L3-Net /
+AVE-Net correspondence, 001 Sec. 3.1-3.3) is not implemented: the encoders start from random weights. The
+model trains on one modality alone when a corpus has only that (`models.train`: per-row modality masks), so
+the shipped audio graph is trained on real speech (RAVDESS) while the visual and joint ones come from
+simulated sessions (see their cards).
 """
 
 from __future__ import annotations
