@@ -138,8 +138,10 @@ def test_blink_is_interpolated_with_margins():
     valid[250:300] = False  # 200 ms: a blink
     _, out = run(make_raw(np.full(n, 0.5), 0.5, pupil=pupil, valid=valid))
     code = col(out, "event")
-    assert np.all(code[250:300] == BLINK) and not np.any(code[:250] == BLINK) and not np.any(code[300:] == BLINK)
     margin = Timing.of(EyesignalConfig(), RATE).margin_n
+    # the blink label: the invalid run and its interpolated margins (no eyelid distortion beyond them here)
+    a, b = 250 - margin, 300 + margin
+    assert np.all(code[a:b] == BLINK) and not np.any(code[:a] == BLINK) and not np.any(code[b:] == BLINK)
     region = slice(250 - margin, 300 + margin)
     assert has(out, "pupil_interpolated")[region].all()
     assert not has(out, "pupil_interpolated")[250 - margin - 1] and not has(out, "pupil_interpolated")[300 + margin]
@@ -402,3 +404,67 @@ def test_window_maps_and_online_mapper_agree():
 def test_direction_is_unit():
     d = direction(np.array([0.0, 10.0]), np.array([0.0, -5.0]))
     assert np.allclose(np.linalg.norm(d, axis=1), 1.0) and np.allclose(d[0], [0, 0, 1])
+
+
+# -- issue 14: PSO, pursuit, whole blinks, adaptive threshold -------------------------------------------------
+
+PURSUIT = EVENT_CODES["pursuit"]
+DEG = 650 * np.tan(np.radians(1)) / SCREEN.width_mm  # about 1 deg of x (normalised display) near the centre
+
+
+def noisy(n: int, seed: int = 0, sd_deg: float = 0.02) -> np.ndarray:
+    return 0.5 + sd_deg * DEG * np.random.default_rng(seed).standard_normal(n)
+
+
+def test_pso_after_a_saccade_is_its_own_class_and_does_not_split_the_fixation():
+    n = 1500
+    x = noisy(n)
+    k = np.arange(n - 600)
+    step = 8 * DEG * (1 - np.exp(-k / 3.0))  # a fast 8 deg movement
+    wobble = 0.5 * DEG * np.exp(-k / 6.0) * np.sin(2 * np.pi * k / 10.0)  # a damped overshoot (PSO)
+    x[600:] += step + wobble
+    _, out = run(make_raw(x, 0.5))
+    code = col(out, "event")
+    sac, pso = np.flatnonzero(code == SAC), np.flatnonzero(code == PSO)
+    assert len(sac) and len(pso) and pso.min() == sac.max() + 1  # the PSO follows the saccade directly
+    assert len(pso) <= 0.04 * RATE * 2 and np.all(code[pso.max() + 20:n - 10] == FIX)
+    assert len(np.flatnonzero(np.diff((code == SAC).astype(int)) == 1)) == 1  # one saccade, not two
+
+
+def test_pursuit_is_not_fixation():
+    n = 1500
+    x = noisy(n, seed=1)
+    x[500:1000] += 10.0 * DEG * np.arange(500) / RATE  # 2 s following a target at 10 deg/s
+    x[1000:] += 10.0 * DEG * 500 / RATE
+    _, out = run(make_raw(x, 0.5))
+    code = col(out, "event")
+    assert np.mean(code[540:960] == PURSUIT) > 0.9
+    assert not np.any(code[50:450] == PURSUIT) and not np.any(code[1060:1450] == PURSUIT)
+
+
+def test_blink_covers_the_eyelid_distorted_samples_and_eye_openness_dips():
+    n = 1500
+    y = np.full(n, 0.5)
+    valid = np.ones(n, bool)
+    valid[500:560] = False  # 240 ms without gaze
+    droop = 4 * 650 * np.tan(np.radians(1)) / SCREEN.height_mm  # 4 deg down
+    y[485:500] += np.linspace(0, droop, 15)  # the closing lid drags the gaze down in 60 ms before...
+    y[560:585] += np.linspace(droop, 0, 25)  # ...and the opening lid for 100 ms after the invalid run
+    openness = np.full(n, 11.0)
+    openness[1100:1140] = 5.0  # a partial blink: the lid half closes, gaze stays valid
+    _, out = run(make_raw(noisy(n, seed=2), y, valid=valid, openness=openness))
+    code = col(out, "event")
+    blink = code == BLINK
+    assert blink[485:585].mean() > 0.9 and not blink[:450].any() and not blink[630:1090].any()
+    assert blink[1100:1140].all() and not blink[1160:].any()
+    # interpolation still follows 002: the invalid run and its margins only
+    assert not has(out, "gaze_interpolated")[470:480].any() and has(out, "gaze_interpolated")[500:560].all()
+    assert not has(out, "gaze_interpolated")[1100:1140].any()
+
+
+def test_fixed_threshold_option_keeps_classic_ivt():
+    x = np.r_[np.full(300, 0.3), np.linspace(0.3, 0.6, 7)[1:-1], np.full(300, 0.6)]
+    fixed = dataclasses.replace(EyesignalConfig(), adaptive_threshold=False)
+    for cfg in (None, fixed):
+        code = col(run(make_raw(x, 0.5), cfg=cfg)[1], "event")
+        assert np.all(code[10:295] == FIX) and np.any(code[298:306] == SAC) and np.all(code[320:595] == FIX)

@@ -417,7 +417,9 @@ class _Pipeline:
         lid_low = c[:, _OPN] < self.cfg.lid_closing_fraction * threshold[:, 3]  # NaN: False
         overrides = None
         if blinks is not None or lid_low.any():
-            seeds = _cover(*blinks, m) if blinks is not None else np.zeros(m, bool)
+            # the invalid run with its interpolated margins (the lid is moving there too), then the extension
+            seeds = (_cover(blinks[0] - tm.margin_n, blinks[1] + tm.margin_n, m) if blinks is not None
+                     else np.zeros(m, bool))
             lost = _cover(*losses, m) if losses is not None else np.zeros(m, bool)
             vy = np.abs(_sg_derivative(ang[:, 1], t, tm.vel_k))
             distorted = lid_low | (vy >= onset) | ~g_ok
@@ -604,7 +606,7 @@ class _Pipeline:
         return slow > self.cfg.pursuit_velocity_deg_s
 
     def _whole_blinks(self, seeds: np.ndarray, distorted: np.ndarray) -> np.ndarray:
-        """Blink samples: each seed (an invalid run of 002's 75-425 ms, or eye openness below
+        """Blink samples: each seed (an invalid run of 002's 75-425 ms with its 50 ms margins, or eye openness below
         `lid_closing_fraction` of its trailing median) with the eyelid-distorted samples next to it, up to
         `blink_extension_ms` either side. Distorted: eye openness low, vertical gaze velocity above the
         saccade onset threshold (the lid drags the pupil's image, so blinks masquerade as saccades; Nystrom &
