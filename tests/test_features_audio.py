@@ -101,3 +101,22 @@ def test_settings_outside_the_documented_range_are_refused() -> None:
         config_from_dict({"features": {"audio_window_s": 10.0}})
     with pytest.raises(ConfigError, match="features.gaze_hop_s"):
         config_from_dict({"features": {"gaze_hop_s": 2.0}})
+
+
+def test_voiced_frame_pooling_ignores_pauses() -> None:
+    """Real speech (a RAVDESS utterance) with 2 s of quiet room noise before and after: the pooled functionals
+    stay near the utterance's own, the unpooled ones are diluted."""
+    from pathlib import Path
+
+    speech, rate = sf.read(Path(__file__).parent / "data" / "ravdess" / "03-01-04-01-01-01-01.flac", dtype="float32")
+    assert rate == SAMPLE_RATE
+    room = np.random.default_rng(2).normal(0, 3e-4, 2 * SAMPLE_RATE).astype(np.float32)  # about -70 dBFS
+    padded = np.concatenate([room, speech, room])
+    ex = EgemapsFeatures(SETTINGS)
+    k = ex.names.index("loudness_sma3_amean")
+    alone, padded_pooled, padded_raw = ex.pooled_functionals(speech)[0], ex.pooled_functionals(padded)[0], \
+        ex.functionals(padded)
+    assert abs(padded_pooled[k] - alone[k]) < 0.15 * alone[k]
+    assert padded_raw[k] < 0.8 * alone[k]
+    speech_flag, voiced, level = ex.utterance(padded)[1:]
+    assert speech_flag and voiced > 0.05 and level > -60  # quiet sad speech passes the gate
