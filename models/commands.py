@@ -131,7 +131,18 @@ def _dataset_build(args: argparse.Namespace, config) -> int:
     path = build_dataset(sessions, out, config, hop_s=args.hop, coarse=args.coarse, folds=args.folds, seed=args.seed,
                          progress=not args.quiet)
     print(f"wrote {path}")
+    _print_fold_table(path)
     return 0
+
+
+def _print_fold_table(path: Path) -> None:
+    """The class x test-fold table of a written dataset (stored in its dataset.json)."""
+    import json
+
+    table = json.loads((Path(path) / "dataset.json").read_text()).get("fold_table")
+    if table:
+        print("class x test fold:")
+        print("\n".join(table))
 
 
 def _register_train(subparsers: argparse._SubParsersAction) -> None:

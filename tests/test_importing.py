@@ -182,3 +182,35 @@ def test_audio_only_training_reports_the_linear_baseline(tmp_path: Path) -> None
     assert 0.0 <= linear["pooled"]["er7_audio"]["uar"] <= 1.0
     assert (tmp_path / "run" / CONFUSION_BASELINE_PNG).stat().st_size > 1000
     assert report.checkpoint is not None and report.checkpoint.is_file()
+
+
+def test_the_import_command_prints_the_table_and_fails_in_one_line(tmp_path: Path) -> None:
+    exe = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "eyemotion")
+    args = [exe, "dataset", "import", "speech", str(RAVDESS), str(tmp_path / "ds"), "--pattern", PATTERN,
+            "--label-map", LABEL_MAP, "--folds", "3", "--quiet"]
+    ok = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert "imported 12 speech rows of 3 speakers" in ok.stdout and "class x test fold" in ok.stdout
+    assert "sadness" in ok.stdout and "0 utterance(s) would not pass" in ok.stdout
+    bad = subprocess.run(args[:5] + [str(tmp_path / "ds2"), "--pattern", PATTERN, "--quiet"], capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "unknown label '01'" in bad.stderr and "--label-map 01=CLASS" in bad.stderr
+    assert not (tmp_path / "ds2" / "windows.npz").exists()
+
+
+def test_mixed_corpus_trains_each_head_on_the_rows_that_have_its_modality(tmp_path: Path) -> None:
+    from eyemotion.models.dataset import make_synthetic_dataset
+    from eyemotion.models.train import TrainSettings, train
+
+    ds = load_dataset(make_synthetic_dataset(tmp_path / "syn", participants=6, windows_per_class=2, n_folds=3))
+    no_audio = np.arange(len(ds)) % 3 == 0  # a third of the rows without speech, another third without a face
+    no_face = np.arange(len(ds)) % 3 == 1
+    ds.inputs["audio"][no_audio] = np.nan
+    ds.inputs["visual_face"][no_face] = np.nan
+    report = train("crossmodal", ds, tmp_path / "run", TrainSettings(epochs=3, patience=0, progress=False, threads=1,
+                                                                     final_model=False, baseline=True))
+    pooled = json.loads(report.path.read_text())["evaluation"]["pooled"]
+    assert pooled["er7_audio"]["n"] == int((~no_audio).sum())
+    assert pooled["er7_visual"]["n"] == int((~no_face).sum())
+    assert pooled["er7_joint"]["n"] == int((~no_audio & ~no_face).sum())
