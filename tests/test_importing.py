@@ -188,12 +188,12 @@ def test_the_import_command_prints_the_table_and_fails_in_one_line(tmp_path: Pat
     exe = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "eyemotion")
     args = [exe, "dataset", "import", "speech", str(RAVDESS), str(tmp_path / "ds"), "--pattern", PATTERN,
             "--label-map", LABEL_MAP, "--folds", "3", "--quiet"]
-    ok = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    ok = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
     assert ok.returncode == 0, ok.stderr
     assert "imported 12 speech rows of 3 speakers" in ok.stdout and "class x test fold" in ok.stdout
     assert "sadness" in ok.stdout and "0 utterance(s) would not pass" in ok.stdout
     bad = subprocess.run(args[:5] + [str(tmp_path / "ds2"), "--pattern", PATTERN, "--quiet"], capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=300, check=False)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "unknown label '01'" in bad.stderr and "--label-map 01=CLASS" in bad.stderr
     assert not (tmp_path / "ds2" / "windows.npz").exists()
