@@ -486,7 +486,8 @@ class _Pipeline:
         for a, b, c in self._saccades(velocity, peak, onset):
             code[a:b] = SACCADE
             code[b:c] = PSO
-        code[(code == FIXATION) & self._pursuit(ang, code != FIXATION)] = PURSUIT
+        if math.isfinite(self.cfg.pursuit_velocity_deg_s):  # inf: no pursuit class (classic I-VT)
+            code[(code == FIXATION) & self._pursuit(ang, code != FIXATION)] = PURSUIT
         for mask, value in overrides or ():
             code[mask] = value
         rs, re = _code_runs(code)
