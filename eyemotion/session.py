@@ -570,7 +570,13 @@ def _marker_table(streams: list[RecordedStream]) -> MarkerTable:
     return table
 
 
-def _number(text: str) -> Any:
+def _number(text: str, decimal_comma: bool = False) -> Any:
+    if decimal_comma and text.count(",") == 1 and "." not in text:
+        text_dot = text.replace(",", ".")
+        try:
+            return float(text_dot)
+        except ValueError:
+            pass
     try:
         return int(text)
     except ValueError:
@@ -582,11 +588,35 @@ def _number(text: str) -> Any:
 
 
 def read_trials(path: Path) -> list[dict[str, Any]]:
-    """The runner's trial table (one dict per trial, numbers converted); [] when there is none."""
+    """The runner's trial table (one dict per trial, numbers converted); [] when there is none.
+
+    A spreadsheet-edited table is read too: a byte-order mark, CRLF line ends and `;` or tab delimiters (with
+    decimal commas under `;`). A row with more fields than the header (a note typed beside it) keeps them in
+    an `extra` column; a row with fewer is refused, naming the row.
+    """
     if not path.exists():
         return []
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            return [{k: _number(v) if isinstance(v, str) else v for k, v in row.items()} for row in csv.DictReader(f)]
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            text = f.read()
+        header = text.splitlines()[0] if text else ""
+        delimiter = max((",", ";", "\t"), key=header.count)
+        rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise SessionError(f"{path} cannot be read as CSV ({exc}); fix or remove it") from None
+    if not rows:
+        return []
+    columns, trials = rows[0], []
+    extra = "extra" if "extra" not in columns else "extra_fields"
+    has_extra = any(len(r) > len(columns) for r in rows[1:])
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # an empty line a spreadsheet left at the end
+        if len(row) < len(columns):
+            raise SessionError(f"{path} row {number} has {len(row)} fields but the header has {len(columns)}; "
+                               "fill in the missing fields or remove the row")
+        trial = {k: _number(v, decimal_comma=delimiter == ";") for k, v in zip(columns, row)}
+        if has_extra:
+            trial[extra] = "; ".join(v for v in row[len(columns):] if v.strip())
+        trials.append(trial)
+    return trials
