@@ -39,8 +39,8 @@ class OutputError(UserError):
 
 
 def os_error_message(exc: OSError, path: str | os.PathLike | None = None) -> str:
-    """One line: the path, the problem and the fix."""
-    where = exc.filename if exc.filename is not None else path
+    """One line: the path (`path` if given, else the error's own), the problem and the fix."""
+    where = path if path is not None else exc.filename
     what = FIXES.get(exc.errno or 0, f"{exc.strerror or exc}; check the path")
     return f"{where}: {what}" if where is not None else what
 

@@ -158,7 +158,7 @@ def read_only(tmp_path: Path):
 
 def _one_line(capsys: pytest.CaptureFixture) -> str:
     err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("export csv:")]  # tqdm
+    lines = [line for line in err.splitlines() if line.strip() and "%|" not in line]  # tqdm's progress bars
     assert len(lines) == 1 and lines[0].startswith("eyemotion: error:") and "Traceback" not in err, err
     return lines[0]
 
@@ -335,3 +335,24 @@ def test_official_validator_deno(validated_bids: Path) -> None:
     for sidecar in validated_bids.glob("sub-*/ses-*/beh/*.json"):
         assert json.loads(sidecar.read_text())["TaskName"] == "emotion", sidecar.name
         assert "EnvironmentCoordinates" not in sidecar.read_text() and "SampleCoordinateUnits" not in sidecar.read_text()
+
+
+def test_features_and_eyesignal_outputs_give_one_line(session_copy: Path, tmp_path: Path, read_only: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """`features --out` and `eyesignal process --out`: a file in the way, or a read-only target, is one line and
+    leaves nothing (both write through eyemotion.outputs.staged_output)."""
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    assert main(["features", str(session_copy), "--out", str(afile), "--no-video"]) == 2
+    assert "is a file, not a folder" in _one_line(capsys)
+    assert main(["eyesignal", "process", str(session_copy), "--out", str(afile)]) == 2
+    assert "is a file, not a folder" in _one_line(capsys)
+    assert main(["features", str(session_copy), "--out", str(read_only / "features"), "--no-video"]) == 2
+    err = _one_line(capsys)
+    assert str(read_only) in err and ("read-only" in err or "permission denied" in err)
+    assert main(["eyesignal", "process", str(session_copy), "--out", str(read_only)]) == 2
+    err = _one_line(capsys)
+    assert str(read_only) in err and ("read-only" in err or "permission denied" in err)
+    assert list(read_only.iterdir()) == [] and afile.read_text() == "x"
+    assert main(["eyesignal", "process", str(session_copy), "--out", str(tmp_path / "es")]) == 0
+    assert sorted(p.name for p in (tmp_path / "es").iterdir()) == ["eyemotion_eye_events.jsonl", "eyemotion_gaze.csv"]

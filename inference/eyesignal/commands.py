@@ -97,12 +97,14 @@ def _process(args: argparse.Namespace, config: Config) -> int:
     from eyemotion.inference.eyesignal.processor import EyeSignalOutput, EyeSignalProcessor
     from tqdm import tqdm
 
+    from eyemotion.outputs import check_output_folder, staged_output
     from eyemotion.streams import GAZE_CLEAN, GAZE_RAW
 
     path = Path(args.path)
     xdf = path / "recording.xdf" if path.is_dir() else path
     if not xdf.is_file():
         raise UserError(f"{xdf} not found; pass a recording.xdf or a session folder that has one")
+    folder = check_output_folder(Path(args.out) if args.out else xdf.parent)
     screen = config.screen
     if path.is_dir() and (path / "session.json").exists():
         from eyemotion.inference.eyesignal.node import screen_from_session
@@ -131,12 +133,10 @@ def _process(args: argparse.Namespace, config: Config) -> int:
     parts = [proc.push(t[i:i + step], raw[i:i + step])
              for i in tqdm(range(0, len(t), step), desc="eyesignal", unit="min")]
     out = EyeSignalOutput.concat([*parts, proc.flush()])
-    folder = Path(args.out) if args.out else xdf.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    csv = folder / "eyemotion_gaze.csv"
-    np.savetxt(csv, np.column_stack((out.timestamps, out.samples)), delimiter=",", fmt="%.10g",
-               header=",".join(["timestamp", *GAZE_CLEAN.labels]), comments="")
-    events = folder / "eyemotion_eye_events.jsonl"
-    events.write_text("".join(json.dumps({"timestamp": ts, **ev}) + "\n" for ts, ev in out.events))
+    csv, events = folder / "eyemotion_gaze.csv", folder / "eyemotion_eye_events.jsonl"
+    with staged_output(folder) as stage:  # atomic: both files appear complete, or neither
+        np.savetxt(stage / csv.name, np.column_stack((out.timestamps, out.samples)), delimiter=",", fmt="%.10g",
+                   header=",".join(["timestamp", *GAZE_CLEAN.labels]), comments="")
+        (stage / events.name).write_text("".join(json.dumps({"timestamp": ts, **ev}) + "\n" for ts, ev in out.events))
     print(f"{plural(len(out.timestamps), 'sample')} -> {csv}; {plural(len(out.events), 'event')} -> {events}")
     return 0

@@ -123,38 +123,39 @@ def face_table_from_video(segments: list, config: Config, progress: Any) -> tupl
 def run_features(args: argparse.Namespace, config: Config) -> int:
     from tqdm import tqdm
 
+    from eyemotion.outputs import check_output_folder, staged_output
     from eyemotion.session import Session
     from eyemotion.streams import AUDIO, FACE, GAZE_CLEAN
 
     session = Session.load(args.session)
-    out = args.out or session.path / "features"
-    out.mkdir(parents=True, exist_ok=True)
-    progress = lambda items, **kw: tqdm(items, leave=False, **kw)
-    written: dict[str, dict[str, Any]] = {}
+    out = check_output_folder(args.out or session.path / "features")
+    with staged_output(out) as stage:  # atomic: the tables appear complete, or not at all
+        progress = lambda items, **kw: tqdm(items, leave=False, **kw)
+        written: dict[str, dict[str, Any]] = {}
 
-    def save(name: str, source: str, table: tuple[list[str], np.ndarray]) -> None:
-        columns, data = table
-        write_table(out / name, columns, data)
-        written[name] = {"source": source, "rows": len(data), "columns": len(columns)}
-        log.info("wrote %s (%d rows)", out / name, len(data))
+        def save(name: str, source: str, table: tuple[list[str], np.ndarray]) -> None:
+            columns, data = table
+            write_table(stage / name, columns, data)
+            written[name] = {"source": source, "rows": len(data), "columns": len(columns)}
+            log.info("wrote %s (%d rows)", out / name, len(data))
 
-    if GAZE_CLEAN.name in session.streams:
-        save("gaze_statistics.csv", GAZE_CLEAN.name, gaze_table(session.streams[GAZE_CLEAN.name], config, progress))
-    else:
-        log.warning("%s has no %s stream: no gaze statistics (run the eye-signal node when recording)",
-                    session.path, GAZE_CLEAN.name)
-    if AUDIO.name in session.streams:
-        save("audio_egemaps.csv", AUDIO.name, audio_table(session.streams[AUDIO.name], config, progress))
-    if FACE.name in session.streams:
-        face = session.streams[FACE.name]
-        save("face.csv", FACE.name, (["time", *FACE.labels], np.column_stack([face.time_stamps, face.data])))
-    elif not args.no_video and (segments := session.camera_segments):
-        save("face.csv", ", ".join(s.path.name for s in segments), face_table_from_video(segments, config, progress))
-    if not written:
-        raise UserError(f"{session.path} has none of {GAZE_CLEAN.name}, {AUDIO.name}, {FACE.name} or camera.mkv "
-                        "with eyemotion_camera: nothing to compute; record those streams")
-    summary = {"eyemotion_version": __version__, "session": str(session.path), "tables": written,
-               "settings": {"features": dataclasses.asdict(config.features), "face": dataclasses.asdict(config.face)}}
-    (out / "features.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        if GAZE_CLEAN.name in session.streams:
+            save("gaze_statistics.csv", GAZE_CLEAN.name, gaze_table(session.streams[GAZE_CLEAN.name], config, progress))
+        else:
+            log.warning("%s has no %s stream: no gaze statistics (run the eye-signal node when recording)",
+                        session.path, GAZE_CLEAN.name)
+        if AUDIO.name in session.streams:
+            save("audio_egemaps.csv", AUDIO.name, audio_table(session.streams[AUDIO.name], config, progress))
+        if FACE.name in session.streams:
+            face = session.streams[FACE.name]
+            save("face.csv", FACE.name, (["time", *FACE.labels], np.column_stack([face.time_stamps, face.data])))
+        elif not args.no_video and (segments := session.camera_segments):
+            save("face.csv", ", ".join(s.path.name for s in segments), face_table_from_video(segments, config, progress))
+        if not written:
+            raise UserError(f"{session.path} has none of {GAZE_CLEAN.name}, {AUDIO.name}, {FACE.name} or camera.mkv "
+                            "with eyemotion_camera: nothing to compute; record those streams")
+        summary = {"eyemotion_version": __version__, "session": str(session.path), "tables": written,
+                   "settings": {"features": dataclasses.asdict(config.features), "face": dataclasses.asdict(config.face)}}
+        (stage / "features.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {', '.join(written)} to {out}")
     return 0
