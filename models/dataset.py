@@ -46,9 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from eyemotion.models import shapes
 
 from eyemotion import UserError, __version__
-from eyemotion.models import shapes
 from eyemotion.streams import CLASSES
 
 WINDOWS_FILE = "windows.npz"
@@ -219,9 +219,11 @@ def write_dataset(out: str | Path, inputs: dict[str, np.ndarray], labels: dict[s
         "normalisation": {"all": normalisation_stats({k: arrays[k] for k in inputs}, np.arange(n)),
                           "folds": fold_stats},
     }
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / WINDOWS_FILE, **arrays)
-    (out / META_FILE).write_text(json.dumps(meta, indent=1))
+    from eyemotion.outputs import staged_output
+
+    with staged_output(out) as stage:  # atomic: windows and meta appear together, or not at all
+        np.savez(stage / WINDOWS_FILE, **arrays)
+        (stage / META_FILE).write_text(json.dumps(meta, indent=1))
     return out
 
 

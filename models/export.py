@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from eyemotion import UserError, __version__
 from eyemotion.inference.runtime import card_path
 from eyemotion.models import shapes
 from eyemotion.models.emert import EYE_CONTINUOUS
+
+from eyemotion import UserError, __version__
 from eyemotion.streams import CLASSES
 
 log = logging.getLogger(__name__)
@@ -209,8 +209,16 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, name: str | N
 
     model, meta = load_checkpoint(checkpoint)
     kind = meta["kind"]
+    from eyemotion.outputs import staged_output
+
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with staged_output(out_dir) as stage:  # atomic: every graph and card appears, or none
+        written = _export_graphs(model, meta, kind, name, stage, licence, notes)
+    return [out_dir / p.name for p in written]
+
+
+def _export_graphs(model, meta: dict, kind: str, name: str | None, out_dir: Path, licence: str,
+                   notes: str) -> list[Path]:
     lengths = trained_lengths(meta)
     written = []
     trained = set(meta.get("training_data", {}).get("input_shapes", {}))

@@ -156,9 +156,18 @@ def make_clip(emotion: str, path: Path, *, seconds: float = DEMO_CLIP_S, fps: fl
 
 def make_demo_clips(out_dir: str | Path, *, seconds: float = DEMO_CLIP_S, fps: float = 25.0,
                     size: tuple[int, int] = (320, 240), seed: int = 0, progress: bool = False) -> Path:
-    """Write one clip per emotion plus `conditions.csv` and `manifest.json` into `out_dir`."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    """Write one clip per emotion plus `conditions.csv` and `manifest.json` into `out_dir`, atomically
+    (`eyemotion.outputs.staged_output`: the set appears complete, or not at all)."""
+    from eyemotion.outputs import staged_output
+
+    final = Path(out_dir)
+    with staged_output(final) as out:
+        _write_demo_clips(out, seconds, fps, size, seed, progress)
+    return final
+
+
+def _write_demo_clips(out: Path, seconds: float, fps: float, size: tuple[int, int], seed: int,
+                      progress: bool) -> None:
     emotions = list(CLASSES)
     if progress:
         from tqdm import tqdm
@@ -174,10 +183,7 @@ def make_demo_clips(out_dir: str | Path, *, seconds: float = DEMO_CLIP_S, fps: f
     manifest = {"version": VERSION, "seconds": seconds, "fps": fps, "size": list(size), "seed": seed,
                 "clips": {e: f"{e}.mp4" for e in CLASSES}, "styles": {e: asdict(s) for e, s in STYLES.items()},
                 "note": "synthetic clips made by eyemotion.stimuli.democlips; not validated stimuli"}
-    tmp = out / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, out / "manifest.json")  # written last: its presence means the set is complete
-    return out
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
 def ensure_demo_clips(cache_dir: str | Path | None = None) -> Path:

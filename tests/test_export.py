@@ -356,3 +356,23 @@ def test_features_and_eyesignal_outputs_give_one_line(session_copy: Path, tmp_pa
     assert list(read_only.iterdir()) == [] and afile.read_text() == "x"
     assert main(["eyesignal", "process", str(session_copy), "--out", str(tmp_path / "es")]) == 0
     assert sorted(p.name for p in (tmp_path / "es").iterdir()) == ["eyemotion_eye_events.jsonl", "eyemotion_gaze.csv"]
+
+
+def test_clips_and_datasets_are_atomic_on_a_full_disk(small_disk: tuple[Path, bool], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """`stimuli make-demo-clips` and `dataset synthetic`: a full disk (real 200 kB tmpfs) is one line and leaves
+    no half set; a file in the way is one line."""
+    disk, real = small_disk
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    assert main(["stimuli", "make-demo-clips", str(afile), "--seconds", "1"]) == 2
+    assert "is a file, not a folder" in _one_line(capsys)
+    assert main(["dataset", "synthetic", str(afile), "--participants", "5", "--windows-per-class", "1"]) == 2
+    assert "is a file, not a folder" in _one_line(capsys)
+    if not real:
+        pytest.skip("needs root to mount a tmpfs for the full-disk half")
+    assert main(["stimuli", "make-demo-clips", str(disk / "clips"), "--seconds", "2", "--size", "640x480"]) == 2
+    assert "no space left" in _one_line(capsys)
+    assert main(["dataset", "synthetic", str(disk / "ds"), "--participants", "30", "--windows-per-class", "10"]) == 2
+    assert "no space left" in _one_line(capsys)
+    assert list(disk.iterdir()) == []
