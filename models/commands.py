@@ -149,9 +149,12 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train", help="train EMERT or the crossmodal model with participant-wise cross-validation",
         description="Cross-validate a model over the dataset's participant folds (metrics per fold and mean "
-                    "+- standard error: micro/macro-F1, WAR, UAR; MAE/MSE/RMSE of valence and arousal), "
-                    "then train a final model on all participants. Writes report.json, confusion.png and "
-                    "model.pt into --out; `eyemotion export-onnx OUT/model.pt` makes the ONNX files.")
+                    "+- standard error, and pooled out of fold: weighted F1, macro-F1, WAR, UAR, each beside chance "
+                    "and majority-class baselines; MAE/MSE/RMSE of valence and arousal), then train a final model "
+                    "on all participants. Crossmodal: trains the modalities the dataset has, early-stops on an "
+                    "inner speaker-wise validation split, and runs a logistic-regression baseline on the same "
+                    "features and folds (confusion_baseline.png). Writes report.json, confusion.png and model.pt "
+                    "into --out; `eyemotion export-onnx OUT/model.pt` makes the ONNX files.")
     p.add_argument("model", choices=("emert", "crossmodal"))
     p.add_argument("dataset", type=Path, help="dataset directory (windows.npz + dataset.json)")
     p.add_argument("--out", type=Path, help="output directory (default: runs/<model>-<time>)")
