@@ -62,7 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Export SESSION. --bids OUT writes (or adds to) a BIDS dataset with eye-tracking physio "
                     "files (BEP020, BIDS 1.11: *_recording-eye1/eye2_physio.tsv.gz + JSON, physio events with "
                     "fixations, saccades, blinks and marker messages, events and the trials' self-reports in "
-                    "beh/). --csv OUT writes one CSV per stream plus trials.csv.")
+                    "beh/, the live predictions under derivatives/eyemotion/); participants.tsv/.json are merged "
+                    "(the lab's columns kept), Authors/License come from the config's [export] section. --csv OUT "
+                    "writes one CSV per stream plus trials.csv and NOTES.txt (which sources were simulated). "
+                    "Both are written atomically: a failure leaves nothing partial and a retry succeeds.")
     p.add_argument("session", help="session folder (sessions/<participant>/<session-id>), or a bare .xdf with "
                                    "--participant and --session")
     what = p.add_mutually_exclusive_group(required=True)
