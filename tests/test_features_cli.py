@@ -71,7 +71,7 @@ def test_features_command_writes_the_tables(tmp_path: Path, capsys: pytest.Captu
     assert np.isfinite(gaze[:, 2:]).all()
     cols, audio = read_csv(out / "audio_egemaps.csv")
     assert cols[:5] == ["time", "valid", "speech", "voiced_ratio", "level_dbfs"] and len(cols) == 5 + 88
-    assert len(audio) == 2 and audio[:, 1].all()  # 4-s windows ending at 4 s and 5 s (6 s of audio)
+    assert len(audio) == 6 and audio[:, 1].all()  # 3-s windows every 0.5 s ([features] defaults) over 6 s of audio
     cols, face = read_csv(out / "face.csv")
     assert cols[:2] == ["time", "face_present"] and len(face) == pytest.approx(3 * 12, abs=2)
     present = face[:, 1]
