@@ -164,6 +164,9 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=0.0, help="Adam learning rate (default: EMERT 1e-4, crossmodal 1e-3)")
     p.add_argument("--patience", type=int, default=30,
                    help="crossmodal: epochs without a better inner-validation loss before stopping (0: no early stop)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="repeat the cross-validation with seeds SEED..SEED+N-1 (OUT/seed-K each; the final model "
+                        "from the first) and print each seed's pooled UAR beside the linear baseline's")
     p.add_argument("--no-baseline", action="store_true",
                    help="crossmodal: skip the logistic-regression baseline on the same features and folds")
     p.add_argument("--seed", type=int, default=0)
@@ -193,6 +196,24 @@ def _train(args: argparse.Namespace, config) -> int:
                              device=args.device, threads=args.threads, final_model=not args.no_final,
                              patience=args.patience, baseline=not args.no_baseline,
                              progress=not args.quiet, variant=args.variant, protocol=args.protocol)
+    if args.seeds < 1:
+        raise UserError("--seeds must be >= 1")
+    if args.seeds > 1:
+        from dataclasses import replace
+
+        rows = []
+        for k in range(args.seeds):
+            seed = args.seed + k
+            report = train(args.model, args.dataset, out / f"seed-{seed}",
+                           replace(settings, seed=seed, final_model=settings.final_model and k == 0))
+            evaluation = json.loads(report.path.read_text()).get("evaluation") or {}
+            linear = (evaluation.get("linear_baseline") or {}).get("pooled", {})
+            rows += [(seed, task, m["uar"], linear.get(task, {}).get("uar"))
+                     for task, m in evaluation.get("pooled", {}).items()]
+        print(f"{args.model}: pooled out-of-fold UAR per seed (model / linear baseline), reports in {out}/seed-*")
+        for seed, task, uar, lin in rows:
+            print(f"  seed {seed}  {task:11s} {uar:.3f}" + ("" if lin is None else f" / {lin:.3f}"))
+        return 0
     report = train(args.model, args.dataset, out, settings)
     print(f"{args.model}: mean +- standard error over {len(report.folds)} fold(s)")
     for task, metrics in report.summary.items():

@@ -236,3 +236,16 @@ def test_the_shipped_audio_model_does_not_answer_one_class_to_real_speech() -> N
         truth.append({"01": 0, "03": 1, "04": 2, "05": 3}[path.name[6:8]])
     assert len(set(predicted)) >= 3 and predicted.count(CLASSES.index("anger")) <= 6
     assert np.mean(np.array(predicted) == np.array(truth)) >= 0.5
+
+
+def test_train_with_several_seeds_prints_model_and_baseline_per_seed(tmp_path: Path) -> None:
+    from eyemotion.cli import main
+
+    path = import_corpus("speech", RAVDESS, tmp_path / "ds", pattern=PATTERN, label_map=LABEL_MAP, n_folds=3,
+                         progress=False).path
+    out = tmp_path / "runs"
+    assert main(["train", "crossmodal", str(path), "--out", str(out), "--seeds", "2", "--epochs", "3",
+                 "--patience", "0", "--quiet", "--threads", "1", "--no-final"]) == 0
+    for seed in (0, 1):
+        rep = json.loads((out / f"seed-{seed}" / "report.json").read_text())
+        assert rep["settings"]["seed"] == seed and "linear_baseline" in rep["evaluation"]
