@@ -376,3 +376,12 @@ def test_clips_and_datasets_are_atomic_on_a_full_disk(small_disk: tuple[Path, bo
     assert main(["dataset", "synthetic", str(disk / "ds"), "--participants", "30", "--windows-per-class", "10"]) == 2
     assert "no space left" in _one_line(capsys)
     assert list(disk.iterdir()) == []
+
+
+def test_clip_events_last_until_their_offset(bids: Path, session_copy: Path) -> None:
+    session = Session.load(session_copy)
+    onset, offset = session.markers.events("clip_onset")[0], session.markers.events("clip_offset")[0]
+    with open(next(bids.glob("sub-*/ses-*/beh/*_events.tsv"))) as f:
+        rows = {r["trial_type"]: r for r in csv.DictReader(f, delimiter="\t")}
+    assert float(rows["clip_onset"]["duration"]) == pytest.approx(offset.time - onset.time, abs=1e-6)
+    assert float(rows["clip_onset"]["duration"]) > 0 and float(rows["clip_offset"]["duration"]) == 0
