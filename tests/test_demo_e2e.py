@@ -102,3 +102,39 @@ def test_predictions_were_made_with_both_models(demo_session):
     assert np.allclose(er[valid].sum(axis=1), 1.0, atol=1e-3)
     uses = emotion.data[:, [emotion.labels.index(f"uses_{m}") for m in ("face", "gaze", "audio")]].astype(float)
     assert (uses.sum(axis=0) > 0).all()  # every modality was used at some point
+
+
+def test_bids_export_of_the_demo_has_predictions_clip_durations_and_simulated_labels(demo_session, tmp_path):
+    """Issue 13 Sec. 7 on a whole session: the predictions derivative, clips with their real durations, the
+    simulated tracker named as such, and the official validator (dev extra) with 0 errors."""
+    import csv
+    import shutil
+
+    from eyemotion.acquisition.export import export_bids
+
+    from eyemotion.config import config_from_dict
+
+    _, folder = demo_session
+    out = tmp_path / "bids"
+    export_bids(folder, out, config_from_dict({}))
+    session = Session.load(folder)
+    predictions = next(out.glob("derivatives/eyemotion/sub-*/ses-*/beh/*_desc-predictions_beh.tsv"))
+    rows = predictions.read_text().splitlines()
+    assert rows[0].split("\t")[:2] == ["onset", "er_neutral"] and len(rows) - 1 == len(session.stream("eyemotion_emotion"))
+    with open(next(out.glob("sub-*/ses-*/beh/*_events.tsv"))) as f:
+        clips = [r for r in csv.DictReader(f, delimiter="\t") if r["trial_type"] == "clip_onset"]
+    played = {t["trial"]: t["clip_offset_lsl"] - t["clip_onset_lsl"] for t in session.trials
+              if isinstance(t.get("clip_offset_lsl"), float)}
+    assert clips and played
+    for row in clips:
+        trial = json.loads(row["value"])["trial"]
+        if trial in played:
+            assert float(row["duration"]) == pytest.approx(played[trial], abs=0.05)
+    sidecar = json.loads(next(out.glob("sub-*/ses-*/beh/*_recording-eye1_physio.json")).read_text())
+    assert "simulated" in sidecar["Manufacturer"] and "simulated" in sidecar["DeviceSerialNumber"]
+    assert sidecar["CalibrationCount"] >= 1 and sidecar["AverageCalibrationError"] > 0
+    exe = shutil.which("bids-validator-deno") or str(Path(sys.executable).parent / "bids-validator-deno")
+    result = subprocess.run([exe, "-r", str(out), "--format", "json"], capture_output=True, text=True, timeout=300,
+                            check=False)
+    issues = json.loads(result.stdout)["issues"]["issues"]
+    assert [i["code"] for i in issues if i["severity"] == "error"] == []
