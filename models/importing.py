@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from eyemotion.models import shapes
+from eyemotion.models.dataset import DEFAULT_FOLDS, fold_table, load_dataset, write_dataset
 from tqdm import tqdm
 
 from eyemotion import UserError
-from eyemotion.models import shapes
-from eyemotion.models.dataset import DEFAULT_FOLDS, fold_table, load_dataset, write_dataset
 from eyemotion.streams import CLASSES
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,6 @@ def _check_rows(rows: list[Row], source: str, n_folds: int, allow_one_class: boo
 def read_audio(path: Path) -> np.ndarray:
     """Mono 16 kHz float32 samples of an audio file (any rate; channels averaged)."""
     import soundfile as sf
-
     from eyemotion.inference.features.audio import resample_to_16k
 
     try:
@@ -237,9 +236,10 @@ def read_audio(path: Path) -> np.ndarray:
 def speech_inputs(rows: list[Row], audio_window_s: float = 0.0, audio_steps: int = 4,
                   progress: bool = True) -> tuple[np.ndarray, int]:
     """(audio (N, steps, 88), number of utterances the live voice-activity gate would drop)."""
-    from eyemotion.config import FeaturesConfig
     from eyemotion.inference.features.audio import SAMPLE_RATE, AudioSettings, EgemapsFeatures
     from eyemotion.inference.features.builders import even_indices
+
+    from eyemotion.config import FeaturesConfig
 
     settings = AudioSettings.from_config(FeaturesConfig())
     extractor = EgemapsFeatures(settings)
@@ -261,7 +261,6 @@ def speech_inputs(rows: list[Row], audio_window_s: float = 0.0, audio_steps: int
 
 def _video_frames(path: Path, n: int) -> list[np.ndarray]:
     import cv2
-
     from eyemotion.inference.features.builders import even_indices
 
     cap = cv2.VideoCapture(str(path))
@@ -283,7 +282,6 @@ def _video_frames(path: Path, n: int) -> list[np.ndarray]:
 def face_inputs(rows: list[Row], frames: int = 16, progress: bool = True) -> tuple[np.ndarray, int]:
     """(visual_face (N, T, 128), rows without any face); T = 1 for images only, else `frames`."""
     import cv2
-
     from eyemotion.inference.features.builders import even_indices
     from eyemotion.inference.features.face import FacePipeline
 

@@ -67,7 +67,7 @@ def active_frames(signal: np.ndarray, min_level_dbfs: float = -60.0) -> np.ndarr
     frames = np.asarray(signal[:k * n], np.float64).reshape(k, n)
     db = 10 * np.log10(np.maximum(np.mean(frames ** 2, axis=1), 1e-20))
     active = (db > min_level_dbfs) & (db >= db.max() - ACTIVE_RANGE_DB)
-    hang = int(round(HANGOVER_S / FRAME_S))
+    hang = round(HANGOVER_S / FRAME_S)
     if hang and active.any():
         active = np.convolve(active.astype(float), np.ones(2 * hang + 1), mode="same") > 0
     mask = np.repeat(active, n)
