@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from eyemotion.config import FeaturesConfig
 from eyemotion.inference.features.audio import AudioSettings, egemaps_windows
 from eyemotion.models import baseline as linear
 from eyemotion.models import train as T
 from eyemotion.models.dataset import WindowDataset, load_dataset
 from eyemotion.models.importing import read_audio
+
+from eyemotion.config import FeaturesConfig
 
 
 def live_windows(ds: WindowDataset, folder: Path) -> WindowDataset:
