@@ -385,3 +385,23 @@ def test_clip_events_last_until_their_offset(bids: Path, session_copy: Path) -> 
         rows = {r["trial_type"]: r for r in csv.DictReader(f, delimiter="\t")}
     assert float(rows["clip_onset"]["duration"]) == pytest.approx(offset.time - onset.time, abs=1e-6)
     assert float(rows["clip_onset"]["duration"]) > 0 and float(rows["clip_offset"]["duration"]) == 0
+
+
+def test_export_from_a_read_only_session_folder(session_copy: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    """A session on a read-only medium exports (session.json cannot note the export: a warning); `features`
+    into its default SESSION/features is one line."""
+    folder = tmp_path / "P001" / "S01"
+    shutil.copytree(session_copy, folder)
+    before = (folder / "session.json").read_bytes()
+    if not (_mount("--bind", str(folder), str(folder)) and _mount("-o", "remount,bind,ro", str(folder))):
+        pytest.skip("needs root to make a read-only bind mount")
+    try:
+        assert main(["export", str(folder), "--csv", str(tmp_path / "csv")]) == 0
+        assert (tmp_path / "csv" / "Tobii_gaze.csv").stat().st_size > 0
+        assert main(["features", str(folder), "--no-video"]) == 2
+        err = _one_line(capsys)
+        assert str(folder) in err and "read-only" in err
+        assert (folder / "session.json").read_bytes() == before and not (folder / "features").exists()
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
