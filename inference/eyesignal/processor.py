@@ -511,64 +511,79 @@ class _Pipeline:
         noise), and the offset the first local minimum below it walking forward from the peak. A PSO is a
         return above the offset threshold within `pso_max_ms` of the offset; it ends at the next local
         minimum below it. Walks are bounded by `saccade_max_ms`; runs above the peak threshold longer than
-        that are not saccades (artefacts), which keeps every decision within a bounded context."""
+        that are not saccades (artefacts), which keeps every decision within a bounded context.
+
+        The walks are short (a few samples), so they run on Python floats: one conversion per window
+        instead of a dozen numpy calls per saccade (the same comparisons, NaN compares False)."""
         tm, m = self.tm, len(v)
         above = v > peak
         if not above.any():
             return []
         s, e = _true_runs(above)
-        prev = np.concatenate(([np.nan], v[:-1]))
-        nxt = np.concatenate((v[1:], [np.nan]))
-        gap = np.isnan(v)
-        rise_after = ~(prev < v)  # walking back, the velocity rises again before this sample (or a gap)
-        rise_next = ~(nxt < v)  # walking forward, the velocity rises again after this sample (or a gap)
-        start_ok = (v < onset) & rise_after | gap
+        vl = v.tolist()
+        walk, pso_n = tm.sacc_walk_n, tm.pso_n
+
+        def stop(i: int, hi: int, thr: float) -> int:
+            """First i..hi-1 below `thr` at a local minimum (the next sample is not lower) or in a gap, else hi."""
+            while i < hi:
+                x = vl[i]
+                if x != x or (x < thr and not (i + 1 < m and vl[i + 1] < x)):
+                    return i
+                i += 1
+            return hi
+
+        def peak_at(a: int, b: int) -> int:
+            return max(range(a, b), key=vl.__getitem__)  # the first maximum, as np.argmax
+
         out: list[tuple[int, int, int]] = []
         last = None  # (offset, PSO threshold, index in out or -1) of the previous run above the peak threshold
         for a, b in zip(s.tolist(), e.tolist()):
-            if b - a > tm.sacc_walk_n:
+            if b - a > walk:
                 continue
-            if last is not None and a < last[0] + tm.pso_n:
+            if last is not None and a < last[0] + pso_n:
                 # within a PSO's reach of the previous run: a strong PSO (N&H 2010: glissades may exceed the
                 # peak threshold), or a second peak of the same saccade; it extends what came before
-                p = a + int(np.argmax(v[a:b]))
-                hi = min(m, p + tm.sacc_walk_n)
-                seg = v[p:hi]
-                cand = np.flatnonzero((seg < last[1]) & rise_next[p:hi] | gap[p:hi])
-                end = p + int(cand[0]) if len(cand) else hi
+                p = peak_at(a, b)
+                end = stop(p, min(m, p + walk), last[1])
                 if last[2] >= 0:
                     on, off, pso_end = out[last[2]]
                     out[last[2]] = (on, max(off, end), max(pso_end, end)) if a < off else (on, off, max(pso_end, end))
                 last = (end, last[1], last[2])
                 continue
-            lo = max(0, a - tm.sacc_walk_n)
-            cand = np.flatnonzero(start_ok[lo:a])
-            if not len(cand):
-                cand = np.flatnonzero(rise_after[lo:a])
-            on = lo + int(cand[-1]) + 1 if len(cand) else lo
-            noise = v[max(0, on - 1 - tm.noise_n):on]
-            noise = noise[~np.isnan(noise)]
-            local = float(noise.mean() + 3 * noise.std()) if len(noise) > 1 else float(onset[a])
-            off_thr = 0.7 * float(onset[a]) + 0.3 * local
-            p = a + int(np.argmax(v[a:b]))
-            hi = min(m, p + tm.sacc_walk_n)
-            seg = v[p:hi]
-            cand = np.flatnonzero((seg < off_thr) & rise_next[p:hi] | gap[p:hi])
-            off = p + int(cand[0]) if len(cand) else hi
-            pso_thr = max(local, float(onset[a]) / 2)
+            thr_on = float(onset[a])
+            lo = max(0, a - walk)
+            on = -1
+            for i in range(a - 1, lo - 1, -1):  # walking back: below the onset threshold at a local minimum
+                x = vl[i]
+                if x != x or (x < thr_on and not (i > 0 and vl[i - 1] < x)):
+                    on = i + 1
+                    break
+            if on < 0:
+                for i in range(a - 1, lo - 1, -1):  # else the last local minimum
+                    x = vl[i]
+                    if not (i > 0 and vl[i - 1] < x):
+                        on = i + 1
+                        break
+            if on < 0:
+                on = lo
+            noise = [x for x in vl[max(0, on - 1 - tm.noise_n):on] if x == x]
+            if len(noise) > 1:
+                mean = sum(noise) / len(noise)
+                local = mean + 3 * math.sqrt(sum((x - mean) ** 2 for x in noise) / len(noise))
+            else:
+                local = thr_on
+            p = peak_at(a, b)
+            off = stop(p, min(m, p + walk), 0.7 * thr_on + 0.3 * local)
+            pso_thr = max(local, thr_on / 2)
             if off - on < tm.min_sacc_n:
                 last = (off, pso_thr, -1)
                 continue
             last = (off, pso_thr, len(out))
             pso_end = off
-            win = v[off:min(m, off + tm.pso_n)]
-            back = np.flatnonzero(win > pso_thr)
-            if len(back):
-                j = off + int(back[-1])
-                hi = min(m, j + tm.pso_n)
-                seg = v[j:hi]
-                cand = np.flatnonzero((seg < pso_thr) & rise_next[j:hi] | gap[j:hi])
-                pso_end = j + int(cand[0]) if len(cand) else hi
+            for j in range(min(m, off + pso_n) - 1, off - 1, -1):  # the last return above the PSO threshold
+                if vl[j] > pso_thr:
+                    pso_end = stop(j, min(m, j + pso_n), pso_thr)
+                    break
             out.append((on, off, pso_end))
         return out
 
@@ -578,33 +593,37 @@ class _Pipeline:
 
         I-VDT's idea (Komogortsev & Karpov 2013, Behav Res Methods 45:203): after the saccades, what moves
         is pursuit and what stays within a small area is fixation; as in REMoDNaV (Dar, Wagner & Hanke 2021,
-        Behav Res Methods 53:399) the decision is a velocity threshold on a smoothed signal. The
-        the two halves hold only samples of the same stretch between saccades, PSOs and gaps; the speed is
-        the distance between their mean angles over the time between their mean sample times."""
+        Behav Res Methods 53:399) the decision is a velocity threshold on a smoothed signal. The two halves
+        ([i - w, i) and [i, i + w)) hold only valid samples of the same stretch between saccades, PSOs and
+        gaps; the speed is the distance between their mean angles over the time between their mean sample
+        times. The half sums are differences of prefix sums of the angles in fixed point (2^-32 deg):
+        integer sums are exact, so they are the same in any window."""
         tm, m = self.tm, len(ang)
         w = tm.pursuit_n
-        seg = np.cumsum(fast)  # the same number within one stretch between saccades (exact integers)
         ok = ~fast & ~np.isnan(ang[:, 0])
-        angp = np.pad(np.where(ok[:, None], ang, 0.0), ((w, w), (0, 0)))
-        okp = np.pad(ok, w)
-        segp = np.pad(seg, w, constant_values=-1)
-        sf, sb = np.zeros((m, 2)), np.zeros((m, 2))
-        cf, cb, tf, tb = np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m)
-        for j in range(0, w, max(1, w // 8)):  # window sums written out (the same floats in any window),
-            f, b = slice(w + j, w + j + m), slice(j, j + m)  # over at most 8 samples i + j and i - w + j
-            mf, mb = okp[f] & (segp[f] == seg), okp[b] & (segp[b] == seg)
-            sf += angp[f] * mf[:, None]
-            sb += angp[b] * mb[:, None]
-            cf += mf
-            cb += mb
-            tf += mf * j
-            tb += mb * (j - w)
-        enough = (cf >= max(2, w // 4)) & (cb >= max(2, w // 4))
+        idx = np.arange(m)
+        fixed = np.where(ok[:, None], np.rint(ang * 4294967296.0), 0.0).astype(np.int64)
+        q = np.zeros((m + 1, 4), np.int64)  # prefix sums: angle x, angle y, count, sample index
+        q[1:, 0:2] = np.cumsum(fixed, axis=0)
+        q[1:, 2] = np.cumsum(ok)
+        q[1:, 3] = np.cumsum(np.where(ok, idx, 0))
+        # the stretch around i: after the last fast sample at or before i, before the next one after i
+        after_fast = np.maximum.accumulate(np.where(fast, idx, -1)) + 1
+        nxt = np.where(fast, idx, m)
+        before_fast = np.minimum.accumulate(nxt[::-1])[::-1]
+        before_fast = np.concatenate((before_fast[1:], [m]))
+        fb = np.minimum(idx + w, before_fast)
+        ba = np.maximum(idx - w, after_fast)
+        fwd = q[fb] - q[idx]
+        bwd = q[idx] - q[np.minimum(ba, idx)]  # empty when a fast sample is at i
+        need = max(2, w // 4)
+        enough = (fwd[:, 2] >= need) & (bwd[:, 2] >= need)
         with np.errstate(invalid="ignore", divide="ignore"):
-            d = sf / cf[:, None] - sb / cb[:, None]
-            slow = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2) / ((tf / cf - tb / cb) / tm.rate)
-        slow[~enough] = np.nan
-        return slow > self.cfg.pursuit_velocity_deg_s
+            cf, cb = fwd[:, 2:3].astype(float), bwd[:, 2:3].astype(float)
+            d = (fwd[:, 0:2] / cf - bwd[:, 0:2] / cb) / 4294967296.0
+            dt = (fwd[:, 3] / cf[:, 0] - bwd[:, 3] / cb[:, 0]) / tm.rate
+            slow = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2) / dt
+        return enough & (slow > self.cfg.pursuit_velocity_deg_s)
 
     def _whole_blinks(self, seeds: np.ndarray, distorted: np.ndarray) -> np.ndarray:
         """Blink samples: each seed (an invalid run of 002's 75-425 ms with its 50 ms margins, or eye openness below
@@ -680,6 +699,7 @@ class _Segment:
         self.out_t = np.zeros(0)
         self.out = np.zeros((0, _NOUT))
         self.thresholds: list[tuple[float, float, float, float]] = []
+        self.block_values: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # the trailing window's, per block
         self.origin: np.ndarray | None = None
         self.prev_t: float | None = None
 
@@ -716,7 +736,7 @@ class _Segment:
             return
         tm = self.tm
         keep = min(self.staged, self.computed - tm.history,
-                   (len(self.thresholds) - tm.mad_blocks) * tm.mad_block_n - 1 - tm.vel_k)
+                   (len(self.thresholds) - 1) * tm.mad_block_n - 1 - 2 * tm.vel_k)
         keep = max(self.base, keep)
         used = self.n - keep
         if used + k > cap:
@@ -742,66 +762,80 @@ class _Segment:
 
     def _threshold(self, block: int) -> tuple[float, float, float, float]:
         """A block's causal thresholds, from the trailing window before it: dilation speed (median + n MAD),
-        saccade peak and onset velocity, median eye openness (see `_velocity_thresholds`)."""
+        saccade peak and onset velocity, median eye openness (see `_velocity_thresholds`).
+
+        Each block's velocities, dilation speeds and openness values are computed once (when the next block
+        starts) and kept for the `pupil_mad_blocks` blocks of the window: every value has its full context
+        then, so the thresholds do not depend on chunking."""
         tm = self.tm
         fixed = self.cfg.velocity_threshold_deg_s
         if block == 0:
             return math.inf, fixed, fixed, math.nan
-        a = max(0, (block - tm.mad_blocks) * tm.mad_block_n)
-        b = block * tm.mad_block_n
-        peak, onset = self._velocity_thresholds(a, b)
-        opn = self.comb[a - self.base:b - self.base, _OPN]
-        opn = opn[opn >= 0]  # valid (NaN compares False)
+        self.block_values.append(self._block_values(block - 1))
+        del self.block_values[:-tm.mad_blocks]
+        v, speed, opn = (np.concatenate(parts) for parts in zip(*self.block_values))
+        peak, onset = self._velocity_thresholds(v)
         lid = _median(opn) if len(opn) else math.nan
-        return self._pupil_threshold(a, b), peak, onset, lid
+        if not len(speed):
+            return math.inf, peak, onset, lid
+        med = _median(speed)
+        return med + self.cfg.pupil_mad_multiplier * _median(np.abs(speed - med)), peak, onset, lid
 
-    def _velocity_thresholds(self, a: int, b: int) -> tuple[float, float]:
-        """Nystrom & Holmqvist 2010's adaptive peak threshold over the samples [a, b) (velocities whose
-        window ends before b): PT = mean + 6 SD of the velocities below PT, iterated from 100 deg/s until
-        it moves < 1 deg/s; onset threshold mean + 3 SD. Mean and SD are the median and 1.4826 MAD, so
-        pursuit and the flanks of saccades in the window do not inflate them. The fixed `velocity_threshold_deg_s` is the floor
+    def _block_values(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Block j's plausible velocities (deg/s; of its samples shifted back by the velocity half-window, so
+        that each has its whole window), finite dilation speeds and valid eye openness values."""
+        tm, N, h = self.tm, self.tm.mad_block_n, self.tm.vel_k
+        a, b = j * N, (j + 1) * N
+        if self.cfg.adaptive_threshold:
+            lo = max(a - 2 * h, 0)
+            rows = self.comb[lo - self.base:b - self.base]
+            gaze = rows[:, _X:_EZ + 1].copy()
+            gaze[rows[:, _GOK] == 0] = np.nan
+            with np.errstate(invalid="ignore", divide="ignore"):
+                v = self.pipeline.velocity(gaze, self.t[lo - self.base:b - self.base])[2]
+            v = v[max(a - h, 0) - lo:b - h - lo]
+            v = v[v < 1000.0]  # finite, plausible
+        else:
+            v = np.zeros(0)
+        # dilation speed: the larger of the speeds to the previous and the next sample (Kret & Sjak-Shie 2019)
+        lo, hi = max(a - 1, 0), b + 1
+        p = np.where(self.comb[lo - self.base:hi - self.base, _POK] > 0, self.comb[lo - self.base:hi - self.base, _P],
+                     np.nan)
+        t = self.t[lo - self.base:hi - self.base]
+        with np.errstate(invalid="ignore"):
+            dp = np.abs(np.diff(p)) / np.diff(t)
+            speed = np.fmax(np.concatenate(([np.nan], dp)), np.concatenate((dp, [np.nan])))
+        speed = speed[a - lo:b - lo]
+        speed = speed[speed < np.inf]  # finite (NaN compares False)
+        opn = self.comb[a - self.base:b - self.base, _OPN]
+        return v, speed, opn[opn >= 0]  # valid openness (NaN compares False)
+
+    def _velocity_thresholds(self, v: np.ndarray) -> tuple[float, float]:
+        """Nystrom & Holmqvist 2010's adaptive peak threshold over the trailing window's velocities `v`:
+        PT = mean + 6 SD of the velocities below PT, iterated from 100 deg/s until it moves < 1 deg/s;
+        onset threshold mean + 3 SD. Mean and SD are the median and 1.4826 MAD, so pursuit and the flanks
+        of saccades in the window do not inflate them. The fixed `velocity_threshold_deg_s` is the floor
         of PT and half of it the floor of the onset threshold (a noise-free signal would get 0 deg/s), and
-        both thresholds with `adaptive_threshold = false`."""
+        both thresholds with `adaptive_threshold = false`. (Sorted once: each iteration's "below PT" is a
+        prefix, whose median is read directly.)"""
         fixed = self.cfg.velocity_threshold_deg_s
-        if not self.cfg.adaptive_threshold:
+        if not self.cfg.adaptive_threshold or len(v) < 2 * self.tm.noise_n:
             return fixed, fixed
-        h = self.tm.vel_k
-        lo = max(a - h, 0) - self.base
-        rows = self.comb[lo:b - self.base]
-        gaze = rows[:, _X:_EZ + 1].copy()
-        gaze[rows[:, _GOK] == 0] = np.nan
-        with np.errstate(invalid="ignore", divide="ignore"):
-            v = self.pipeline.velocity(gaze, self.t[lo:b - self.base])[2]
-        v = v[v < 1000.0]  # finite, plausible
-        if len(v) < 2 * self.tm.noise_n:
-            return fixed, fixed
+        v = np.sort(v)
         pt, mean, sd = 100.0, 0.0, 0.0
         for _ in range(50):
-            below = v[v < pt]
-            if len(below) < 2:
+            k = int(np.searchsorted(v, pt))  # v[:k] < pt
+            if k < 2:
                 break
-            mean = _median(below)  # robust centre and spread (Engbert & Kliegl 2003, Vision Res 43:1035)
-            sd = 1.4826 * _median(np.abs(below - mean))
+            below = v[:k]
+            mean = 0.5 * (float(below[(k - 1) // 2]) + float(below[k // 2]))  # robust centre and spread
+            sd = 1.4826 * _median(np.abs(below - mean))  # (Engbert & Kliegl 2003, Vision Res 43:1035)
             new = mean + 6 * sd
             done = abs(new - pt) < 1.0
             pt = new
             if done:
                 break
         return max(pt, fixed), max(mean + 3 * sd, fixed / 2)
-
-    def _pupil_threshold(self, a: int, b: int) -> float:
-        lo, hi = max(a - 1, 0) - self.base, b + 1 - self.base
-        p = np.where(self.comb[lo:hi, _POK] > 0, self.comb[lo:hi, _P], np.nan)
-        t = self.t[lo:hi]
-        with np.errstate(invalid="ignore"):
-            dp = np.abs(np.diff(p)) / np.diff(t)
-            speed = np.fmax(np.concatenate(([np.nan], dp)), np.concatenate((dp, [np.nan])))
-        speed = speed[a - (lo + self.base):b - (lo + self.base)]
-        speed = speed[speed < np.inf]  # finite (NaN compares False)
-        if not len(speed):
-            return math.inf
-        med = _median(speed)
-        return med + self.cfg.pupil_mad_multiplier * _median(np.abs(speed - med))
 
     def _compute(self, end: bool) -> None:
         self._stage()
