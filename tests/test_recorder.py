@@ -190,11 +190,18 @@ def test_recording_loses_no_sample(recording: Recording) -> None:
     assert idx[-1] == recording.gaze_published - 1  # everything the tracker pushed up to its stop
     assert len(gaze) == recording.gaze_published - idx[0]
     assert len(gaze) > 0.9 * (RECORD_S - 2) * recording.gaze_rate
-    assert len(raw.stream("eyemotion_audio")) == recording.audio_pushed
-    assert raw.stream("eyemotion_audio").time_stamps[0] == pytest.approx(recording.audio_first, abs=1e-3)
+    # LabRecorderCLI may be started more than once (Recorder.start retries when a resolve misses a stream
+    # on a loaded machine): a producer that began for an earlier attempt's inlet is recorded from the
+    # successful attempt on. From there on nothing may be missing, up to the producer's last sample.
+    audio = raw.stream("eyemotion_audio")
+    idx = np.round((audio.time_stamps - recording.audio_first) * 16000.0).astype(int)
+    assert np.all(np.diff(idx) == 1), "audio samples missing or repeated inside the recording"
+    assert idx[-1] == recording.audio_pushed - 1
+    assert len(audio) > 0.9 * (RECORD_S - 2) * 16000.0
     camera = raw.stream("eyemotion_camera")
-    assert len(camera) == recording.camera_pushed
-    assert np.array_equal(camera.data[:, 0], np.arange(recording.camera_pushed))
+    assert np.array_equal(camera.data[:, 0], np.arange(recording.camera_pushed - len(camera),
+                                                       recording.camera_pushed))
+    assert len(camera) > 0.9 * (RECORD_S - 2) * 30.0
 
 
 def test_common_event_aligned_within_2ms(recording: Recording, loaded: Session) -> None:
