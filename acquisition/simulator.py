@@ -17,13 +17,15 @@ Viewing behaviour (one event after another; every random draw comes from one see
   the position error exceeds 0.5-1.5 deg a catch-up saccade (main sequence, + PSO) lands where the
   target will be (Komogortsev & Karpov 2013 and Dar et al. 2021 give the classes; the numbers are the
   usual ranges of pursuit gain and velocity). Not in mouse mode or while following calibration targets.
-* Saccades follow the main sequence, peak velocity against amplitude
-  Vpeak = Vmax * (1 - exp(-A / C)), Vmax = 600 deg/s, C = 14 deg (the exponential fit of Baloh et
-  al. 1975, Neurology 25:1065; cf. Bahill, Clark & Stark 1975), with +-8 % scatter. The trajectory is a
-  minimum-jerk profile, whose peak velocity is 1.875 A / D, so D = 1.875 A / Vpeak (about 30 ms at
-  3 deg, 50 ms at 10 deg, 75 ms at 20 deg). Amplitudes ~ gamma with a per-emotion mean; targets stay
-  on the display. Sample k of the movement lies at (k+1)/rate after its onset and is labelled saccade
-  while t < D.
+* Saccades follow the main sequence of duration against amplitude, D = 21 ms + 2.2 ms/deg * A
+  (Carpenter 1988, Movements of the Eyes, 2nd ed., ch. 4), with +-8 % scatter: ~28 ms at 3 deg,
+  ~43 ms at 10 deg, ~65 ms at 20 deg (2-10 deg saccades last 25-45 ms; human coders of real data put
+  them at 28-32 ms, issue 14). The trajectory is a minimum-jerk profile, whose peak velocity is
+  1.875 A / D: ~150 deg/s at 2 deg, ~290 at 5, ~440 at 10 and ~580 at 20 deg, within the ranges of the
+  peak-velocity main sequence (Bahill, Clark & Stark 1975, Math Biosci 24:191; Baloh et al. 1975,
+  Neurology 25:1065). Amplitudes ~ gamma with a per-emotion mean; targets stay on the display. Sample
+  k of the movement lies at (k+1)/rate after its onset and is labelled saccade while t < D (and through
+  the outward part of its PSO's overshoot, below).
 * Post-saccadic oscillation (PSO) after every saccade: one damped cycle along the saccade's direction,
   exp(-3u) sin(2 pi u) with u = (t - D) / T, T = 12-40 ms, peak displacement 3-10 % of the amplitude,
   a fraction of a degree for typical saccades (what pupil-CR trackers record after saccades: Nystrom &
@@ -32,7 +34,12 @@ Viewing behaviour (one event after another; every random draw comes from one see
   each PSO exceeds 30 deg/s (~30 % of PSO samples at 250 Hz in the truth; only ~7 % with the 20 ms
   velocity window of today's detector, against 40-48 % issue 14 measured on expert-coded real data, so
   real PSOs are likely larger or sharper still).
-  Samples with D <= t < D + T are labelled PSO (at 60 Hz a short PSO may fall between samples).
+  The overshoot's outward part belongs to the saccade and the PSO starts where it turns back
+  (u = 0.18), as in Nystrom & Holmqvist 2010's definition: the saccade ends at the first velocity
+  minimum after its peak and the glissade follows it; the eye does not stop at D (the overshoot leaves
+  at full speed), so D itself is no event in the signal. Samples with D + 0.18 T <= t < D + T are
+  labelled PSO: 10-33 ms, 2-8 samples at 250 Hz, 1-4 at 120 Hz and 0-2 at 60 Hz (a short PSO may fall
+  between samples).
 * Blinks: a Poisson process with a per-emotion rate (spontaneous blinking is 10-25 per minute).
   A full blink: the lid closes over 50-120 ms (samples still valid, but distorted: the measured gaze
   drops by up to 1.5-5 deg * closure^2, the measured pupil shrinks by 35 % * closure^2, closure =
@@ -162,7 +169,7 @@ PROFILES: dict[str, EmotionProfile] = {
 BASELINE_AROUSAL = 0.1
 
 # physiology constants (sources in the module docstring)
-VMAX_DEG_S, MAIN_SEQ_C_DEG, MIN_JERK_PEAK = 600.0, 14.0, 1.875
+SACC_D0_S, SACC_SLOPE_S_PER_DEG, MIN_JERK_PEAK = 0.021, 0.0022, 1.875  # duration main sequence
 BLINK_MIN_S, BLINK_MAX_S = 0.075, 0.425
 LID_CLOSE_S, LID_OPEN_S = (0.05, 0.12), (0.08, 0.15)  # tracked, distorted lid phases around the closure
 LID_LOST_MM = 2.0  # eye openness at which the tracker loses the pupil
@@ -170,7 +177,8 @@ LID_DROOP_DEG, LID_PUPIL_LOSS = (1.5, 5.0), 0.35  # gaze artefact at full closur
 PARTIAL_BLINK_SHARE, PARTIAL_DEPTH = 0.25, (0.3, 0.7)  # share of blinks that only dip the lid, how far
 OPENNESS_MM = 11.0
 PSO_S, PSO_FRACTION = (0.012, 0.040), (0.03, 0.10)  # PSO duration, peak displacement / saccade amplitude
-PSO_PEAK = math.exp(-3 * 0.1791) * math.sin(2 * math.pi * 0.1791)  # max of exp(-3u) sin(2 pi u), u in 0..1
+PSO_TURN = math.atan(2 * math.pi / 3) / (2 * math.pi)  # u = 0.179 at the max of exp(-3u) sin(2 pi u)
+PSO_PEAK = math.exp(-3 * PSO_TURN) * math.sin(2 * math.pi * PSO_TURN)
 PURSUIT_SHARE = 0.1  # share of viewing events that follow a moving target (free viewing of video)
 PURSUIT_S, PURSUIT_TARGET_DEG_S, PURSUIT_GAIN = (0.5, 2.0), (7.0, 30.0), (0.85, 0.98)
 PURSUIT_WOBBLE, CATCH_UP_DEG = 0.5, (0.5, 1.5)  # eye-velocity scatter SD (deg/s), position error at catch-up
@@ -407,7 +415,7 @@ class GazeModel:
         return self.rng.exponential(60.0 / self.loss_per_min) if self.loss_per_min > 0 else math.inf
 
     def _samples(self, seconds: float) -> int:
-        return max(1, int(round(seconds * self.rate)))
+        return max(1, round(seconds * self.rate))
 
     def _extend(self) -> None:
         """Append one event (fixation or pursuit, then maybe a blink or loss, then a saccade + PSO)."""
@@ -473,7 +481,7 @@ class GazeModel:
             self._ax, self._ay, px, py = float(ex[m - 1]), float(ey[m - 1]), px + vx * k[m - 1], py + vy * k[m - 1]
             n_left -= m
             if n_left > 0:  # catch-up saccade to where the target will be when it lands (+ its PSO)
-                lead = MIN_JERK_PEAK * err[m - 1] / self._vpeak(err[m - 1], draw=False)
+                lead = self._duration(err[m - 1], draw=False)
                 sac = self._saccade_to(px + vx * lead, py + vy * lead)
                 parts.append(sac)
                 px, py = px + vx * len(sac) * self.dt, py + vy * len(sac) * self.dt
@@ -499,25 +507,25 @@ class GazeModel:
             return _Segment.none()
         return self._saccade_to(tx, ty)
 
-    def _vpeak(self, amp: float, draw: bool = True) -> float:
-        """Main-sequence peak velocity (deg/s), with its +-8 % scatter when `draw`."""
-        return VMAX_DEG_S * (1 - math.exp(-amp / MAIN_SEQ_C_DEG)) * (self.rng.uniform(0.92, 1.08) if draw else 1.0)
+    def _duration(self, amp: float, draw: bool = True) -> float:
+        """Main-sequence saccade duration (s) of an amplitude (deg), with its +-8 % scatter when `draw`."""
+        return (SACC_D0_S + SACC_SLOPE_S_PER_DEG * amp) * (self.rng.uniform(0.92, 1.08) if draw else 1.0)
 
     def _saccade_to(self, tx: float, ty: float) -> _Segment:
         """A minimum-jerk saccade to (tx, ty), then its post-saccadic oscillation, sampled at (k+1)/rate:
         a sample is labelled saccade while the eye is in flight (t < D), PSO while it oscillates."""
         dx, dy = tx - self._ax, ty - self._ay
         amp = math.hypot(dx, dy)
-        dur = MIN_JERK_PEAK * amp / self._vpeak(amp)
+        dur = self._duration(amp)
         pso_s = self.rng.uniform(*PSO_S)
         pso_amp = amp * self.rng.uniform(*PSO_FRACTION)
-        t = (np.arange(max(1, int(math.floor((dur + pso_s) * self.rate)))) + 1) * self.dt
+        t = (np.arange(max(1, math.floor((dur + pso_s) * self.rate))) + 1) * self.dt
         s = np.clip(t / dur, 0, 1)
         path = 10 * s**3 - 15 * s**4 + 6 * s**5
         u = np.clip((t - dur) / pso_s, 0, 1)  # PSO phase: one damped cycle, zero at its start and its end
         wobble = pso_amp / amp * np.exp(-3 * u) * np.sin(2 * math.pi * u) / PSO_PEAK * (t > dur)
         seg = self._steady(SAC, len(t))
-        seg.event[t >= dur] = PSO
+        seg.event[t >= dur + PSO_TURN * pso_s] = PSO  # from the overshoot's turning point (module docstring)
         seg.ax, seg.ay = self._ax + dx * (path + wobble), self._ay + dy * (path + wobble)
         self._ax, self._ay = tx, ty
         return seg
@@ -531,7 +539,7 @@ class GazeModel:
             closed, edge = 0, OPENNESS_MM * (1 - self.rng.uniform(*PARTIAL_DEPTH))
         else:
             closed = self._samples(self.rng.uniform(BLINK_MIN_S, BLINK_MAX_S))
-            closed = min(max(closed, int(math.ceil(BLINK_MIN_S * self.rate))), int(BLINK_MAX_S * self.rate))
+            closed = min(max(closed, math.ceil(BLINK_MIN_S * self.rate)), int(BLINK_MAX_S * self.rate))
             edge = LID_LOST_MM
 
         def ease(n: int) -> np.ndarray:  # 0 -> 1 over n samples, cosine shaped (the lid accelerates, brakes)
@@ -654,9 +662,9 @@ def simulate_recording(duration_s: float, rate: float = 250.0, seed: int = 0,
     `pursuit_share` = 0 simulates static-image viewing (no smooth pursuit).
     """
     model = GazeModel(screen or ScreenConfig(), rate, seed, pursuit_share=pursuit_share)
-    n_total = int(round(duration_s * rate))
+    n_total = round(duration_s * rate)
     switches = sorted(conditions or [], key=lambda c: c[0])
-    bounds = [int(round(t * rate)) for t, _ in switches] + [n_total]
+    bounds = [round(t * rate) for t, _ in switches] + [n_total]
     chunks, truths = [], []
     done = 0
     if bounds[0] > 0:
@@ -784,7 +792,7 @@ class SimulatedTracker(Node):
         info = stream_info(GAZE_RAW, namespace=ns, rate=self.rate, device=self.serial,
                            acquisition=self.acquisition(),
                            extra={"simulated": "true", "seed": str(self.seed), "mode": self.config.simulator.mode})
-        chunk = max(1, int(round(self.chunk_s * self.rate)))
+        chunk = max(1, round(self.chunk_s * self.rate))
         self.outlet = pylsl.StreamOutlet(info, chunk_size=chunk, max_buffered=360)
         self.markers = MarkerOutlet("tracker", namespace=ns, device=f"{socket.gethostname()}/tracker-{self.serial}")
         if self.follow_markers:
@@ -799,7 +807,7 @@ class SimulatedTracker(Node):
         now = self._clock()
         self._poll_markers(now)
         with self._lock:
-            due = int(math.floor((now - self._t0) * self.rate)) + 1
+            due = math.floor((now - self._t0) * self.rate) + 1
             if self._down_until is not None:
                 if now < self._down_until:
                     self._i = due  # the device sends nothing while disconnected

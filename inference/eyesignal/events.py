@@ -56,6 +56,8 @@ class EventTracker:
         self._count = 0
         self._rate = 0.0
         self._parts: list[np.ndarray] = []
+        self._prev: np.ndarray | None = None  # the last sample (x, y, angles) before the current event
+        self._last_row: np.ndarray | None = None  # the last sample seen in this segment
 
     def push(self, timestamps: np.ndarray, samples: np.ndarray, rate: float,
              notes: dict[int, dict[str, Any]] | None = None) -> list[tuple[float, dict[str, Any]]]:
@@ -67,6 +69,7 @@ class EventTracker:
             listed = codes.tolist()
             if listed[0] == self._code and listed.count(self._code) == n:
                 self._extend(timestamps, samples)  # the common case: the current event goes on
+                self._last_row = samples[-1, :4]
                 return []
         events: list[tuple[float, dict[str, Any]]] = []
         cuts = set(np.flatnonzero(codes[1:] != codes[:-1]) + 1)
@@ -76,19 +79,25 @@ class EventTracker:
             if notes and a in notes:
                 events.extend(self.close())
                 events.append((float(timestamps[a]) if a < n else self._last, notes[a]))
+                self._last_row = None  # a new segment: the sample before lies across a discontinuity
             if a >= b:
                 continue
             code = int(codes[a]) if math.isfinite(codes[a]) else EVENT_CODES["unclassified"]
             if code != self._code:
-                events.extend(self.close())
+                events.extend(self.close(samples[a, :4]))
+                self._prev = self._last_row
                 events.extend(self._start(code, float(timestamps[a])))
             self._extend(timestamps[a:b], samples[a:b])
+            self._last_row = samples[b - 1, :4]
         return events
 
-    def close(self) -> list[tuple[float, dict[str, Any]]]:
-        """End the current event (at a code change, a discontinuity or the end of the stream)."""
+    def close(self, after: np.ndarray | None = None) -> list[tuple[float, dict[str, Any]]]:
+        """End the current event (at a code change, a discontinuity or the end of the stream); `after` is the
+        first sample after it (x, y, angles), when known."""
         if self._code == EVENT_CODES["unclassified"] or not self._count:
             self._code = EVENT_CODES["unclassified"]
+            if after is None:
+                self._last_row = None
             return []
         event = {"event": NAMES[self._code], "phase": "offset", "onset": self._onset, "offset": self._last,
                  "duration_ms": _num(self._count * 1000.0 / self._rate, 2), "samples": self._count}
@@ -98,13 +107,19 @@ class EventTracker:
             event["x"], event["y"] = _num(mean[0]), _num(mean[1])
             event["peak_velocity_deg_s"] = _num(data[:, self._v].max(), 2)
             if self._code == EVENT_CODES["saccade"]:
-                (x0, y0, ax0, ay0), (x1, y1, ax1, ay1) = data[0, :4].tolist(), data[-1, :4].tolist()
+                # from the sample before the onset to the first after the offset (the eye moved between them;
+                # the event's own samples are all in flight), else its first/last sample
+                first = self._prev if self._prev is not None and np.isfinite(self._prev).all() else data[0, :4]
+                end = after if after is not None and np.isfinite(after).all() else data[-1, :4]
+                (x0, y0, ax0, ay0), (x1, y1, ax1, ay1) = first.tolist(), end.tolist()
                 event["amplitude_deg"] = _num(angle_deg(ax0, ay0, ax1, ay1), 3)
                 event["start_x"], event["start_y"] = _num(x0), _num(y0)
                 event["end_x"], event["end_y"] = _num(x1), _num(y1)
         self._code = EVENT_CODES["unclassified"]
         self._parts = []
         self._count = 0
+        if after is None:  # the end of a stream or segment
+            self._last_row = None
         return [(self._last, event)]
 
     def _start(self, code: int, t: float) -> list[tuple[float, dict[str, Any]]]:

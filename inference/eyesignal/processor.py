@@ -483,7 +483,9 @@ class _Pipeline:
         A PSO neither is a saccade nor stops a merge (Nystrom & Holmqvist 2010)."""
         tm, m = self.tm, len(velocity)
         code = np.where(np.isnan(velocity), UNCLASSIFIED, FIXATION)
-        for a, b, c in self._saccades(velocity, peak, onset):
+        d = ang[1:] - ang[:-1]
+        step = np.concatenate(([np.nan], np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]) * tm.rate))
+        for a, b, c in self._saccades(velocity, step, peak, onset):
             code[a:b] = SACCADE
             code[b:c] = PSO
         if math.isfinite(self.cfg.pursuit_velocity_deg_s):  # inf: no pursuit class (classic I-VT)
@@ -503,7 +505,8 @@ class _Pipeline:
             rs, re = _code_runs(code)
         return code, rs, re
 
-    def _saccades(self, v: np.ndarray, peak: np.ndarray, onset: np.ndarray) -> list[tuple[int, int, int]]:
+    def _saccades(self, v: np.ndarray, step: np.ndarray, peak: np.ndarray, onset: np.ndarray
+                  ) -> list[tuple[int, int, int]]:
         """(start, end, PSO end) of each saccade, Nystrom & Holmqvist 2010 (Sec. "Saccade detection" and
         "Glissade detection"; glissade = PSO, Larsson et al. 2013): a run above the peak threshold; the
         onset is the first sample, walking back, below the onset threshold at a local velocity minimum; the
@@ -513,6 +516,14 @@ class _Pipeline:
         minimum below it. Walks are bounded by `saccade_max_ms`; runs above the peak threshold longer than
         that are not saccades (artefacts), which keeps every decision within a bounded context.
 
+        Edges to the sample: the centred differentiation window attributes the movement between two samples
+        to both, so the velocity minimum the walks stop at lies up to its half width outside the movement
+        (issue 14 measured saccades starting ~4 ms early, 36 ms long against the experts' 28-32 ms). So the onset
+        moves forward (at most the half width) while the step into it, one sample's displacement per
+        sample period (`step`), is below the onset threshold and the steps' local noise (mean + 3 SD over
+        the 40 ms before): the eye had not moved yet. The offset stays at the velocity minimum: with a PSO
+        the eye overshoots and turns back there, which is where N&H 2010 end the saccade.
+
         The walks are short (a few samples), so they run on Python floats: one conversion per window
         instead of a dozen numpy calls per saccade (the same comparisons, NaN compares False)."""
         tm, m = self.tm, len(v)
@@ -520,14 +531,14 @@ class _Pipeline:
         if not above.any():
             return []
         s, e = _true_runs(above)
-        vl = v.tolist()
-        walk, pso_n = tm.sacc_walk_n, tm.pso_n
+        vl, sl = v.tolist(), step.tolist()
+        walk, pso_n, h = tm.sacc_walk_n, tm.pso_n, tm.vel_k
 
         def stop(i: int, hi: int, thr: float) -> int:
             """First i..hi-1 below `thr` at a local minimum (the next sample is not lower) or in a gap, else hi."""
             while i < hi:
                 x = vl[i]
-                if x != x or (x < thr and not (i + 1 < m and vl[i + 1] < x)):
+                if math.isnan(x) or (x < thr and not (i + 1 < m and vl[i + 1] < x)):
                     return i
                 i += 1
             return hi
@@ -555,7 +566,7 @@ class _Pipeline:
             on = -1
             for i in range(a - 1, lo - 1, -1):  # walking back: below the onset threshold at a local minimum
                 x = vl[i]
-                if x != x or (x < thr_on and not (i > 0 and vl[i - 1] < x)):
+                if math.isnan(x) or (x < thr_on and not (i > 0 and vl[i - 1] < x)):
                     on = i + 1
                     break
             if on < 0:
@@ -566,14 +577,15 @@ class _Pipeline:
                         break
             if on < 0:
                 on = lo
-            noise = [x for x in vl[max(0, on - 1 - tm.noise_n):on] if x == x]
-            if len(noise) > 1:
-                mean = sum(noise) / len(noise)
-                local = mean + 3 * math.sqrt(sum((x - mean) ** 2 for x in noise) / len(noise))
-            else:
-                local = thr_on
+            local, still = self._noise(vl[max(0, on - 1 - tm.noise_n):on], thr_on), thr_on
+            if h:  # the steps' own noise level (one-sample steps are noisier than the velocity)
+                still = max(thr_on, self._noise(sl[max(1, on - tm.noise_n):on], thr_on))
             p = peak_at(a, b)
-            off = stop(p, min(m, p + walk), 0.7 * thr_on + 0.3 * local)
+            for _ in range(h):  # the eye had not moved yet
+                if on < p and sl[on] < still:
+                    on += 1
+            off_thr = 0.7 * thr_on + 0.3 * local
+            off = stop(p, min(m, p + walk), off_thr)
             pso_thr = max(local, thr_on / 2)
             if off - on < tm.min_sacc_n:
                 last = (off, pso_thr, -1)
@@ -586,6 +598,15 @@ class _Pipeline:
                     break
             out.append((on, off, pso_end))
         return out
+
+    @staticmethod
+    def _noise(values: list[float], default: float) -> float:
+        """Mean + 3 SD of the finite values (N&H 2010's local noise), `default` for fewer than two."""
+        x = [v for v in values if not math.isnan(v)]
+        if len(x) < 2:
+            return default
+        mean = sum(x) / len(x)
+        return mean + 3 * math.sqrt(sum((v - mean) ** 2 for v in x) / len(x))
 
     def _pursuit(self, ang: np.ndarray, fast: np.ndarray) -> np.ndarray:
         """Smooth pursuit: the slow velocity of the gaze angles, the distance between the mean positions of
@@ -784,7 +805,7 @@ class _Segment:
     def _block_values(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Block j's plausible velocities (deg/s; of its samples shifted back by the velocity half-window, so
         that each has its whole window), finite dilation speeds and valid eye openness values."""
-        tm, N, h = self.tm, self.tm.mad_block_n, self.tm.vel_k
+        N, h = self.tm.mad_block_n, self.tm.vel_k
         a, b = j * N, (j + 1) * N
         if self.cfg.adaptive_threshold:
             lo = max(a - 2 * h, 0)
