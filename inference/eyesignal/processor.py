@@ -485,7 +485,7 @@ class _Pipeline:
         code = np.where(np.isnan(velocity), UNCLASSIFIED, FIXATION)
         d = ang[1:] - ang[:-1]
         step = np.concatenate(([np.nan], np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]) * tm.rate))
-        for a, b, c in self._saccades(velocity, step, peak, onset):
+        for a, b, c in self._saccades(velocity, ang, step, peak, onset):
             code[a:b] = SACCADE
             code[b:c] = PSO
         if math.isfinite(self.cfg.pursuit_velocity_deg_s):  # inf: no pursuit class (classic I-VT)
@@ -505,7 +505,7 @@ class _Pipeline:
             rs, re = _code_runs(code)
         return code, rs, re
 
-    def _saccades(self, v: np.ndarray, step: np.ndarray, peak: np.ndarray, onset: np.ndarray
+    def _saccades(self, v: np.ndarray, ang: np.ndarray, step: np.ndarray, peak: np.ndarray, onset: np.ndarray
                   ) -> list[tuple[int, int, int]]:
         """(start, end, PSO end) of each saccade, Nystrom & Holmqvist 2010 (Sec. "Saccade detection" and
         "Glissade detection"; glissade = PSO, Larsson et al. 2013): a run above the peak threshold; the
@@ -518,11 +518,15 @@ class _Pipeline:
 
         Edges to the sample: the centred differentiation window attributes the movement between two samples
         to both, so the velocity minimum the walks stop at lies up to its half width outside the movement
-        (issue 14 measured saccades starting ~4 ms early, 36 ms long against the experts' 28-32 ms). So the onset
-        moves forward (at most the half width) while the step into it, one sample's displacement per
-        sample period (`step`), is below the onset threshold and the steps' local noise (mean + 3 SD over
-        the 40 ms before): the eye had not moved yet. The offset stays at the velocity minimum: with a PSO
-        the eye overshoots and turns back there, which is where N&H 2010 end the saccade.
+        (issue 14 measured saccades starting ~4 ms early, 36 ms long against the experts' 28-32 ms), and
+        the local-minimum rule can stop a noise sample or two earlier still. So the onset moves forward
+        (up to the peak) while the step into it, one sample's displacement per sample period (`step`), is
+        below the onset threshold and the steps' local noise (mean + 3 SD over the 40 ms before): the eye
+        had not moved yet. Likewise the offset (the velocity minimum, where with a PSO the eye turns back,
+        N&H 2010's saccade end) moves back while the step out of the last saccade sample is below the offset
+        threshold: a sample is in flight when the eye moves into it and out of it. The samples between the
+        two offsets are PSO when the eye turned back into them (the overshoot's return, which at 60 Hz is
+        often a single step, too short for a velocity peak of its own), else fixation (it arrived).
 
         The walks are short (a few samples), so they run on Python floats: one conversion per window
         instead of a dozen numpy calls per saccade (the same comparisons, NaN compares False)."""
@@ -531,8 +535,8 @@ class _Pipeline:
         if not above.any():
             return []
         s, e = _true_runs(above)
-        vl, sl = v.tolist(), step.tolist()
-        walk, pso_n, h = tm.sacc_walk_n, tm.pso_n, tm.vel_k
+        vl, sl, ax, ay = v.tolist(), step.tolist(), ang[:, 0].tolist(), ang[:, 1].tolist()
+        walk, pso_n = tm.sacc_walk_n, tm.pso_n
 
         def stop(i: int, hi: int, thr: float) -> int:
             """First i..hi-1 below `thr` at a local minimum (the next sample is not lower) or in a gap, else hi."""
@@ -577,22 +581,27 @@ class _Pipeline:
                         break
             if on < 0:
                 on = lo
-            local, still = self._noise(vl[max(0, on - 1 - tm.noise_n):on], thr_on), thr_on
-            if h:  # the steps' own noise level (one-sample steps are noisier than the velocity)
-                still = max(thr_on, self._noise(sl[max(1, on - tm.noise_n):on], thr_on))
+            local = self._noise(vl[max(0, on - 1 - tm.noise_n):on], thr_on)
+            still = max(thr_on, self._noise(sl[max(1, on - tm.noise_n):on], thr_on))  # the steps' own noise
             p = peak_at(a, b)
-            for _ in range(h):  # the eye had not moved yet
-                if on < p and sl[on] < still:
-                    on += 1
             off_thr = 0.7 * thr_on + 0.3 * local
-            off = stop(p, min(m, p + walk), off_thr)
+            walked = stop(p, min(m, p + walk), off_thr)  # N&H's offset; their 10 ms minimum applies to it
             pso_thr = max(local, thr_on / 2)
-            if off - on < tm.min_sacc_n:
-                last = (off, pso_thr, -1)
+            if walked - on < tm.min_sacc_n:
+                last = (walked, pso_thr, -1)
                 continue
-            last = (off, pso_thr, len(out))
+            last = (walked, pso_thr, len(out))
+            while on < p and sl[on] < still:  # the eye had not moved yet
+                on += 1
+            off = walked
+            while off - 1 > p and off < m and sl[off] < off_thr:  # the eye had stopped moving
+                off -= 1
             pso_end = off
-            for j in range(min(m, off + pso_n) - 1, off - 1, -1):  # the last return above the PSO threshold
+            if off < walked and off > on:  # the eye turned back into `off` (a PSO's return) or arrived there
+                dx, dy = ax[off] - ax[off - 1], ay[off] - ay[off - 1]
+                if dx * (ax[off - 1] - ax[on - 1 if on else 0]) + dy * (ay[off - 1] - ay[on - 1 if on else 0]) < 0:
+                    pso_end = walked
+            for j in range(min(m, walked + pso_n) - 1, walked - 1, -1):  # the last return above the PSO threshold
                 if vl[j] > pso_thr:
                     pso_end = stop(j, min(m, j + pso_n), pso_thr)
                     break
