@@ -80,11 +80,11 @@ class LslConfig:
 class TrackerConfig:
     """The eye tracker: a real Tobii (through TittaPy/TittaLSL) or the simulator.
 
-    `simulate` defaults to true for the single-node commands and the demo; `eyemotion run` simulates only with
-    `--simulate` or when the loaded config file sets `simulate = true` itself (issue 13, Sec. 2).
+    Never simulated unless asked (issue 13, Sec. 2): `simulate = true` in the config file, or `--simulate` on
+    `run`, `stream`, `node tracker` and `stimuli run`; `demo` always simulates.
     """
 
-    simulate: bool = True
+    simulate: bool = False
     address: str = ""  # Tobii address (tet-tcp://...) ; empty = the only/first tracker found
     serial: str = ""  # or select by serial number
     frequency: float = 250.0  # Tobii Pro Fusion: 60, 120 or 250 Hz (checked against the device)
@@ -517,14 +517,6 @@ def config_file(path: str | Path | None = None) -> Path | None:
     if path is not None:
         return Path(path)
     return Path(DEFAULT_CONFIG_NAME) if Path(DEFAULT_CONFIG_NAME).exists() else None
-
-
-def explicitly_set(path: Path | None, section: str, key: str) -> bool:
-    """Whether the config file `path` (as `config_file` names it) sets `[section] key` itself (not by default)."""
-    if path is None:
-        return False
-    data = tomllib.loads(path.read_text(encoding="utf-8"))  # load_config has read it successfully already
-    return key in (data.get(section) or {})
 
 
 def load_config(path: str | Path | None = None) -> Config:

@@ -189,7 +189,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     if not args.headless and headless:
         print("eyemotion: no display found: running headless (offscreen dashboard, PsychoPy on Xvfb, "
               "automatic answers); pass --headless to silence this note")
-    from eyemotion.config import config_file, explicitly_set
+    from eyemotion.config import config_file
     from eyemotion.node_commands import simulated_sources
     from eyemotion.preflight import preflight
 
@@ -197,8 +197,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     print(f"config: {loaded.resolve()}" if loaded else
           f"config: no {DEFAULT_CONFIG_NAME} in {Path.cwd()}; using the defaults (pass --config FILE)")
     simulate = args.demo or getattr(args, "simulate", False)
-    # a real session never simulates by default: only --simulate or the loaded file's own [tracker] simulate
-    tracker_sim = simulate or (config.tracker.simulate and explicitly_set(loaded, "tracker", "simulate"))
+    # a real session never simulates by default: only --simulate or the loaded file's [tracker] simulate = true
+    tracker_sim = simulate or config.tracker.simulate
     config = config.replace(tracker=replace(config.tracker, simulate=tracker_sim))
     simulated = simulated_sources(config, simulate=simulate)
     print("simulated sources: " + (", ".join(simulated) + " (NOT a real recording of these)" if simulated

@@ -171,7 +171,7 @@ def titta_calibrate(win: Any, protocol: Any, tracker_config: Any, folder: Any, p
         tracker.init()
     except Exception as exc:  # noqa: BLE001 - TittaPy raises plain Exceptions
         raise UserError(f"Tobii eye tracker not available through Titta ({exc}); connect the {TITTA_MODEL}, "
-                        "set [tracker] address, or use the simulator ([tracker] simulate = true)") from None
+                        "set [tracker] address, or use the simulator (--simulate)") from None
     try:
         tracker.calibrate(win)
     except SystemExit:  # Titta's 'quit' action calls psychopy.core.quit()

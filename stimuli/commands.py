@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from eyemotion import UserError, plural
@@ -54,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--resume", action="store_true", help="continue the participant's unfinished session")
     run.add_argument("--session", type=Path, help="use this existing session folder (e.g. made by `eyemotion record`)")
     run.add_argument("--no-calibration", action="store_true", help="skip calibration/validation")
+    run.add_argument("--simulate", action="store_true",
+                     help="the tracker is the simulator (`eyemotion stream --simulate`): calibrate by following its "
+                          "gaze instead of Titta's calibration on a real Tobii")
     run.add_argument("--windowed", action="store_true", help="a window instead of full screen")
     run.add_argument("--window-size", type=_window_size, metavar="WxH", help="window size in pixels (with --windowed)")
     run.add_argument("--null-audio", action="store_true",
@@ -96,6 +100,8 @@ def cmd_run(args: argparse.Namespace, config) -> int:
     check_display()
     if args.abort_at and not args.auto_respond:
         raise UserError("--abort-at only works with --auto-respond")
+    if args.simulate:
+        config = config.replace(tracker=replace(config.tracker, simulate=True))
     options = RunOptions(participant=args.participant, auto_respond=args.auto_respond, resume=args.resume,
                          session=args.session, calibrate=not args.no_calibration,
                          fullscreen=config.stimuli.fullscreen and not args.windowed,

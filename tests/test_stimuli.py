@@ -126,7 +126,8 @@ def run_cli(tmp_path: Path, namespace: str, protocol: Path, *extra: str, display
     if display:
         env["DISPLAY"] = display
     cmd = [sys.executable, "-m", "eyemotion.cli", "--config", str(cfg), "stimuli", "run", str(protocol),
-           "-p", "P001", "--auto-respond", "--windowed", "--window-size", "640x360", "--null-audio", *extra]
+           "-p", "P001", "--simulate", "--auto-respond", "--windowed", "--window-size", "640x360", "--null-audio",
+           *extra]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, check=False)
 
 
