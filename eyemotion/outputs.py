@@ -3,7 +3,8 @@
 `staged_output(root)` gives a temporary staging folder; the command writes its files there, and only when the
 block completes are they moved into `root` (a new `root` is one rename; an existing one gets each file by
 `os.replace`, so a reader never sees a half-written file). A failure removes the staging folder and leaves
-`root` as it was, so a retry starts clean. `os_error_message` turns an `OSError` into the one line that
+`root` as it was, so a retry starts clean. A staging folder left by a killed process (its name carries the
+process id) is removed by the next output written beside it. `os_error_message` turns an `OSError` into the one line that
 `eyemotion.cli.main` prints (the path, what went wrong, the fix).
 """
 
@@ -70,7 +71,8 @@ def staged_output(root: str | os.PathLike) -> Iterator[Path]:
     host = root.parent if fresh else root
     try:
         host.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=host))
+        remove_stale_stages(host)
+        stage = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=host))
         stage.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; the output gets the usual mode
     except OSError as exc:
         raise OutputError(os_error_message(exc, host)) from None
@@ -84,6 +86,27 @@ def staged_output(root: str | os.PathLike) -> Iterator[Path]:
         raise OutputError(os_error_message(exc, root)) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def remove_stale_stages(host: Path) -> list[Path]:
+    """Remove the staging folders in `host` whose process has ended (killed before it could clean up)."""
+    removed = []
+    for stage in host.glob(STAGING_PREFIX + "*"):
+        pid = stage.name[len(STAGING_PREFIX):].split("-", 1)[0]
+        if stage.is_dir() and (not pid.isdigit() or not _process_alive(int(pid))):
+            shutil.rmtree(stage, ignore_errors=True)
+            removed.append(stage)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _umask() -> int:

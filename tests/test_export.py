@@ -209,6 +209,33 @@ def test_staged_output_failure_leaves_nothing(tmp_path: Path) -> None:
     assert not any(p.name.startswith(".eyemotion-partial-") for p in root.iterdir())
 
 
+def test_a_killed_writers_staging_folder_is_removed_by_the_next_output(tmp_path: Path) -> None:
+    """SIGKILL leaves the staging folder behind (no `finally` runs); the next output beside it removes it, but
+    not the staging folder of a writer that is still running."""
+    import os
+    import signal
+    import sys
+
+    from eyemotion.outputs import STAGING_PREFIX, staged_output
+
+    script = ("import sys, time\nfrom eyemotion.outputs import staged_output\n"
+              "with staged_output(sys.argv[1]) as stage:\n"
+              "    (stage / 'half.csv').write_text('1,2')\n    print(stage, flush=True)\n    time.sleep(60)\n")
+    writer = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "out")], stdout=subprocess.PIPE,
+                              text=True)
+    stage = Path(writer.stdout.readline().strip())
+    assert stage.is_dir() and stage.name.startswith(f"{STAGING_PREFIX}{writer.pid}-")
+    running = tmp_path / f"{STAGING_PREFIX}{os.getpid()}-alive"  # this process's own: still running
+    running.mkdir()
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(10)
+    assert stage.exists(), "a killed writer cannot clean up after itself"
+    with staged_output(tmp_path / "next") as new:
+        (new / "a.csv").write_text("x")
+    assert not stage.exists() and running.is_dir() and (tmp_path / "next" / "a.csv").read_text() == "x"
+    assert not (tmp_path / "out").exists()
+
+
 def test_read_only_targets_give_one_line(session_copy: Path, read_only: Path,
                                           capsys: pytest.CaptureFixture) -> None:
     for option in ("--csv", "--bids"):
