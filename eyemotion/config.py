@@ -415,7 +415,9 @@ class Config:
         return dataclasses.replace(self, **sections)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain values (tuples as lists), as in session.json; `config_from_dict` reads it back."""
+        return {section: {key: list(value) if isinstance(value, tuple) else value for key, value in table.items()}
+                for section, table in dataclasses.asdict(self).items()}
 
     def to_toml(self) -> str:
         """This config as TOML text that `load_config` reads back to an equal Config."""

@@ -101,3 +101,4 @@ def test_config_round_trips_through_toml(tmp_path):
     path = tmp_path / "eyemotion.toml"
     path.write_text(cfg.to_toml())
     assert load_config(path) == cfg
+    assert config_from_dict(cfg.to_dict()) == cfg  # session.json's copy reads back too
