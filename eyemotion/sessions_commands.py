@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "sessions", help="list sessions, show one, or mark a participant withdrawn",
         description="`eyemotion sessions [DIR]` lists the sessions under DIR (default: [recorder] sessions_dir): "
-                    "participant, session id, date, protocol, duration, trials done, simulated/imported/real, "
+                    "participant, session id, date, protocol, duration, trials done, simulated/imported/real (ABORTED: failed to start), "
                     "consent and whether it was exported. `eyemotion sessions show SESSION` summarises one session. "
                     "`eyemotion sessions withdraw PARTICIPANT --by NAME` records that the participant withdrew "
                     "consent; `eyemotion export` then refuses their sessions.")
@@ -126,6 +126,8 @@ def _date(text: Any) -> str:
 
 
 def kind(meta: dict[str, Any]) -> str:
+    if meta.get("aborted"):  # a session that failed to start (eyemotion.session_runner.mark_aborted)
+        return "ABORTED"
     if meta.get("imported"):
         return "imported"
     sources = meta.get("simulated_sources")

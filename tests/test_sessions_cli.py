@@ -27,6 +27,9 @@ def test_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
                         consent={"given": True, "confirmed_by": "Dr A", "method": "option"})
     real = make_session(root, demo=False, participant="P002")
     update_session_json(real, simulated_sources=[])
+    from eyemotion.session_runner import mark_aborted
+
+    mark_aborted(make_session(root, demo=False, participant="P003"), "tracker: no Tobii found")
     capsys.readouterr()
     assert main(["sessions", str(root)]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -35,6 +38,7 @@ def test_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert "2026-11-23 09:45" in p1 and "2.0 min" in p1 and "simulated" in p1 and "by Dr A" in p1 and p1.endswith("no")
     p2 = next(line for line in lines if line.startswith("P002"))
     assert " real " in p2 and "not recorded" in p2
+    assert "ABORTED" in next(line for line in lines if line.startswith("P003"))
     assert main(["sessions", "show", str(folder)]) == 0
     out = capsys.readouterr().out
     assert "trial 2: demo_fear intended fear, reported happiness" in out and "restarts 1" in out
