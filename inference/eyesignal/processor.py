@@ -364,10 +364,12 @@ class _Pipeline:
     def __init__(self, cfg: EyesignalConfig, geo: Geometry, tm: Timing) -> None:
         self.cfg, self.geo, self.tm = cfg, geo, tm
         self.cos_merge = math.cos(math.radians(cfg.merge_max_angle_deg))
+        self.saccade_cache: dict[tuple[int, int], tuple[int, int, int, int, float]] = {}  # see `_saccades`
 
     def run(self, t: np.ndarray, c: np.ndarray, threshold: np.ndarray, bos: bool, eos: bool,
-            rows: slice) -> np.ndarray:
-        """Output samples for the window rows `rows`, whose context the window covers completely.
+            rows: slice, origin: int | None = None) -> np.ndarray:
+        """Output samples for the window rows `rows`, whose context the window covers completely (`origin`:
+        the segment index of the window's first row, for the saccade cache).
 
         Must run under `np.errstate(invalid="ignore", divide="ignore")` (NaN marks missing values).
         """
@@ -425,7 +427,7 @@ class _Pipeline:
             distorted = lid_low | (vy >= onset) | ~g_ok
             blink = self._whole_blinks(seeds | (lid_low & ~lost), distorted & ~lost)
             overrides = [(np.isnan(gaze[:, 0]), UNCLASSIFIED), (blink, BLINK), (lost, LOSS)]
-        code, rs, re = self.classify(velocity, u, ang, peak, onset, overrides)
+        code, rs, re = self.classify(velocity, u, ang, peak, onset, overrides, (origin, bos, eos))
 
         # 5. saccade correction
         sac = (code[rs] == SACCADE) & (re - rs <= tm.sacc_max_n) & (rs > 0) & (re < m)
@@ -476,7 +478,8 @@ class _Pipeline:
         return d, u, np.sqrt(vx * vx + vy * vy), ang
 
     def classify(self, velocity: np.ndarray, u: np.ndarray, ang: np.ndarray, peak: np.ndarray,
-                 onset: np.ndarray, overrides: list[tuple[np.ndarray, int]] | None = None
+                 onset: np.ndarray, overrides: list[tuple[np.ndarray, int]] | None = None,
+                 window: tuple[int | None, bool, bool] = (None, True, True)
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-sample codes: saccades and PSOs (`_saccades`), smooth pursuit (`_pursuit`), the rest fixation;
         `overrides` set codes (blink, loss) before Tobii I-VT's merging and discarding of short fixations.
@@ -485,7 +488,7 @@ class _Pipeline:
         code = np.where(np.isnan(velocity), UNCLASSIFIED, FIXATION)
         d = ang[1:] - ang[:-1]
         step = np.concatenate(([np.nan], np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]) * tm.rate))
-        for a, b, c in self._saccades(velocity, ang, step, peak, onset):
+        for a, b, c in self._saccades(velocity, ang, step, peak, onset, window):
             code[a:b] = SACCADE
             code[b:c] = PSO
         if math.isfinite(self.cfg.pursuit_velocity_deg_s):  # inf: no pursuit class (classic I-VT)
@@ -505,8 +508,8 @@ class _Pipeline:
             rs, re = _code_runs(code)
         return code, rs, re
 
-    def _saccades(self, v: np.ndarray, ang: np.ndarray, step: np.ndarray, peak: np.ndarray, onset: np.ndarray
-                  ) -> list[tuple[int, int, int]]:
+    def _saccades(self, v: np.ndarray, ang: np.ndarray, step: np.ndarray, peak: np.ndarray, onset: np.ndarray,
+                  window: tuple[int | None, bool, bool] = (None, True, True)) -> list[tuple[int, int, int]]:
         """(start, end, PSO end) of each saccade, Nystrom & Holmqvist 2010 (Sec. "Saccade detection" and
         "Glissade detection"; glissade = PSO, Larsson et al. 2013): a run above the peak threshold; the
         onset is the first sample, walking back, below the onset threshold at a local velocity minimum; the
@@ -529,13 +532,17 @@ class _Pipeline:
         often a single step, too short for a velocity peak of its own), else fixation (it arrived).
 
         The walks are short (a few samples), so they run on Python floats: one conversion per window
-        instead of a dozen numpy calls per saccade (the same comparisons, NaN compares False)."""
+        instead of a dozen numpy calls per saccade (the same comparisons, NaN compares False). A streaming
+        window (`window` = (segment index of its first row, segment start, segment end)) keeps the walks of
+        each run whose whole context it holds: every later window holding that context finds the same, so it
+        reuses them instead of walking again (the result does not depend on the chunking)."""
         tm, m = self.tm, len(v)
         above = v > peak
         if not above.any():
             return []
         s, e = _true_runs(above)
-        vl, sl, ax, ay = v.tolist(), step.tolist(), ang[:, 0].tolist(), ang[:, 1].tolist()
+        vl = v.tolist()
+        sl = ax = ay = None  # converted at the first walk that needs them
         walk, pso_n = tm.sacc_walk_n, tm.pso_n
 
         def stop(i: int, hi: int, thr: float) -> int:
@@ -550,6 +557,12 @@ class _Pipeline:
         def peak_at(a: int, b: int) -> int:
             return max(range(a, b), key=vl.__getitem__)  # the first maximum, as np.argmax
 
+        origin, bos, eos = window
+        cache = self.saccade_cache if origin is not None else None
+        if cache is not None and len(cache) > 256:
+            for key in [k for k in cache if k[0] < origin]:
+                del cache[key]
+        reach = walk + tm.noise_n + 2, walk + 2 * pso_n + 1  # the context of one run's walks, before and after
         out: list[tuple[int, int, int]] = []
         last = None  # (offset, PSO threshold, index in out or -1) of the previous run above the peak threshold
         for a, b in zip(s.tolist(), e.tolist()):
@@ -565,6 +578,21 @@ class _Pipeline:
                     out[last[2]] = (on, max(off, end), max(pso_end, end)) if a < off else (on, off, max(pso_end, end))
                 last = (end, last[1], last[2])
                 continue
+            key = None
+            if cache is not None and (a >= reach[0] or bos) and (b + reach[1] < m or eos):
+                key = (origin + a, origin + b)
+                hit = cache.get(key)
+                if hit is not None:
+                    on, walked, off, pso_end = (x - origin for x in hit[:4])
+                    pso_thr = hit[4]
+                    if on < 0:  # too short (N&H's 10 ms minimum)
+                        last = (walked, pso_thr, -1)
+                        continue
+                    last = (walked, pso_thr, len(out))
+                    out.append((on, off, pso_end))
+                    continue
+            if sl is None:
+                sl, ax, ay = step.tolist(), ang[:, 0].tolist(), ang[:, 1].tolist()
             thr_on = float(onset[a])
             lo = max(0, a - walk)
             on = -1
@@ -589,6 +617,8 @@ class _Pipeline:
             pso_thr = max(local, thr_on / 2)
             if walked - on < tm.min_sacc_n:
                 last = (walked, pso_thr, -1)
+                if key is not None:
+                    cache[key] = (origin - 1, origin + walked, 0, 0, pso_thr)
                 continue
             last = (walked, pso_thr, len(out))
             while on < p and sl[on] < still:  # the eye had not moved yet
@@ -606,6 +636,8 @@ class _Pipeline:
                     pso_end = stop(j, min(m, j + pso_n), pso_thr)
                     break
             out.append((on, off, pso_end))
+            if key is not None:
+                cache[key] = (origin + on, origin + walked, origin + off, origin + pso_end, pso_thr)
         return out
 
     @staticmethod
@@ -878,11 +910,12 @@ class _Segment:
         last_block = (hi - 1) // tm.mad_block_n
         while len(self.thresholds) <= last_block:
             self.thresholds.append(self._threshold(len(self.thresholds)))
-        blocks = np.arange(lo, hi) // tm.mad_block_n
-        threshold = np.asarray(self.thresholds)[blocks]  # (m, 4): pupil, peak, onset, openness
+        first = lo // tm.mad_block_n  # only this window's blocks (the list grows with the session)
+        blocks = np.arange(lo, hi) // tm.mad_block_n - first
+        threshold = np.asarray(self.thresholds[first:last_block + 1])[blocks]  # (m, 4): pupil, peak, onset, openness
         a, b = lo - self.base, hi - self.base
         with np.errstate(invalid="ignore", divide="ignore"):
-            new = self.pipeline.run(self.t[a:b], self.comb[a:b], threshold, bos=lo == 0, eos=end,
+            new = self.pipeline.run(self.t[a:b], self.comb[a:b], threshold, bos=lo == 0, eos=end, origin=lo,
                                     rows=slice(self.computed - lo, upto - lo))
         self.out = np.concatenate((self.out, new)) if len(self.out) else new
         new_t = self.t[self.computed - self.base:upto - self.base]
