@@ -186,6 +186,10 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     if args.duration is not None and args.duration <= 0:
         raise UserError("--duration must be > 0")
     headless = args.headless or not _have_display()
+    if headless and not args.headless and not args.demo:  # never answer for a real participant unasked
+        raise UserError("no display found: a real session shows the clips and the rating scales on the participant's "
+                        "screen; start it from the lab PC's desktop (DISPLAY), or pass --headless for an unattended "
+                        "test run (automatic answers)")
     if not args.headless and headless:
         print("eyemotion: no display found: running headless (offscreen dashboard, PsychoPy on Xvfb, "
               "automatic answers); pass --headless to silence this note")

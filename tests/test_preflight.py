@@ -63,6 +63,21 @@ def test_run_uses_real_devices_by_default_and_preflight_lists_every_problem_befo
     assert not sessions.exists() or not any(sessions.rglob("session.json"))
 
 
+def test_run_without_a_display_refuses_rather_than_answering_for_the_participant(tmp_path: Path) -> None:
+    """Headless means automatic answers: a real `run` goes headless only when asked (`--headless`)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    sessions = tmp_path / "sessions"
+    proc = subprocess.run([sys.executable, "-m", "eyemotion.cli", "run", "--protocol", "demo", "--participant", "P002",
+                           "--sessions-dir", str(sessions), "--consent-by", "tester"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    err = [line for line in proc.stderr.splitlines() if line.startswith("eyemotion: error:")]
+    assert len(err) == 1 and "no display found" in err[0] and "--headless" in err[0]
+    assert not sessions.exists()
+
+
 def test_demo_with_a_bad_protocol_starts_nothing_and_leaves_no_folder(tmp_path: Path) -> None:
     protocol = missing_clip_protocol(tmp_path / "proto")
     sessions = tmp_path / "sessions"
