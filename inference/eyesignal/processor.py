@@ -40,7 +40,9 @@ Pipeline (parameters in `eyemotion.config.EyesignalConfig`, Tobii I-VT defaults)
    at most `saccade_correction_max_ms`, as the extra channels `x/y_saccade_corrected`.
 6. Pupil (002, footnote 3; Kret & Sjak-Shie 2019): samples whose dilation speed exceeds
    median + 16 MAD of the trailing `pupil_mad_window_s` (thresholds renewed every
-   `pupil_mad_update_s`; none in the first block) are removed before the interpolation;
+   `pupil_mad_update_s`; none in the first block), and samples while the lid covers part of the pupil
+   (eye openness below `lid_closing_fraction` of its trailing median, with the blink margins), are removed
+   before the interpolation;
    `pupil_fluctuation` is the difference between consecutive blink-corrected pupil samples.
 
 Timestamps: a sample whose timestamp is not finite or not later than every earlier one is dropped (the
@@ -399,12 +401,19 @@ class _Pipeline:
             gaze[~g_ok & ~filled] = np.nan
             flags |= filled * BIT["gaze_interpolated"]
 
-        # 6 (first half). pupil: outliers by dilation speed, then the same filling
+        # 6 (first half). pupil: outliers by dilation speed, then the same filling. While the lid covers part
+        # of the pupil (eye openness low, a partial blink or the closing/opening phase of a blink) the measured
+        # diameter shrinks with it: those samples and the same margins are removed too (Kret & Sjak-Shie 2019;
+        # Hershman et al. 2018)
         p = np.where(c[:, _POK] > 0, c[:, _P], np.nan)
         dp = np.abs(p[1:] - p[:-1]) / (t[1:] - t[:-1])
         speed = np.fmax(np.concatenate(([np.nan], dp)), np.concatenate((dp, [np.nan])))
         outlier = speed > threshold[:, 0]
+        lid_low = c[:, _OPN] < self.cfg.lid_closing_fraction * threshold[:, 3]  # NaN: False
         p_good = ~np.isnan(p) & ~outlier & ~bad
+        if lid_low.any():
+            ls, le = _true_runs(lid_low)
+            p_good &= ~_cover(ls - tm.margin_n, le + tm.margin_n, m)
         if p_good.all():
             pupil = p
         else:
@@ -416,7 +425,6 @@ class _Pipeline:
         # 3. geometry and velocity; 4. events
         d, u, velocity, ang = self.velocity(gaze, t)
         peak, onset = threshold[:, 1], threshold[:, 2]
-        lid_low = c[:, _OPN] < self.cfg.lid_closing_fraction * threshold[:, 3]  # NaN: False
         overrides = None
         if blinks is not None or lid_low.any():
             # the invalid run with its interpolated margins (the lid is moving there too), then the extension
