@@ -226,6 +226,22 @@ def test_pupil_speed_outliers_are_removed():
     assert has(out, "pupil_outlier").sum() <= 3
 
 
+def test_pupil_is_not_followed_into_a_partial_blink():
+    """The lid covers part of the pupil without the gaze going invalid: the tracker's pupil shrinks with the eye
+    openness; the corrected pupil is interpolated across it (the raw keeps it)."""
+    n = 1000
+    rng = np.random.default_rng(2)
+    pupil = 4.0 + 0.005 * rng.standard_normal(n)
+    openness = np.full(n, 11.0)
+    dip = np.sin(np.linspace(0, np.pi, 40))  # 160 ms down to 4 mm and back
+    openness[600:640] -= 7.0 * dip
+    pupil[600:640] -= 0.4 * dip  # the visible part of the pupil
+    _, out = run(make_raw(np.full(n, 0.5), 0.5, pupil=pupil, openness=openness))
+    assert col(out, "pupil_raw")[620] < 3.7
+    assert np.max(np.abs(col(out, "pupil")[560:680] - 4.0)) < 0.03
+    assert has(out, "pupil_interpolated")[610:630].all() and not has(out, "pupil_interpolated")[:550].any()
+
+
 # -- delay and chunk invariance ------------------------------------------------------------------------------
 
 def test_fixed_delay():
