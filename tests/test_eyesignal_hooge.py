@@ -26,7 +26,7 @@ def test_subset_loads_with_every_coder():
 
 def test_detector_agrees_with_the_coders(figures):
     ours = figures.mean("eyemotion", "f1")
-    assert ours >= 0.8  # measured 0.84 on this subset, 0.885 on the 70 recordings
+    assert ours >= 0.83  # measured 0.856 on this subset, 0.890 on the 70 recordings
     for other in ("remodnav", "pymovements I-VT"):  # ahead of both anchors, on F1 and on kappa
         assert ours >= figures.mean(other, "f1")
         assert figures.mean("eyemotion", "kappa") >= figures.mean(other, "kappa")

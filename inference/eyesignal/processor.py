@@ -53,6 +53,7 @@ flushed as at the end of a stream and a new segment starts (at the new rate), ma
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -666,8 +667,10 @@ class _Pipeline:
         Behav Res Methods 53:399) the decision is a velocity threshold on a smoothed signal. The two halves
         ([i - w, i) and [i, i + w)) hold only valid samples of the same stretch between saccades, PSOs and
         gaps; the speed is the distance between their mean angles over the time between their mean sample
-        times. The half sums are differences of prefix sums of the angles in fixed point (2^-32 deg):
-        integer sums are exact, so they are the same in any window."""
+        times. Tracker noise alone moves these means too (a few deg/s in noisy recordings), so pursuit must
+        also move in a consistent direction (Larsson et al. 2015's criterion): the step from each quarter of
+        the window to the next goes along it. The sums are differences of prefix sums of the angles in fixed
+        point (2^-32 deg): integer sums are exact, so they are the same in any window."""
         tm, m = self.tm, len(ang)
         w = tm.pursuit_n
         ok = ~fast & ~np.isnan(ang[:, 0])
@@ -693,7 +696,24 @@ class _Pipeline:
             d = (fwd[:, 0:2] / cf - bwd[:, 0:2] / cb) / 4294967296.0
             dt = (fwd[:, 3] / cf[:, 0] - bwd[:, 3] / cb[:, 0]) / tm.rate
             slow = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2) / dt
-        return enough & (slow > self.cfg.pursuit_velocity_deg_s)
+            moving = enough & (slow > self.cfg.pursuit_velocity_deg_s)
+            if not moving.any():
+                return moving
+            # consistent direction (Larsson et al. 2015, Biomed Signal Process Control 18:145): from each quarter
+            # of the window to the next (where both hold two samples or more) the eye moves along d
+            half = max(1, w // 2)
+            lo_s, hi_s = np.minimum(after_fast, idx), before_fast
+            bounds = [np.minimum(np.maximum(idx + k, lo_s), hi_s) for k in (-w, -half, 0, half, w)]
+            quarters = [q[b] - q[a] for a, b in itertools.pairwise(bounds)]
+            checked = np.zeros(m, bool)
+            against = np.zeros(m, bool)
+            for qa, qb in itertools.pairwise(quarters):
+                both = (qa[:, 2] >= 2) & (qb[:, 2] >= 2)
+                step = qb[:, 0:2] / qb[:, 2:3].astype(float) - qa[:, 0:2] / qa[:, 2:3].astype(float)
+                along = step[:, 0] * d[:, 0] + step[:, 1] * d[:, 1]
+                checked |= both
+                against |= both & ~(along > 0)
+        return moving & checked & ~against
 
     def _whole_blinks(self, seeds: np.ndarray, distorted: np.ndarray) -> np.ndarray:
         """Blink samples: each seed (an invalid run of 002's 75-425 ms with its 50 ms margins, or eye openness below
