@@ -55,7 +55,6 @@ def main() -> int:
     seconds = 600.0 if args.soak else args.seconds
 
     import psutil
-
     from eyemotion.stimuli.runner import limit_malloc_arenas
 
     limit_malloc_arenas()  # as `eyemotion dashboard` does, before any thread starts
@@ -89,7 +88,7 @@ def main() -> int:
             super().__init__()
             self.count = 0
 
-        def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+        def eventFilter(self, obj, event):
             if event.type() == QEvent.Type.Paint:
                 self.count += 1
             return False

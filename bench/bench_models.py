@@ -35,7 +35,6 @@ def ensure_graphs(model_dir: Path, tmp: Path) -> dict[str, Path]:
     missing = [g for g in GRAPHS if g not in paths]
     if missing:
         import torch
-
         from eyemotion.models.crossmodal import Crossmodal
         from eyemotion.models.emert import Emert
         from eyemotion.models.export import export_graph, graphs_of, make_card, trained_lengths

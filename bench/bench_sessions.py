@@ -29,14 +29,14 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from eyemotion.streams import configure_lsl  # noqa: E402
+from eyemotion.streams import configure_lsl
 
 configure_lsl("machine")
 
-import pylsl  # noqa: E402
+import pylsl
+from eyemotion.acquisition.replay import ReplayController, XdfWriter
 
-from eyemotion.acquisition.replay import ReplayController, XdfWriter  # noqa: E402
-from eyemotion.streams import AUDIO, CAMERA, GAZE_RAW, MARKERS, stream_info  # noqa: E402
+from eyemotion.streams import AUDIO, CAMERA, GAZE_RAW, MARKERS, stream_info
 
 
 def write_long_session(path: Path, hours: float) -> dict[str, int]:
@@ -120,6 +120,7 @@ def bench_replay(path: Path, hours: float) -> dict[str, float]:
 def bench_recorder(seconds: float) -> dict[str, float]:
     """LabRecorderCLI's CPU share while gaze (250 Hz), audio (16 kHz) and camera (30 Hz) are live."""
     from eyemotion.acquisition.recorder import Recorder
+
     from eyemotion.config import LslConfig, RecorderConfig, config_from_dict
     from eyemotion.session import create_session_folder
 

@@ -410,7 +410,7 @@ class Config:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
-    def replace(self, **sections: Any) -> "Config":
+    def replace(self, **sections: Any) -> Config:
         """A copy with some sections replaced, e.g. `cfg.replace(lsl=LslConfig(namespace="t1"))`."""
         return dataclasses.replace(self, **sections)
 

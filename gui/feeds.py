@@ -366,7 +366,7 @@ class StreamMonitor:
                     return
         except LostError:
             log.warning("%s from %s was lost", conn.info.name(), conn.info.source_id())
-        except Exception:  # noqa: BLE001 - a bad stream must never take the dashboard down
+        except Exception:
             log.exception("reading %s from %s failed", conn.info.name(), conn.info.source_id())
         self._drop(feed, conn)
 

@@ -180,7 +180,7 @@ class SessionPanel(Panel):
             self._start_result = self.recorder.start(participant, consent=consent)
         except UserError as exc:
             self._start_result = exc
-        except Exception as exc:  # noqa: BLE001 - shown to the experimenter, logged with its traceback
+        except Exception as exc:
             log.exception("starting the recording failed")
             self._start_result = exc
 

@@ -300,7 +300,7 @@ class ContractPublisher:
         rate = self.rate if self.spec.nominal_rate != IRREGULAR else None
         return stream_info(self.spec, namespace=self.namespace, rate=rate, device=self.device)
 
-    def start(self) -> "ContractPublisher":
+    def start(self) -> ContractPublisher:
         if self._thread is not None:
             return self
         self.outlet = pylsl.StreamOutlet(self.make_info(), chunk_size=0, max_buffered=60)
@@ -324,7 +324,7 @@ class ContractPublisher:
     def resume(self) -> None:
         self._paused.clear()
 
-    def __enter__(self) -> "ContractPublisher":
+    def __enter__(self) -> ContractPublisher:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
