@@ -4,9 +4,9 @@ Per crossmodal head, one vector per row: audio = the mean over its eGeMAPS steps
 face embedding (128) and, when the dataset has them, the mean gaze statistics (103); joint = both. Features
 are standardised with the training fold's statistics (a missing value becomes the mean, as in the model).
 The classifier is scikit-learn's multinomial logistic regression with balanced class weights; its inverse
-regularisation C is chosen from `C_GRID` on the same inner validation participants that early-stop the
-model, then refit on the whole training fold. Rows without a modality are left out of its head, as in the
-model's evaluation.
+regularisation C is chosen from `C_GRID` by inner cross-validation on the same inner participant folds that
+early-stop the model (mean UAR over the folds), then refit on the whole training fold. Rows without a modality
+are left out of its head, as in the model's evaluation.
 """
 
 from __future__ import annotations
@@ -54,11 +54,14 @@ def _model(c: float, seed: int):
     return LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
 
 
-def fit_predict(ds: WindowDataset, train_idx: np.ndarray, test_idx: np.ndarray, val_idx: np.ndarray | None,
-                seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+def fit_predict(ds: WindowDataset, train_idx: np.ndarray, test_idx: np.ndarray,
+                val_idx: np.ndarray | list[np.ndarray] | None, seed: int = 0
+                ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """(predicted class per head for rows `test_idx`, -1 where the row lacks the head's modality;
-    the C chosen per head)."""
+    the C chosen per head). `val_idx`: the inner validation rows, or a list of inner folds (C is then chosen
+    on their mean UAR: inner cross-validation)."""
     pred, chosen = {}, {}
+    vals = [] if val_idx is None else list(val_idx) if isinstance(val_idx, list) else [val_idx]
     y = np.asarray(ds.labels["er7"])
     for head in HEADS:
         got = features(ds, head)
@@ -70,14 +73,16 @@ def fit_predict(ds: WindowDataset, train_idx: np.ndarray, test_idx: np.ndarray, 
         if len(np.unique(y[train])) < 2:
             pred[head] = out
             continue
-        c = 1.0
-        if val_idx is not None and len(val_idx):
-            inner = np.setdiff1d(train, val_idx)
-            val = val_idx[present[val_idx]]
+        c, scores = 1.0, []
+        for held in vals:
+            inner = np.setdiff1d(train, held)
+            val = held[present[held]]
             if len(val) and len(np.unique(y[inner])) > 1:
                 x = _standardise(x_all, inner)
-                scores = [_uar(y[val], _model(cc, seed).fit(x[inner], y[inner]).predict(x[val])) for cc in C_GRID]
-                c = C_GRID[int(np.argmax(scores))]
+                scores.append([_uar(y[val], _model(cc, seed).fit(x[inner], y[inner]).predict(x[val]))
+                               for cc in C_GRID])
+        if scores:
+            c = C_GRID[int(np.argmax(np.mean(scores, axis=0)))]
         x = _standardise(x_all, train)
         model = _model(c, seed).fit(x[train], y[train])
         test_present = present[test_idx]

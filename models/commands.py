@@ -167,6 +167,9 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=1,
                    help="repeat the cross-validation with seeds SEED..SEED+N-1 (OUT/seed-K each; the final model "
                         "from the first) and print each seed's pooled UAR beside the linear baseline's")
+    p.add_argument("--members", type=int, default=0,
+                   help="crossmodal: ensemble size, models from different initialisations whose probabilities are "
+                        "averaged (default 5; 1: a single model)")
     p.add_argument("--no-baseline", action="store_true",
                    help="crossmodal: skip the logistic-regression baseline on the same features and folds")
     p.add_argument("--seed", type=int, default=0)
@@ -194,10 +197,12 @@ def _train(args: argparse.Namespace, config) -> int:
     out = args.out or Path("runs") / f"{args.model}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, folds=folds,
                              device=args.device, threads=args.threads, final_model=not args.no_final,
-                             patience=args.patience, baseline=not args.no_baseline,
+                             patience=args.patience, baseline=not args.no_baseline, members=args.members,
                              progress=not args.quiet, variant=args.variant, protocol=args.protocol)
     if args.seeds < 1:
         raise UserError("--seeds must be >= 1")
+    if args.members < 0:
+        raise UserError("--members must be >= 1 (or 0 for the default)")
     if args.seeds > 1:
         from dataclasses import replace
 
@@ -213,6 +218,17 @@ def _train(args: argparse.Namespace, config) -> int:
         print(f"{args.model}: pooled out-of-fold UAR per seed (model / linear baseline), reports in {out}/seed-*")
         for seed, task, uar, lin in rows:
             print(f"  seed {seed}  {task:11s} {uar:.3f}" + ("" if lin is None else f" / {lin:.3f}"))
+        import numpy as np
+
+        for task in dict.fromkeys(r[1] for r in rows):  # mean +- SE over seeds, and the seeds at or above the baseline
+            mine = np.array([r[2] for r in rows if r[1] == task])
+            lin = np.array([r[3] for r in rows if r[1] == task and r[3] is not None])
+            se = lambda v: v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+            line = f"  mean +- SE over {len(mine)} seeds  {task:11s} {mine.mean():.3f} +- {se(mine):.3f}"
+            if len(lin) == len(mine):
+                line += (f" / {lin.mean():.3f} +- {se(lin):.3f}; model >= baseline in {int((mine >= lin).sum())} "
+                         f"of {len(mine)} seeds")
+            print(line)
         return 0
     report = train(args.model, args.dataset, out, settings)
     print(f"{args.model}: mean +- standard error over {len(report.folds)} fold(s)")

@@ -24,11 +24,16 @@ AVE-Net correspondence, 001 Sec. 3.1-3.3) is not implemented: the encoders start
 model trains on one modality alone when a corpus has only that (`models.train`: per-row modality masks), so
 the shipped audio graph is trained on real speech (RAVDESS) while the visual and joint ones come from
 simulated sessions (see their cards).
+
+Ensembles (`CrossmodalEnsemble`, `CrossmodalConfig.members` > 1): K such models trained from different random
+initialisations and batch orders, whose class probabilities are averaged (deep ensembles: Lakshminarayanan et
+al. 2017, NeurIPS, Sec. 2.4; the variance a single small network has on a small corpus averages out). The
+exported graphs average the members inside, so the shipped model is the evaluated one.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -44,10 +49,13 @@ class CrossmodalConfig:
     variant: str = "model-averaged"  # best visual F1 with triplet training in 000 Table 2
     units: int = shapes.CROSSMODAL_UNITS
     dropout: float = 0.1
+    members: int = 1  # > 1: an ensemble of that many models whose probabilities are averaged
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown crossmodal variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if self.members < 1:
+            raise ValueError(f"an ensemble needs at least one member, not {self.members}")
 
     @property
     def uses_gaze(self) -> bool:
@@ -149,12 +157,50 @@ class Crossmodal(nn.Module):
         return stats
 
 
+class CrossmodalEnsemble(nn.Module):
+    """`config.members` crossmodal models (trained separately, from different initialisations) whose class
+    probabilities are averaged (Lakshminarayanan et al. 2017, Sec. 2.4). The logits it returns are the log of
+    the mean probabilities, so a softmax of them gives the mean. The pooled embeddings are the first member's
+    (each member has its own embedding space, so they cannot be averaged)."""
+
+    def __init__(self, config: CrossmodalConfig, normalisation: dict | None = None):
+        super().__init__()
+        self.config = config
+        single = replace(config, members=1)
+        self.members = nn.ModuleList(Crossmodal(single, normalisation) for _ in range(config.members))
+
+    @property
+    def visual_inputs(self) -> tuple[str, ...]:
+        return self.members[0].visual_inputs
+
+    def forward(self, visual_face: torch.Tensor | None = None, visual_gaze: torch.Tensor | None = None,
+                audio: torch.Tensor | None = None) -> CrossmodalOutput:
+        outs = [m(visual_face, visual_gaze, audio) for m in self.members]
+
+        def mean_log_prob(name: str) -> torch.Tensor | None:
+            if getattr(outs[0], name) is None:
+                return None
+            probs = torch.stack([torch.softmax(getattr(o, name), -1) for o in outs]).mean(0)
+            return torch.log(probs.clamp_min(1e-12))
+
+        return CrossmodalOutput(mean_log_prob("visual_logits"), mean_log_prob("audio_logits"),
+                                mean_log_prob("joint_logits"), outs[0].visual_embedding, outs[0].audio_embedding)
+
+    def normalisation(self) -> dict[str, dict[str, list[float]]]:
+        return self.members[0].normalisation()  # every member is built with the same training statistics
+
+
+def build_crossmodal(config: CrossmodalConfig, normalisation: dict | None = None) -> nn.Module:
+    """One model, or an ensemble when `config.members` > 1."""
+    return Crossmodal(config, normalisation) if config.members == 1 else CrossmodalEnsemble(config, normalisation)
+
+
 class CrossmodalVisual(nn.Module):
     """Exported visual-only graph: ER probabilities and the pooled embedding."""
 
     output_names = ("er7_probs", "embedding")
 
-    def __init__(self, model: Crossmodal):
+    def __init__(self, model: Crossmodal | CrossmodalEnsemble):
         super().__init__()
         self.model = model
         self.input_names = model.visual_inputs

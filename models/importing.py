@@ -96,9 +96,13 @@ def parse_label_map(text: str | None) -> dict[str, str]:
     return out
 
 
-def class_index(label: str, label_map: dict[str, str], where: str) -> int:
+def class_index(label: str, label_map: dict[str, str], where: str, other_ok: bool = False) -> int:
+    """The class of `label` after `label_map`; -1 for a label outside the classes when `other_ok` (with
+    --keep: such labels, e.g. RAVDESS "calm", are skipped like any class that is not kept)."""
     name = label_map.get(label, label).strip().lower()
     name = ALIASES.get(name, name)
+    if name not in CLASSES and other_ok:
+        return -1
     if name not in CLASSES:
         raise CorpusError(f"{where}: unknown label {label!r}; use one of {', '.join(CLASSES)} (or an alias such as "
                            f"happy, sad, angry), or map it with --label-map {label}=CLASS")
@@ -143,7 +147,7 @@ def rows_from_csv(folder: Path, table: Path, label_map: dict[str, str], keep: se
     rows = []
     for i, rec in enumerate(records, start=2):
         where = f"{table.name} line {i}"
-        label = class_index(str(rec["label"]), label_map, where)
+        label = class_index(str(rec["label"]), label_map, where, keep is not None)
         if keep is not None and label not in keep:
             skipped["other class"] = skipped.get("other class", 0) + 1
             continue
@@ -171,7 +175,7 @@ def rows_from_pattern(folder: Path, pattern: str, extensions: tuple[str, ...], l
         if not m:
             skipped["no pattern match"] = skipped.get("no pattern match", 0) + 1
             continue
-        label = class_index(m["label"], label_map, rel)
+        label = class_index(m["label"], label_map, rel, keep is not None)
         if keep is not None and label not in keep:
             skipped["other class"] = skipped.get("other class", 0) + 1
             continue

@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from eyemotion import UserError, __version__
 from eyemotion.models import shapes
-from eyemotion.models.crossmodal import VARIANTS, Crossmodal, CrossmodalConfig
+from eyemotion.models.crossmodal import VARIANTS, Crossmodal, CrossmodalConfig, build_crossmodal
 from eyemotion.models.dataset import WindowDataset, load_dataset
 from eyemotion.models.emert import Emert, EmertConfig
 from eyemotion.models.losses import TRIPLET_ALPHA, EmertTargets, crossmodal_triplet, emert_loss
@@ -88,6 +88,7 @@ class TrainSettings:
     val_fraction: float = 0.2  # crossmodal: share of each training fold's participants held out for early stopping
     input_noise: float = -1.0  # < 0: the kind's default (crossmodal 0.5). Crossmodal: Gaussian noise (in training-SD units) added to the audio input in training
     baseline: bool = True  # crossmodal: also a logistic regression on the same features and folds (models.baseline)
+    members: int = 0  # crossmodal: ensemble size, members from different initialisations, probabilities averaged (0: 5)
 
     def resolved(self, kind: str) -> TrainSettings:
         s = TrainSettings(**asdict(self))
@@ -98,6 +99,7 @@ class TrainSettings:
             s.weight_decay = 0.0 if kind == "emert" else 1e-2
         if s.input_noise < 0:
             s.input_noise = 0.0 if kind == "emert" else 0.5
+        s.members = s.members or (1 if kind == "emert" else 5)
         return s
 
 
@@ -115,7 +117,8 @@ def build_model(kind: str, normalisation: dict | None, settings: TrainSettings) 
     if kind == "emert":
         return Emert(EmertConfig(), normalisation)
     if kind == "crossmodal":
-        return Crossmodal(CrossmodalConfig(variant=settings.variant), normalisation)
+        return build_crossmodal(CrossmodalConfig(variant=settings.variant, members=settings.members or 1),
+                                normalisation)
     raise UserError(f"unknown model {kind!r}; choose one of {', '.join(KINDS)}")
 
 
@@ -249,13 +252,30 @@ def class_weights(labels: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def fit(kind: str, model: torch.nn.Module, data: _Tensors, train_idx: np.ndarray, settings: TrainSettings,
-        desc: str = "train", val_idx: np.ndarray | None = None, er7: np.ndarray | None = None) -> list[float]:
+        desc: str = "train", val_idx: np.ndarray | list[np.ndarray] | None = None, er7: np.ndarray | None = None
+        ) -> list[float]:
     """Train `model` in place on rows `train_idx`; returns the mean loss of each epoch.
+
+    An ensemble trains each member in turn. With a list of inner folds as `val_idx` it is a cross-validation
+    committee (Krogh & Vedelsby 1995, NIPS 7, Sec. 4): member i trains on `train_idx` less fold i and early-stops
+    on fold i, so every training participant teaches most members and every member stops on unseen people.
 
     Crossmodal: the classifier losses are class-weighted (`class_weights` of `er7[train_idx]`) and, with
     `val_idx`, training stops once the mean UAR of the monomodal heads on those rows has not improved for
     `settings.patience` epochs; the model keeps the weights of its best epoch (`model.best_epoch`).
     """
+    if hasattr(model, "members"):  # an ensemble: each member on its own, with its own batch order
+        runs = []
+        for i, m in enumerate(model.members):
+            mine, val = train_idx, val_idx
+            if isinstance(val_idx, list):  # a cross-validation committee: member i holds out inner fold i
+                val = val_idx[i % len(val_idx)]
+                mine = np.setdiff1d(train_idx, val)
+            runs.append(fit(kind, m, data, mine, TrainSettings(**{**asdict(settings), "seed": settings.seed + 7919 * i}),
+                            f"{desc} member {i}", val, er7))
+        model.best_epoch = int(np.median([m.best_epoch for m in model.members]))
+        model.eval()
+        return [float(np.mean([r[e] for r in runs if e < len(r)])) for e in range(max(map(len, runs)))]
     device = next(model.parameters()).device
     weight = class_weights(er7[train_idx], device) if kind == "crossmodal" and er7 is not None else None
     best = (-math.inf, None, 0)  # (validation score, state, epoch)
@@ -403,17 +423,23 @@ def evaluate(kind: str, pred: dict[str, np.ndarray], ds: WindowDataset, idx: np.
     return metrics, cms, base
 
 
-def inner_validation(ds: WindowDataset, train_idx: np.ndarray, s: TrainSettings) -> np.ndarray | None:
-    """Rows of about `s.val_fraction` of the training participants (grouped, class-stratified; seeded) that
-    early-stop the crossmodal model and choose the baseline's C; None with fewer than 3 participants."""
+def inner_folds(ds: WindowDataset, train_idx: np.ndarray, s: TrainSettings) -> list[np.ndarray] | None:
+    """The rows of each of round(1 / `s.val_fraction`) groups of the training participants (grouped,
+    class-stratified; seeded): they early-stop the crossmodal model (a committee: one per member) and choose
+    the baseline's C; None with fewer than 3 participants or without early stopping."""
     from eyemotion.models.dataset import assign_folds
 
     people = np.asarray(ds.labels["participant"])[train_idx]
     n = max(2, round(1 / s.val_fraction)) if s.val_fraction > 0 else 0
     if not n or s.patience <= 0 or len(set(people.tolist())) < max(3, n):
         return None
-    held = assign_folds(people, n, s.seed, ds.labels["er7"][train_idx])[0]
-    return train_idx[np.isin(people, held)]
+    return [train_idx[np.isin(people, held)] for held in assign_folds(people, n, s.seed, ds.labels["er7"][train_idx])]
+
+
+def inner_validation(ds: WindowDataset, train_idx: np.ndarray, s: TrainSettings) -> np.ndarray | None:
+    """The first inner fold (`inner_folds`): the early-stopping rows of a single model."""
+    folds = inner_folds(ds, train_idx, s)
+    return None if folds is None else folds[0]
 
 
 def plot_confusion(cms: dict[str, np.ndarray], kind: str, path: Path, what: str = "") -> None:
@@ -532,9 +558,14 @@ def train(kind: str, dataset: str | Path | WindowDataset, out: str | Path, setti
         train_idx, test_idx = ds.split(k)
         torch.manual_seed(s.seed + k)
         model = build_model(kind, ds.normalisation(k), s).to(device)
-        val_idx = inner_validation(ds, train_idx, s) if kind == "crossmodal" else None
-        fit_idx = train_idx if val_idx is None else np.setdiff1d(train_idx, val_idx)
-        losses = fit(kind, model, data, fit_idx, s, desc=f"{kind} fold {k}", val_idx=val_idx, er7=ds.labels["er7"])
+        vals = inner_folds(ds, train_idx, s) if kind == "crossmodal" else None
+        if vals is not None and s.members > 1:  # a committee: each member early-stops on its own inner fold
+            losses = fit(kind, model, data, train_idx, s, desc=f"{kind} fold {k}", val_idx=vals, er7=ds.labels["er7"])
+        else:
+            val_idx = None if vals is None else vals[0]
+            fit_idx = train_idx if val_idx is None else np.setdiff1d(train_idx, val_idx)
+            losses = fit(kind, model, data, fit_idx, s, desc=f"{kind} fold {k}", val_idx=val_idx,
+                         er7=ds.labels["er7"])
         metrics, cms, base = evaluate(kind, predict(kind, model, data, test_idx), ds, test_idx, train_idx)
         for task, cm in cms.items():
             total_cm[task] = total_cm.get(task, 0) + cm
@@ -542,11 +573,12 @@ def train(kind: str, dataset: str | Path | WindowDataset, out: str | Path, setti
                              "n_test": len(test_idx), "final_loss": losses[-1], "metrics": metrics, "baselines": base})
         if kind == "crossmodal":
             fold_reports[-1].update(epochs=len(losses), best_epoch=model.best_epoch,
-                                    n_validation=0 if val_idx is None else len(val_idx))
+                                    inner_folds=0 if vals is None else len(vals),
+                                    member_best_epochs=[m.best_epoch for m in getattr(model, "members", [model])])
         if kind == "crossmodal" and s.baseline:  # the linear baseline, same features, folds and inner split
             from eyemotion.models import baseline as linear
 
-            b_pred, b_c = linear.fit_predict(ds, train_idx, test_idx, val_idx, s.seed)
+            b_pred, b_c = linear.fit_predict(ds, train_idx, test_idx, vals, s.seed)
             b_metrics, b_cms, _ = evaluate(kind, b_pred, ds, test_idx, train_idx)
             for task, cm in b_cms.items():
                 linear_cm[task] = linear_cm.get(task, 0) + cm
@@ -575,12 +607,17 @@ def train(kind: str, dataset: str | Path | WindowDataset, out: str | Path, setti
     if s.final_model:
         torch.manual_seed(s.seed)
         model = build_model(kind, ds.normalisation(None), s).to(device)
-        final = s
-        if kind == "crossmodal" and any("best_epoch" in f for f in fold_reports):
-            # no participants left to stop on: the median best epoch of the folds (early stopping)
-            final = TrainSettings(**{**asdict(s), "epochs": int(np.median([f["best_epoch"] for f in fold_reports]))})
-            evaluation["final_epochs"] = final.epochs
-        fit(kind, model, data, np.arange(len(ds)), final, desc=f"{kind} all participants", er7=ds.labels["er7"])
+        final, everyone = s, np.arange(len(ds))
+        vals = inner_folds(ds, everyone, s) if kind == "crossmodal" and s.members > 1 else None
+        if vals is not None:  # the committee as in the folds, its inner folds drawn from every participant
+            fit(kind, model, data, everyone, s, desc=f"{kind} all participants", val_idx=vals, er7=ds.labels["er7"])
+            evaluation["final_epochs"] = [m.best_epoch for m in model.members]
+        else:
+            if kind == "crossmodal" and any("best_epoch" in f for f in fold_reports):
+                # no participants left to stop on: the median best epoch of the folds (early stopping)
+                final = TrainSettings(**{**asdict(s), "epochs": int(np.median([f["best_epoch"] for f in fold_reports]))})
+                evaluation["final_epochs"] = final.epochs
+            fit(kind, model, data, everyone, final, desc=f"{kind} all participants", er7=ds.labels["er7"])
         checkpoint = out / CHECKPOINT
         save_checkpoint(checkpoint, kind, model, s, ds, summary, evaluation)
     plot_confusion(total_cm, kind, out / CONFUSION_PNG)
@@ -627,7 +664,7 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     if ckpt["kind"] == "emert":
         model: torch.nn.Module = Emert(EmertConfig(**ckpt["config"]))
     else:
-        model = Crossmodal(CrossmodalConfig(**ckpt["config"]))
+        model = build_crossmodal(CrossmodalConfig(**ckpt["config"]))
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     meta = {k: v for k, v in ckpt.items() if k != "state_dict"}

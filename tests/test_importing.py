@@ -67,6 +67,17 @@ def test_ravdess_subset_by_file_name_pattern(tmp_path: Path) -> None:
     assert len(loud) == 88
 
 
+def test_keep_skips_labels_outside_the_classes(tmp_path: Path) -> None:
+    """RAVDESS's "calm" is no class of ours: with --keep it is skipped like a class that is not kept."""
+    summary = import_corpus("speech", RAVDESS, tmp_path / "ds", pattern=PATTERN, n_folds=3, progress=False,
+                            label_map="01=calm,03=happiness,04=sadness,05=anger", keep="happiness,sadness,anger")
+    ds = load_dataset(summary.path, ["audio"])
+    assert len(ds) == 9 and CLASSES.index("neutral") not in ds.labels["er7"]
+    with pytest.raises(UserError, match="unknown label '01'"):  # without --keep it is still an error
+        import_corpus("speech", RAVDESS, tmp_path / "ds2", pattern=PATTERN, n_folds=3, progress=False,
+                      label_map="01=calm,03=happiness,04=sadness,05=anger")
+
+
 def test_csv_any_sample_rate_and_windowed_inputs(espeak_corpus, tmp_path: Path) -> None:
     root, labels = espeak_corpus
     summary = import_corpus("speech", root, tmp_path / "utt", csv_path=labels, n_folds=3, progress=False)

@@ -11,7 +11,7 @@ import torch
 
 from eyemotion import UserError
 from eyemotion.models import shapes
-from eyemotion.models.crossmodal import VARIANTS, Crossmodal, CrossmodalConfig
+from eyemotion.models.crossmodal import VARIANTS, Crossmodal, CrossmodalConfig, CrossmodalEnsemble, build_crossmodal
 from eyemotion.models.dataset import (DatasetError, assign_folds, load_dataset, make_synthetic_dataset,
                                       normalisation_stats)
 from eyemotion.models.emert import EYE_CONTINUOUS, Emert, EmertConfig, EmtBlock
@@ -91,6 +91,22 @@ def test_crossmodal_single_modality_in_pytorch():
         model()
     with pytest.raises(ValueError, match="needs visual_gaze"):
         model(face)
+
+
+def test_crossmodal_ensemble_averages_the_members_probabilities():
+    torch.manual_seed(0)
+    model = CrossmodalEnsemble(CrossmodalConfig(members=3)).eval()
+    face, gaze, audio = torch.randn(4, 6, 128), torch.randn(4, 6, 103), torch.randn(4, 2, 88)
+    out = model(face, gaze, audio)
+    members = [m(face, gaze, audio) for m in model.members]
+    for name in ("visual_logits", "audio_logits", "joint_logits"):
+        probs = torch.stack([torch.softmax(getattr(o, name), -1) for o in members])
+        assert torch.allclose(torch.softmax(getattr(out, name), -1), probs.mean(0), atol=1e-6)
+        assert (probs[0] - probs[1]).abs().max() > 1e-3  # members start from different weights
+    assert torch.equal(out.audio_embedding, members[0].audio_embedding)
+    assert isinstance(build_crossmodal(CrossmodalConfig()), Crossmodal)
+    with pytest.raises(ValueError, match="at least one member"):
+        CrossmodalConfig(members=0)
 
 
 def test_crossmodal_rejects_unknown_variant():

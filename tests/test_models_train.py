@@ -176,6 +176,19 @@ def test_missing_modality_audio_only_and_visual_only(exported, crossmodal_run):
         OnnxModel(exported["crossmodal-visual"]).run({"visual_face": face})
 
 
+def test_the_exported_audio_graph_is_the_trained_ensemble(exported, crossmodal_run):
+    """The crossmodal default is an ensemble of 5 (Lakshminarayanan et al. 2017); the ONNX graph averages the
+    probabilities of the very members that were trained, so the shipped model is the evaluated method."""
+    model, meta = load_checkpoint(crossmodal_run.checkpoint)
+    assert meta["config"]["members"] == 5 and len(model.members) == 5
+    audio = np.random.default_rng(3).normal(size=(4, 2, 88)).astype(np.float32)
+    got = OnnxModel(exported["crossmodal-audio"]).run({"audio": audio})[0]
+    with torch.no_grad():
+        each = [torch.softmax(m(audio=torch.from_numpy(audio)).audio_logits, -1).numpy() for m in model.members]
+    assert np.allclose(got, np.mean(each, axis=0), atol=PARITY_TOL)
+    assert max(np.abs(e - got).max() for e in each) > 1e-4  # not one member: the mean of different ones
+
+
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "model-averaged"])
 def test_every_crossmodal_variant_exports_with_parity(variant, tmp_path):
     torch.manual_seed(0)
