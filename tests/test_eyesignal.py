@@ -294,6 +294,17 @@ def test_chunk_invariance_ten_minutes(ten_minutes):
     assert np.array_equal(process_recording(t, raw, RATE, no_block, SCREEN).samples, whole.samples, equal_nan=True)
 
 
+def test_chunk_invariance_tiny_chunks_at_60_hz():
+    """One to four samples per push, computed on every push, at 60 Hz: each window ends a few samples later
+    than the last, so what a window keeps from one computation to the next (the saccade walks) must be final
+    (this caught a cached walk that had seen a blink before its gap filling was decided)."""
+    t, raw, _ = simulate_recording(600.0, 60.0, seed=5)
+    every_push = dataclasses.replace(EyesignalConfig(), compute_block_ms=0.0)
+    whole = process_recording(t, raw, 60.0, every_push, SCREEN)
+    sizes = np.random.default_rng(5).integers(1, 5, len(t))
+    assert_same(whole, chunked(t, raw, sizes, cfg=every_push, rate=60.0))
+
+
 def test_chunk_invariance_with_bad_input():
     t, raw, _ = simulate_recording(40.0, 120.0, seed=2)
     t = t + 50.0

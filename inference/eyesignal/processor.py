@@ -543,8 +543,9 @@ class _Pipeline:
         The walks are short (a few samples), so they run on Python floats: one conversion per window
         instead of a dozen numpy calls per saccade (the same comparisons, NaN compares False). A streaming
         window (`window` = (segment index of its first row, segment start, segment end)) keeps the walks of
-        each run whose whole context it holds: every later window holding that context finds the same, so it
-        reuses them instead of walking again (the result does not depend on the chunking)."""
+        each run whose whole context it holds with final values (the gap filling around that context seen
+        too): any later window would find the same where the result matters, so it reuses them instead of
+        walking again (the result does not depend on the chunking)."""
         tm, m = self.tm, len(v)
         above = v > peak
         if not above.any():
@@ -571,7 +572,9 @@ class _Pipeline:
         if cache is not None and len(cache) > 256:
             for key in [k for k in cache if k[0] < origin]:
                 del cache[key]
-        reach = walk + tm.noise_n + 2, walk + 2 * pso_n + 1  # the context of one run's walks, before and after
+        # the context of one run's walks, before and after, plus what makes those values final (gap filling)
+        final = tm.cap_n + 1 + tm.margin_n + tm.gap_n + tm.vel_k
+        reach = walk + tm.noise_n + 2 + final, walk + 2 * pso_n + 1 + final
         out: list[tuple[int, int, int]] = []
         last = None  # (offset, PSO threshold, index in out or -1) of the previous run above the peak threshold
         for a, b in zip(s.tolist(), e.tolist()):
@@ -588,9 +591,8 @@ class _Pipeline:
                 last = (end, last[1], last[2])
                 continue
             key = None
-            if cache is not None and (a >= reach[0] or bos) and (b + reach[1] < m or eos):
-                key = (origin + a, origin + b)
-                hit = cache.get(key)
+            if cache is not None:
+                hit = cache.get((origin + a, origin + b))
                 if hit is not None:
                     on, walked, off, pso_end = (x - origin for x in hit[:4])
                     pso_thr = hit[4]
@@ -600,6 +602,8 @@ class _Pipeline:
                     last = (walked, pso_thr, len(out))
                     out.append((on, off, pso_end))
                     continue
+                if (a >= reach[0] or bos) and (b + reach[1] < m or eos):  # final here: kept
+                    key = (origin + a, origin + b)
             if sl is None:
                 sl, ax, ay = step.tolist(), ang[:, 0].tolist(), ang[:, 1].tolist()
             thr_on = float(onset[a])
