@@ -170,6 +170,8 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--members", type=int, default=0,
                    help="crossmodal: ensemble size, models from different initialisations whose probabilities are "
                         "averaged (default 5; 1: a single model)")
+    p.add_argument("--no-wide", action="store_true",
+                   help="crossmodal: no linear path beside the networks (wide & deep)")
     p.add_argument("--no-baseline", action="store_true",
                    help="crossmodal: skip the logistic-regression baseline on the same features and folds")
     p.add_argument("--seed", type=int, default=0)
@@ -198,6 +200,7 @@ def _train(args: argparse.Namespace, config) -> int:
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, folds=folds,
                              device=args.device, threads=args.threads, final_model=not args.no_final,
                              patience=args.patience, baseline=not args.no_baseline, members=args.members,
+                             wide=not args.no_wide,
                              progress=not args.quiet, variant=args.variant, protocol=args.protocol)
     if args.seeds < 1:
         raise UserError("--seeds must be >= 1")

@@ -28,7 +28,11 @@ simulated sessions (see their cards).
 Ensembles (`CrossmodalEnsemble`, `CrossmodalConfig.members` > 1): K such models trained from different random
 initialisations and batch orders, whose class probabilities are averaged (deep ensembles: Lakshminarayanan et
 al. 2017, NeurIPS, Sec. 2.4; the variance a single small network has on a small corpus averages out). The
-exported graphs average the members inside, so the shipped model is the evaluated one.
+exported graphs average the members inside, so the shipped model is the evaluated one. Wide path
+(`CrossmodalConfig.wide`, Cheng et al. 2016, "Wide & deep learning", Sec. 3): a linear layer on each branch's
+normalised inputs averaged over time adds its logits to the shared classifier's, so a branch contains the linear
+baseline's hypothesis class (a deviation from 000, whose classifier sees only the embeddings; the embeddings
+and the triplet loss are unchanged).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class CrossmodalConfig:
     units: int = shapes.CROSSMODAL_UNITS
     dropout: float = 0.1
     members: int = 1  # > 1: an ensemble of that many models whose probabilities are averaged
+    wide: bool = False  # a linear path beside each branch (wide & deep): logits from the time-averaged inputs
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -98,6 +103,10 @@ class Crossmodal(nn.Module):
         self.classifier_gru = nn.GRU(e, e, batch_first=True)  # shared, modality-agnostic
         self.classifier_out = nn.Linear(e, shapes.N_CLASSES)
         self.joint = nn.Sequential(nn.Linear(2 * e, e), nn.ReLU(), nn.Linear(e, shapes.N_CLASSES))
+        if config.wide:
+            self.audio_wide = nn.Linear(shapes.AUDIO_DIM, shapes.N_CLASSES)
+            visual_dim = shapes.FACE_DIM + (shapes.GAZE_STATS_DIM if config.uses_gaze else 0)
+            self.visual_wide = nn.Linear(visual_dim, shapes.N_CLASSES)
 
     @property
     def visual_inputs(self) -> tuple[str, ...]:
@@ -130,6 +139,20 @@ class Crossmodal(nn.Module):
         out, _ = self.classifier_gru(self.drop(embedding_seq))
         return self.classifier_out(out[:, -1])
 
+    def wide(self, modality: str, visual_face: torch.Tensor | None = None, visual_gaze: torch.Tensor | None = None,
+             audio: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The linear path of `modality` ("audio" or "visual"; Cheng et al. 2016, wide & deep, Sec. 3): logits
+        of a linear layer on the normalised inputs averaged over time, added to the shared classifier's, so the
+        branch contains the linear baseline's hypothesis class. None when the model has none (`config.wide`)."""
+        if not self.config.wide:
+            return None
+        if modality == "audio":
+            return self.audio_wide(self.audio_norm(audio).mean(1))
+        parts = [self.face_norm(visual_face).mean(1)]
+        if self.config.uses_gaze:
+            parts.append(self.gaze_norm(visual_gaze).mean(1))
+        return self.visual_wide(torch.cat(parts, -1))
+
     def classify_joint(self, audio_pooled: torch.Tensor, visual_pooled: torch.Tensor) -> torch.Tensor:
         """Joint audio + visual prediction on the concatenated pooled embeddings (001 Sec. 3.4)."""
         return self.joint(torch.cat([audio_pooled, visual_pooled], dim=-1))
@@ -143,9 +166,13 @@ class Crossmodal(nn.Module):
         if visual_face is not None:
             seq = self.embed_visual(visual_face, visual_gaze)
             v_logits, v_emb = self.classify(seq), seq.mean(dim=1)
+            if self.config.wide:
+                v_logits = v_logits + self.wide("visual", visual_face, visual_gaze)
         if audio is not None:
             seq = self.embed_audio(audio)
             a_logits, a_emb = self.classify(seq), seq.mean(dim=1)
+            if self.config.wide:
+                a_logits = a_logits + self.wide("audio", audio=audio)
         if v_emb is not None and a_emb is not None:
             j_logits = self.classify_joint(a_emb, v_emb)
         return CrossmodalOutput(v_logits, a_logits, j_logits, v_emb, a_emb)

@@ -15,10 +15,14 @@ EMERT follows 002 Sec. V-A-2: Adam, batch size 16, learning rate 1e-4 and cosine
 model deviates from 000_e9deb5c9c21c243c.txt Sec. 4.1 (Adam, batch 64, lr 1e-4, weight decay 1e-4), which
 underfits a small corpus (~200 steps on 320 clips) and swings with the seed: Adam, batch 32, lr 1e-3,
 weight decay 1e-2, class-weighted losses, Gaussian input noise of 0.5 training SD on the audio, and early
-stopping (patience 30, at most 300 epochs) on the class-weighted loss of an inner validation split (20 % of
-the training participants, grouped and stratified); the final model trains for the folds' median best
-epoch. These defaults were set on RAVDESS (README) and match or beat the linear baseline that runs beside
-the model on the same features, folds and inner split (`models.baseline`). Each crossmodal batch yields an
+stopping (patience 30, at most 300 epochs) on the class-weighted loss of inner validation participants.
+The crossmodal model is by default an ensemble of 5 with a linear path beside each branch (`--members`,
+`--no-wide`; `crossmodal.CrossmodalEnsemble`, `Crossmodal.wide`), trained as a cross-validation committee
+(Krogh & Vedelsby 1995, NIPS 7, Sec. 4): the training participants are split into 5 groups (grouped,
+class-stratified) and member i trains on the other four and early-stops on group i; the final model is the
+same committee on every participant. A single model (`--members 1`) early-stops on the first group and the
+final one trains for the folds' median best epoch. The linear baseline (`models.baseline`) runs beside the
+model on the same features and folds and chooses its C on the same inner groups. Each crossmodal batch yields an
 audio and a visual embedding batch; the shared classifier gets them alternately, audio first (one
 optimiser step each), and rows with both modalities add the crossmodal triplet loss with weight alpha =
 0.1 (001_8cd198317e00f0b1.txt Eq. 3.4). A corpus with one modality (speech only, faces only) trains that
@@ -89,6 +93,7 @@ class TrainSettings:
     input_noise: float = -1.0  # < 0: the kind's default (crossmodal 0.5). Crossmodal: Gaussian noise (in training-SD units) added to the audio input in training
     baseline: bool = True  # crossmodal: also a logistic regression on the same features and folds (models.baseline)
     members: int = 0  # crossmodal: ensemble size, members from different initialisations, probabilities averaged (0: 5)
+    wide: bool = True  # crossmodal: a linear path beside each branch (CrossmodalConfig.wide)
 
     def resolved(self, kind: str) -> TrainSettings:
         s = TrainSettings(**asdict(self))
@@ -117,7 +122,8 @@ def build_model(kind: str, normalisation: dict | None, settings: TrainSettings) 
     if kind == "emert":
         return Emert(EmertConfig(), normalisation)
     if kind == "crossmodal":
-        return build_crossmodal(CrossmodalConfig(variant=settings.variant, members=settings.members or 1),
+        return build_crossmodal(CrossmodalConfig(variant=settings.variant, members=settings.members or 1,
+                                                 wide=settings.wide),
                                 normalisation)
     raise UserError(f"unknown model {kind!r}; choose one of {', '.join(KINDS)}")
 
@@ -228,7 +234,11 @@ def _crossmodal_steps(model: Crossmodal, opt: torch.optim.Optimizer, x: dict, y:
         e_a = model.embed_audio(audio) if has_a is not None else None
         e_v = model.embed_visual(x["visual_face"], x.get("visual_gaze")) if has_v is not None else None
         emb = e_a if modality == "audio" else e_v
-        loss = F.cross_entropy(model.classify(emb[mine]), y["er7"][mine], weight=weight)
+        logits = model.classify(emb[mine])
+        wide = model.wide(modality, x.get("visual_face"), x.get("visual_gaze"), audio)
+        if wide is not None:  # the linear path sees the same (noisy) inputs
+            logits = logits + wide[mine]
+        loss = F.cross_entropy(logits, y["er7"][mine], weight=weight)
         both = has_a & has_v if has_a is not None and has_v is not None else None
         if both is not None and int(both.sum()) >= 2:
             pooled_a, pooled_v = e_a[both].mean(1), e_v[both].mean(1)

@@ -109,6 +109,19 @@ def test_crossmodal_ensemble_averages_the_members_probabilities():
         CrossmodalConfig(members=0)
 
 
+def test_crossmodal_wide_path_is_a_linear_model_of_the_time_averaged_inputs():
+    torch.manual_seed(1)
+    model = Crossmodal(CrossmodalConfig(wide=True), {"audio": {"mean": [1.0] * 88, "std": [2.0] * 88}}).eval()
+    face, gaze, audio = torch.randn(3, 5, 128), torch.randn(3, 5, 103), torch.randn(3, 4, 88)
+    deep = model.classify(model.embed_audio(audio))
+    want = ((audio - 1.0) / 2.0).mean(1) @ model.audio_wide.weight.T + model.audio_wide.bias
+    assert torch.allclose(model(audio=audio).audio_logits, deep + want, atol=1e-5)
+    visual = torch.cat([face.mean(1), gaze.mean(1)], -1) @ model.visual_wide.weight.T + model.visual_wide.bias
+    deep_v = model.classify(model.embed_visual(face, gaze))
+    assert torch.allclose(model(face, gaze).visual_logits, deep_v + visual, atol=1e-5)
+    assert model.wide("audio", audio=audio) is not None and Crossmodal().wide("audio", audio=audio) is None
+
+
 def test_crossmodal_rejects_unknown_variant():
     with pytest.raises(ValueError, match="unknown crossmodal variant"):
         CrossmodalConfig(variant="late")
