@@ -91,7 +91,7 @@ def test_timing_follows_the_parameters():
     tm = Timing.of(EyesignalConfig(), 250.0)
     assert (tm.gap_n, tm.blink_max_n, tm.min_fix_n, tm.vel_k) == (19, 106, 15, 2)  # 75 ms, 425 ms, 60 ms, +-8 ms
     assert tm.delay == tm.lookahead + tm.block_n and tm.block_n == 63  # 250 ms blocks
-    assert tm.delay <= 381  # no longer than before issue 14 (1.524 s at 250 Hz)
+    assert tm.delay <= 380  # no longer than 1.52 s at 250 Hz (issue 14): 379 samples = 1.516 s
     assert (tm.sacc_walk_n, tm.pso_n, tm.pursuit_n) == (20, 10, 18)  # 80 ms, 40 ms, 70 ms
     tm60 = Timing.of(EyesignalConfig(), 60.0)
     assert (tm60.gap_n, tm60.blink_max_n, tm60.min_fix_n, tm60.vel_k) == (5, 25, 4, 1)

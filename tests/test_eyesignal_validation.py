@@ -42,7 +42,7 @@ def test_validation_thresholds(figures, rate):
     assert f.pupil_rmse_blink_mm <= 0.25
     assert f.pupil_rmse_valid_mm <= 0.02
     assert f.pymovements_agreement >= 0.85 and f.pymovements_kappa >= 0.55
-    assert 1.0 < f.delay_s <= 1.65 and (rate != 250.0 or f.delay_s <= 1.524)
+    assert 1.0 < f.delay_s <= 1.62 and (rate != 250.0 or f.delay_s <= 1.52)
 
 
 def test_table_prints_every_rate(figures):

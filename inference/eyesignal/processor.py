@@ -147,9 +147,10 @@ class Timing:
         fill = cap_n + 1 + margin_n + gap_n  # region end + the padding decision beyond it
         # event detection: a saccade label needs its peak run (starting up to one walk ahead, at most one
         # walk long) or its offset walk, a PSO label its two walks after the offset; pursuit the saccade
-        # labels across half its window; a blink its extension
+        # labels across half its window; a blink its extension (the velocity's own half window is vel_k below,
+        # once: detection reads velocities, gaze angles and their one-sample steps, all fill + vel_k ahead)
         sacc_reach = max(2 * sacc_walk_n, 2 * pso_n) + 2
-        detect = max(sacc_reach, pursuit_n + sacc_reach, blink_ext_n) + vel_k
+        detect = max(sacc_reach, pursuit_n + sacc_reach, blink_ext_n)
         ivt = min_fix_n + merge_gap_n + merge_pos_n + 2  # fixation length through merges
         sacc = sacc_max_n + 1  # end of the saccade being corrected
         lookahead = fill + vel_k + detect + ivt + sacc + 1
