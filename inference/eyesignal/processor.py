@@ -707,18 +707,20 @@ class _Pipeline:
             # consistent direction (Larsson et al. 2015, Biomed Signal Process Control 18:145): from each quarter
             # of the window to the next (where both hold two samples or more) the eye moves along d
             half = max(1, w // 2)
-            lo_s, hi_s = np.minimum(after_fast, idx), before_fast
-            bounds = [np.minimum(np.maximum(idx + k, lo_s), hi_s) for k in (-w, -half, 0, half, w)]
+            sel = np.flatnonzero(moving)  # only where the speed says pursuit
+            lo_s, hi_s, ds = np.minimum(after_fast[sel], sel), before_fast[sel], d[sel]
+            bounds = [np.minimum(np.maximum(sel + k, lo_s), hi_s) for k in (-w, -half, 0, half, w)]
             quarters = [q[b] - q[a] for a, b in itertools.pairwise(bounds)]
-            checked = np.zeros(m, bool)
-            against = np.zeros(m, bool)
+            checked = np.zeros(len(sel), bool)
+            against = np.zeros(len(sel), bool)
             for qa, qb in itertools.pairwise(quarters):
                 both = (qa[:, 2] >= 2) & (qb[:, 2] >= 2)
                 step = qb[:, 0:2] / qb[:, 2:3].astype(float) - qa[:, 0:2] / qa[:, 2:3].astype(float)
-                along = step[:, 0] * d[:, 0] + step[:, 1] * d[:, 1]
+                along = step[:, 0] * ds[:, 0] + step[:, 1] * ds[:, 1]
                 checked |= both
                 against |= both & ~(along > 0)
-        return moving & checked & ~against
+            moving[sel] = checked & ~against
+        return moving
 
     def _whole_blinks(self, seeds: np.ndarray, distorted: np.ndarray) -> np.ndarray:
         """Blink samples: each seed (an invalid run of 002's 75-425 ms with its 50 ms margins, or eye openness below
