@@ -6,8 +6,9 @@ DATASET is a speech corpus imported with `eyemotion dataset import speech CORPUS
 (utterance-level inputs). Each utterance, with 0.5 s of digital silence on either side, goes through the live
 extractor (`[features]` defaults: 3-s windows, hop 0.5 s, voiced-frame pooling, voice-activity gate); every
 window the gate passes becomes a test row. Per speaker-wise fold of DATASET, the crossmodal model (the
-`eyemotion train` defaults, early-stopped on the same inner split) and the logistic-regression baseline are
-trained on the training speakers' utterances and scored on the test speakers' live windows. Prints pooled
+`eyemotion train` defaults: a committee of 5 with the wide path, member i early-stopped on inner speaker group
+i) and the logistic-regression baseline (C by inner cross-validation over the same groups) are trained on the
+training speakers' utterances and scored on the test speakers' live windows. Prints pooled
 WAR, UAR, weighted F1 and macro F1 of both, and the number of windows per predicted class.
 """
 
@@ -63,15 +64,18 @@ def main() -> None:
         train_idx, _ = utt.split(k)
         _, test_idx = win.split(k)
         torch.manual_seed(s.seed + k)
-        model = T.build_model("crossmodal", utt.normalisation(k), s)
-        val = T.inner_validation(utt, train_idx, s)
-        T.fit("crossmodal", model, d_u, np.setdiff1d(train_idx, val), s, val_idx=val, er7=y_u)
+        model = T.build_model("crossmodal", utt.normalisation(k), s, y_u[train_idx])
+        vals = T.inner_folds(utt, train_idx, s)
+        T.fit("crossmodal", model, d_u, train_idx, s, val_idx=vals, er7=y_u)
         pred = T.predict("crossmodal", model, d_w, test_idx)["er7_audio"]
         cms["crossmodal audio"] = cms["crossmodal audio"] + T.confusion_matrix(y_w[test_idx], pred, 7)
-        inner = np.setdiff1d(train_idx, val)
-        mean, std = x_u[inner].mean(0), x_u[inner].std(0) + 1e-9
-        scores = [linear._uar(y_u[val], linear._model(c, args.seed).fit((x_u[inner] - mean) / std, y_u[inner])
-                              .predict((x_u[val] - mean) / std)) for c in linear.C_GRID]
+        scores = []
+        for val in vals:
+            inner = np.setdiff1d(train_idx, val)
+            mean, std = x_u[inner].mean(0), x_u[inner].std(0) + 1e-9
+            scores.append([linear._uar(y_u[val], linear._model(c, args.seed).fit((x_u[inner] - mean) / std, y_u[inner])
+                                       .predict((x_u[val] - mean) / std)) for c in linear.C_GRID])
+        scores = np.mean(scores, axis=0)
         mean, std = x_u[train_idx].mean(0), x_u[train_idx].std(0) + 1e-9
         lr = linear._model(linear.C_GRID[int(np.argmax(scores))], args.seed).fit((x_u[train_idx] - mean) / std,
                                                                                 y_u[train_idx])

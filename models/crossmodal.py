@@ -55,8 +55,13 @@ class CrossmodalConfig:
     dropout: float = 0.1
     members: int = 1  # > 1: an ensemble of that many models whose probabilities are averaged
     wide: bool = False  # a linear path beside each branch (wide & deep): logits from the time-averaged inputs
+    classes: tuple[int, ...] | None = None  # the classes of the training data; the others get probability 0
 
     def __post_init__(self) -> None:
+        if self.classes is not None:
+            object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
+            if not self.classes or not all(0 <= c < shapes.N_CLASSES for c in self.classes):
+                raise ValueError(f"classes must be indices 0-{shapes.N_CLASSES - 1}, not {self.classes}")
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown crossmodal variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
         if self.members < 1:
@@ -103,6 +108,11 @@ class Crossmodal(nn.Module):
         self.classifier_gru = nn.GRU(e, e, batch_first=True)  # shared, modality-agnostic
         self.classifier_out = nn.Linear(e, shapes.N_CLASSES)
         self.joint = nn.Sequential(nn.Linear(2 * e, e), nn.ReLU(), nn.Linear(e, shapes.N_CLASSES))
+        # a class the training data never had cannot be predicted (its output was never trained): logit - 1e4
+        offset = torch.zeros(shapes.N_CLASSES)
+        if config.classes is not None:
+            offset[[c for c in range(shapes.N_CLASSES) if c not in config.classes]] = -1e4
+        self.register_buffer("class_offset", offset, persistent=False)
         if config.wide:
             self.audio_wide = nn.Linear(shapes.AUDIO_DIM, shapes.N_CLASSES)
             visual_dim = shapes.FACE_DIM + (shapes.GAZE_STATS_DIM if config.uses_gaze else 0)
@@ -175,6 +185,7 @@ class Crossmodal(nn.Module):
                 a_logits = a_logits + self.wide("audio", audio=audio)
         if v_emb is not None and a_emb is not None:
             j_logits = self.classify_joint(a_emb, v_emb)
+        v_logits, a_logits, j_logits = (None if x is None else x + self.class_offset for x in (v_logits, a_logits, j_logits))
         return CrossmodalOutput(v_logits, a_logits, j_logits, v_emb, a_emb)
 
     def normalisation(self) -> dict[str, dict[str, list[float]]]:

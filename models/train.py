@@ -118,12 +118,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_model(kind: str, normalisation: dict | None, settings: TrainSettings) -> torch.nn.Module:
+def build_model(kind: str, normalisation: dict | None, settings: TrainSettings,
+                classes: np.ndarray | None = None) -> torch.nn.Module:
+    """`classes`: crossmodal, the classes of the training rows (the others are never predicted)."""
     if kind == "emert":
         return Emert(EmertConfig(), normalisation)
     if kind == "crossmodal":
         return build_crossmodal(CrossmodalConfig(variant=settings.variant, members=settings.members or 1,
-                                                 wide=settings.wide),
+                                                 wide=settings.wide,
+                                                 classes=None if classes is None else tuple(np.unique(classes))),
                                 normalisation)
     raise UserError(f"unknown model {kind!r}; choose one of {', '.join(KINDS)}")
 
@@ -567,7 +570,7 @@ def train(kind: str, dataset: str | Path | WindowDataset, out: str | Path, setti
     for k in folds:
         train_idx, test_idx = ds.split(k)
         torch.manual_seed(s.seed + k)
-        model = build_model(kind, ds.normalisation(k), s).to(device)
+        model = build_model(kind, ds.normalisation(k), s, ds.labels["er7"][train_idx]).to(device)
         vals = inner_folds(ds, train_idx, s) if kind == "crossmodal" else None
         if vals is not None and s.members > 1:  # a committee: each member early-stops on its own inner fold
             losses = fit(kind, model, data, train_idx, s, desc=f"{kind} fold {k}", val_idx=vals, er7=ds.labels["er7"])
@@ -616,7 +619,7 @@ def train(kind: str, dataset: str | Path | WindowDataset, out: str | Path, setti
     checkpoint = None
     if s.final_model:
         torch.manual_seed(s.seed)
-        model = build_model(kind, ds.normalisation(None), s).to(device)
+        model = build_model(kind, ds.normalisation(None), s, ds.labels["er7"]).to(device)
         final, everyone = s, np.arange(len(ds))
         vals = inner_folds(ds, everyone, s) if kind == "crossmodal" and s.members > 1 else None
         if vals is not None:  # the committee as in the folds, its inner folds drawn from every participant

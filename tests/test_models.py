@@ -122,6 +122,18 @@ def test_crossmodal_wide_path_is_a_linear_model_of_the_time_averaged_inputs():
     assert model.wide("audio", audio=audio) is not None and Crossmodal().wide("audio", audio=audio) is None
 
 
+def test_crossmodal_never_predicts_a_class_its_training_data_lacked():
+    torch.manual_seed(2)
+    model = CrossmodalEnsemble(CrossmodalConfig(members=2, wide=True, classes=[0, 1, 2, 3])).eval()
+    audio = torch.randn(5, 1, 88) * 50  # far outside the training range
+    probs = torch.softmax(model(audio=audio).audio_logits, -1)
+    assert torch.allclose(probs[:, :4].sum(1), torch.ones(5)) and float(probs[:, 4:].max()) < 1e-9
+    free = Crossmodal(CrossmodalConfig()).eval()
+    assert float(torch.softmax(free(audio=audio).audio_logits, -1)[:, 4:].min()) > 0
+    with pytest.raises(ValueError, match="classes must be indices"):
+        CrossmodalConfig(classes=[0, 9])
+
+
 def test_crossmodal_rejects_unknown_variant():
     with pytest.raises(ValueError, match="unknown crossmodal variant"):
         CrossmodalConfig(variant="late")
