@@ -154,9 +154,13 @@ class Timing:
         ivt = min_fix_n + merge_gap_n + merge_pos_n + 2  # fixation length through merges
         sacc = sacc_max_n + 1  # end of the saccade being corrected
         lookahead = fill + vel_k + detect + ivt + sacc + 1
+        # looking back, a saccade or PSO label reaches its run's start (up to two walks and two PSO reaches
+        # before) and that run's onset walk and noise window before it: one walk, two PSO reaches and the
+        # noise window more than looking ahead; the other stages reach as far back as ahead
+        history = lookahead + 2 + sacc_walk_n + 2 * pso_n + noise_n
         return cls(rate, gap_n, blink_max_n, margin_n, cap_n, vel_k, merge_gap_n, merge_pos_n, min_fix_n,
                    sacc_max_n, mad_block_n, mad_blocks, block_n, sacc_walk_n, min_sacc_n, noise_n, pso_n,
-                   pursuit_n, blink_ext_n, lookahead, lookahead + 2, lookahead + block_n)
+                   pursuit_n, blink_ext_n, lookahead, history, lookahead + block_n)
 
 
 @dataclass(frozen=True)
