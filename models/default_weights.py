@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -182,7 +183,11 @@ def export_models(checkpoints: dict[str, Path], work: Path, out: Path) -> list[P
     for kind, ckpt in checkpoints.items():
         report = json.loads((ckpt.parent / "report.json").read_text())
         summary = held_out_summary(report)
-        for path in export_checkpoint(ckpt, out, name=kind, licence=LICENCE, notes=INTENDED_USE):
+        for path in export_checkpoint(ckpt, work / "export", name=kind, licence=LICENCE, notes=INTENDED_USE):
+            if _trained_on_a_corpus(out / path.name):
+                log.warning("%s is trained on a real corpus (its card); left as it is (the simulated graph is in "
+                            "%s)", out / path.name, path.parent)
+                continue
             card = json.loads(card_path(path).read_text())
             card["intended_use"] = INTENDED_USE
             card["held_out"] = summary
@@ -190,8 +195,22 @@ def export_models(checkpoints: dict[str, Path], work: Path, out: Path) -> list[P
             if kind == "emert":
                 card["paper_figures"] = PAPER_EMERT
             card_path(path).write_text(json.dumps(card, indent=1))
-            written.append(path)
+            out.mkdir(parents=True, exist_ok=True)
+            for done in (path, card_path(path)):
+                os.replace(done, out / done.name)
+            written.append(out / path.name)
     return written
+
+
+def _trained_on_a_corpus(onnx: Path) -> bool:
+    """Whether the model card beside `onnx` names a real training corpus (e.g. the RAVDESS audio graph)."""
+    from eyemotion.inference.runtime import card_path
+
+    try:
+        card = json.loads(card_path(onnx).read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(((card.get("training_data") or {}).get("provenance") or {}).get("corpus"))
 
 
 def main(argv: list[str] | None = None) -> int:

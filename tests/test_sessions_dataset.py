@@ -240,3 +240,15 @@ def test_default_weights_quick_run_trains_and_exports_models_the_node_loads(tmp_
     assert emert["held_out"]["training_settings"]["epochs"] == QUICK.emert_epochs
     assert emert["held_out"]["training_settings"]["protocol"] == "clip" and emert["held_out"]["sliding_windows"]
     assert emert["paper_figures"]["er7"]["war"] == pytest.approx(0.3392)
+    # a graph trained on a real corpus (the shipped RAVDESS audio graph) is not replaced by a simulated one
+    real = out / "crossmodal-audio.json"
+    card = json.loads(real.read_text())
+    card["training_data"]["provenance"] = {"source": "import", "corpus": "RAVDESS"}
+    real.write_text(json.dumps(card))
+    before = (out / "crossmodal-audio.onnx").read_bytes()
+    assert default_weights(["--quick", "--out", str(out), "--work", str(tmp_path / "work"), "--jobs", "1",
+                            "--threads", "1"]) == 0
+    assert json.loads(real.read_text())["training_data"]["provenance"]["corpus"] == "RAVDESS"
+    assert (out / "crossmodal-audio.onnx").read_bytes() == before
+    assert json.loads((out / "crossmodal-visual.json").read_text())["training_data"]["provenance"]["source"] == \
+        "simulated sessions"
