@@ -128,7 +128,9 @@ def collect(results: Path) -> dict:
 
 def to_markdown(report: dict) -> str:
     m = report["machine"]
-    lines = [(f"Benchmarks of {report['created']} on {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, "
+    what = (f"Collected on {report['created']} from each benchmark's latest bench/results/*.json (measured at "
+            "different times; nothing was rerun)" if report.get("collected_only") else f"Benchmarks of {report['created']}")
+    lines = [(f"{what} on {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, "
              f"load average {m['load_avg_1min']} when collected. Regenerate with `.venv/bin/eyemotion bench`."),
              "", "| figure | value | unit | goal |", "|---|---|---|---|"]
     lines += [f"| {r['figure']} | {r['value']} | {r['unit']} | {r['goal']} |" for r in report["headlines"]]
@@ -160,6 +162,7 @@ def cmd_bench(args: argparse.Namespace, config: Config) -> int:
                 failed.append(script.stem)
                 tqdm.write((proc.stdout + proc.stderr)[-2000:])
     report = collect(results)
+    report["collected_only"] = bool(args.collect)
     (folder / "results.json").write_text(json.dumps(report, indent=2, default=str))
     table = to_markdown(report)
     (folder / "RESULTS.md").write_text(table)
