@@ -126,7 +126,9 @@ def test_overflows_are_counted_and_marked(tmp_path, config):
                            sd.CallbackFlags(sd._lib.paInputOverflow))
             node.step()
             assert node.input_overflows == 1
-            # the same report in a block that a full queue drops is still counted and marked
+            # the same report in a block that a full queue drops is still counted and marked (on a loaded machine
+            # the device's own blocks may have filled the 0.1-s queue before the first report too)
+            dropped_before = node.dropped_input_overflows
             try:  # the device's own blocks keep coming too
                 while True:
                     node.queue.put_nowait(Block(np.zeros(160, np.float32), node.stamps.next_stamp, False))
@@ -135,7 +137,7 @@ def test_overflows_are_counted_and_marked(tmp_path, config):
             node._callback(np.zeros((160, 1), np.float32), 160, TimeInfo(),
                            sd.CallbackFlags(sd._lib.paInputOverflow))
             node.step()
-            assert node.input_overflows == 2 and node.dropped_input_overflows == 1
+            assert node.input_overflows == 2 and node.dropped_input_overflows == dropped_before + 1
             received = []
             deadline = time.monotonic() + 5
             while len(received) < 2 and time.monotonic() < deadline:
