@@ -96,7 +96,6 @@ def test_rate_gate_keeps_the_average_rate() -> None:
     assert sum(gate(i / 30.0) for i in range(300)) in (50, 51)
 
 
-
 def test_rate_gate_picks_the_same_frames_when_the_stamps_are_shifted() -> None:
     """A replay shifts every stamp by its clock offset; at 30 fps and 12 Hz half the due times fall exactly
     on a frame, and the gate must not let float rounding pick a different frame there."""
@@ -109,6 +108,7 @@ def test_rate_gate_picks_the_same_frames_when_the_stamps_are_shifted() -> None:
     want = picked(stamps)
     for shift in (17511.0, 270517.0, 41932.5, 637324.5, 123.25, 5e5 + 1 / 3):
         assert picked(stamps + shift) == want, f"shift {shift}"
+
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> None:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
