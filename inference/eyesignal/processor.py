@@ -530,8 +530,9 @@ class _Pipeline:
         offset threshold is 0.7 onset threshold + 0.3 (mean + 3 SD of the 40 ms before the onset) (local
         noise), and the offset the first local minimum below it walking forward from the peak. A PSO is a
         return above the offset threshold within `pso_max_ms` of the offset; it ends at the next local
-        minimum below it. Walks are bounded by `saccade_max_ms`; runs above the peak threshold longer than
-        that are not saccades (artefacts), which keeps every decision within a bounded context.
+        minimum below it. Walks are bounded by `saccade_max_ms`, which keeps every decision within a bounded
+        context; a run above the peak threshold longer than that (e.g. the linear ramp across a filled gap in
+        which the eye moved) is a saccade as in Tobii I-VT, every sample above the threshold, with no PSO.
 
         Edges to the sample: the centred differentiation window attributes the movement between two samples
         to both, so the velocity minimum the walks stop at lies up to its half width outside the movement
@@ -583,7 +584,9 @@ class _Pipeline:
         out: list[tuple[int, int, int]] = []
         last = None  # (offset, PSO threshold, index in out or -1) of the previous run above the peak threshold
         for a, b in zip(s.tolist(), e.tolist()):
-            if b - a > walk:
+            if b - a > walk:  # no walk reaches its edges: Tobii I-VT's saccade (above the threshold), no PSO
+                out.append((a, b, b))
+                last = None
                 continue
             if last is not None and a < last[0] + pso_n:
                 # within a PSO's reach of the previous run: a strong PSO (N&H 2010: glissades may exceed the
@@ -593,8 +596,7 @@ class _Pipeline:
                 if last[2] >= 0:
                     on, off, pso_end = out[last[2]]
                     out[last[2]] = (on, max(off, end), max(pso_end, end)) if a < off else (on, off, max(pso_end, end))
-                last = (end, last[1], last[2])
-                continue
+                continue  # the reach stays the saccade's: a PSO starts within pso_max_ms of its offset
             key = None
             if cache is not None:
                 hit = cache.get((origin + a, origin + b))
