@@ -185,40 +185,59 @@ def fixation_events(mask: np.ndarray) -> np.ndarray:
     return np.stack((r[:, 0], r[:, 1] - 1), axis=1) if len(r) else np.zeros((0, 2), int)
 
 
-def ours(rec: Recording, cfg: EyesignalConfig | None = None, chunk: int = 12) -> np.ndarray:
-    """Per-sample event codes of our processor, the recording pushed in `chunk`-sample pieces (40 ms)."""
+def ours(rec: Recording, cfg: EyesignalConfig | None = None) -> np.ndarray:
+    """Per-sample event codes of our processor on one recording (streamed, `stream_codes`)."""
+    return stream_codes(rec.t_s, rec.x_px, rec.y_px, RATE, SCREEN, cfg)
+
+
+def stream_codes(t_s: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, rate: float, screen: ScreenConfig,
+                 cfg: EyesignalConfig | None = None, chunk_s: float = 0.04) -> np.ndarray:
+    """Per-sample event codes of our processor, the positions (`tobii_gaze`) pushed in 40 ms chunks, as live."""
     from eyemotion.inference.eyesignal.processor import OUT, EyeSignalOutput, EyeSignalProcessor
 
-    proc = EyeSignalProcessor(RATE, cfg, SCREEN)
-    raw = tobii_gaze(rec.x_px, rec.y_px, SCREEN, proc.cfg)
-    parts = [proc.push(rec.t_s[i:i + chunk], raw[i:i + chunk]) for i in range(0, len(raw), chunk)]
+    proc = EyeSignalProcessor(rate, cfg, screen)
+    raw = tobii_gaze(x_px, y_px, screen, proc.cfg)
+    chunk = max(1, round(chunk_s * rate))
+    parts = [proc.push(t_s[i:i + chunk], raw[i:i + chunk]) for i in range(0, len(raw), chunk)]
     out = EyeSignalOutput.concat([*parts, proc.flush()])
     assert len(out.samples) == len(raw)
     return out.samples[:, OUT["event"]].astype(int)
 
 
-def remodnav_fixations(rec: Recording) -> np.ndarray:
-    """REMoDNaV (its default parameters) fixation mask."""
+REMODNAV_CODES = {"FIXA": "fixation", "SACC": "saccade", "ISAC": "saccade", "HPSO": "pso", "IHPS": "pso",
+                  "LPSO": "pso", "ILPS": "pso", "PURS": "pursuit"}
+
+
+def remodnav_codes(x_px: np.ndarray, y_px: np.ndarray, rate: float = RATE, screen: ScreenConfig = SCREEN
+                   ) -> np.ndarray:
+    """REMoDNaV's labels (its default parameters) as per-sample `EVENT_CODES` (unlabelled: unclassified;
+    its saccades and intersaccadic saccades are saccades, its four PSO kinds PSO, pursuit pursuit). Its
+    Savitzky-Golay window (19 ms) must hold an odd number of samples: at rates where it does not (250 Hz: 4), the
+    next odd count."""
     import logging
 
     from remodnav.clf import EyegazeClassifier
 
     logging.getLogger("remodnav").setLevel(logging.ERROR)
-    px2deg = math.degrees(math.atan2(0.5 * SCREEN.width_mm, SCREEN.distance_mm)) / (0.5 * SCREEN.width_px)
+    px2deg = math.degrees(math.atan2(0.5 * screen.width_mm, screen.distance_mm)) / (0.5 * screen.width_px)
     # its Savitzky-Golay edge fit (scipy) fails on NaN near either end: it gets the span from the first to the
     # last 20 valid samples in a row
-    finite = np.isfinite(rec.x_px) & np.isfinite(rec.y_px)
+    codes = np.full(len(x_px), EVENT_CODES["unclassified"])
+    finite = np.isfinite(x_px) & np.isfinite(y_px)
     whole = np.flatnonzero(np.convolve(finite, np.ones(20), "valid") == 20)
+    if not len(whole):
+        return codes
     a, b = int(whole[0]), int(whole[-1]) + 20
-    data = np.rec.fromarrays([rec.x_px[a:b].astype(float), rec.y_px[a:b].astype(float)], names="x,y")
-    clf = EyegazeClassifier(px2deg=px2deg, sampling_rate=RATE)
+    data = np.rec.fromarrays([x_px[a:b].astype(float), y_px[a:b].astype(float)], names="x,y")
+    clf = EyegazeClassifier(px2deg=px2deg, sampling_rate=rate)
     with np.errstate(invalid="ignore", divide="ignore"):
-        events = clf(clf.preproc(data))
-    mask = np.zeros(len(rec.x_px), bool)
+        n = math.floor(0.019 * rate)
+        events = clf(clf.preproc(data, savgol_length=(n if n % 2 and n > 2 else max(3, n + 1)) / rate + 1e-9))
     for ev in events:
-        if ev["label"] == "FIXA":
-            mask[a + round(ev["start_time"] * RATE):a + round(ev["end_time"] * RATE)] = True
-    return mask
+        if ev["label"] in REMODNAV_CODES:
+            codes[a + round(ev["start_time"] * rate):a + round(ev["end_time"] * rate)] = \
+                EVENT_CODES[REMODNAV_CODES[ev["label"]]]
+    return codes
 
 
 def ivt_fixations(rec: Recording, cfg: EyesignalConfig | None = None) -> np.ndarray:
@@ -267,7 +286,7 @@ def validate(folder: Path | str | None = None, cfg: EyesignalConfig | None = Non
     found = {"eyemotion": [fixation_events(c == EVENT_CODES["fixation"]) for c in codes],
              "eyemotion +PSO": [fixation_events(np.isin(c, pso_too)) for c in codes]}
     runs_of = {
-        "remodnav": lambda r: fixation_events(remodnav_fixations(r)),
+        "remodnav": lambda r: fixation_events(remodnav_codes(r.x_px, r.y_px) == EVENT_CODES["fixation"]),
         "pymovements I-VT": lambda r: fixation_events(ivt_fixations(r, cfg)),
     }
     found |= {name: [fn(r) for r in recs] for name, fn in runs_of.items()}
