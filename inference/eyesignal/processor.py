@@ -542,8 +542,11 @@ class _Pipeline:
         below the onset threshold and the steps' local noise (mean + 3 SD over the 40 ms before): the eye
         had not moved yet. Likewise the offset (the velocity minimum, where with a PSO the eye turns back,
         N&H 2010's saccade end) moves back while the step out of the last saccade sample is below the offset
-        threshold: a sample is in flight when the eye moves into it and out of it. The samples between the
-        two offsets are PSO when the eye turned back into them (the overshoot's return, which at 60 Hz is
+        threshold: a sample is in flight when the eye moves into it and out of it. Where the eye turns back
+        before N&H's offset (the overshoot's turning point: the next step points against the saccade), the
+        saccade ends there and the PSO begins (Larsson et al. 2013's PSO onset; with the smeared velocity,
+        N&H's offset there lies up to the window's half width into the PSO). The samples between the two
+        offsets are PSO when the eye turned back into them (the overshoot's return, which at 60 Hz is
         often a single step, too short for a velocity peak of its own), else fixation (it arrived).
 
         The walks are short (a few samples), so they run on Python floats: one conversion per window
@@ -643,13 +646,18 @@ class _Pipeline:
             last = (walked, pso_thr, len(out))
             while on < p and sl[on] < still:  # the eye had not moved yet
                 on += 1
-            off = walked
+            off, turned = walked, False
+            x0, y0 = ax[on - 1 if on else 0], ay[on - 1 if on else 0]
+            for i in range(p + 1, walked):  # the overshoot's turning point: the eye moves back, the PSO begins
+                if (ax[i + 1] - ax[i]) * (ax[i] - x0) + (ay[i + 1] - ay[i]) * (ay[i] - y0) < 0:
+                    off, turned = i, True
+                    break
             while off - 1 > p and off < m and sl[off] < off_thr:  # the eye had stopped moving
                 off -= 1
-            pso_end = off
-            if off < walked and off > on:  # the eye turned back into `off` (a PSO's return) or arrived there
+            pso_end = walked if turned else off
+            if off < walked and off > on and not turned:  # the eye turned back into `off` or arrived there
                 dx, dy = ax[off] - ax[off - 1], ay[off] - ay[off - 1]
-                if dx * (ax[off - 1] - ax[on - 1 if on else 0]) + dy * (ay[off - 1] - ay[on - 1 if on else 0]) < 0:
+                if dx * (ax[off - 1] - x0) + dy * (ay[off - 1] - y0) < 0:
                     pso_end = walked
             for j in range(min(m, walked + pso_n) - 1, walked - 1, -1):  # the last return above the PSO threshold
                 if vl[j] > pso_thr:
