@@ -30,8 +30,8 @@ Pipeline (parameters in `eyemotion.config.EyesignalConfig`, Tobii I-VT defaults)
 4. Events (issue 14): saccades from the adaptive peak threshold (Nystrom & Holmqvist 2010, a causal
    per-block state like the pupil thresholds; `adaptive_threshold = false`: Tobii I-VT's fixed 30 deg/s)
    with onsets/offsets walked to local minima, a PSO after each saccade, smooth pursuit from the slow
-   velocity between saccades, whole blinks (the eyelid-distorted samples around 002's invalid run, and
-   eye-openness dips) and losses; the rest is fixation. Then Tobii I-VT: a saccade (+ PSO) run of at most
+   velocity between saccades, whole blinks (the eyelid-distorted samples around 002's invalid run, eye-openness
+   dips, and gaps inside an eyelid artefact where the gaze swings away and back) and losses; the rest is fixation. Then Tobii I-VT: a saccade (+ PSO) run of at most
    `merge_max_gap_ms` between two fixation runs is merged into them when the fixations' mean positions
    (over up to `merge_position_ms` next to the gap, a bounded stand-in for Tobii's whole-fixation
    average) are less than `merge_max_angle_deg` apart; fixations shorter than `min_fixation_ms`
@@ -390,7 +390,7 @@ class _Pipeline:
         # 2. gaps, blinks, loss: classify invalid runs, pad long ones, fill short bad regions
         if g_ok.all():
             bad = g_ok == False
-            blinks = losses = None
+            blinks = losses = gaps = None
         else:
             s, e = _true_runs(~g_ok)
             lens = e - s
@@ -400,7 +400,7 @@ class _Pipeline:
                 bad |= _cover(s[long_run] - tm.margin_n, e[long_run] + tm.margin_n, m)
             blink = long_run & (lens <= tm.blink_max_n) & ((e < m) | eos)
             loss = lens > tm.blink_max_n
-            blinks, losses = (s[blink], e[blink]), (s[loss], e[loss])
+            blinks, losses, gaps = (s[blink], e[blink]), (s[loss], e[loss]), (s[~long_run], e[~long_run])
             bs, be = _fill(bad, tm.cap_n)
             gaze = _interpolate_runs(gaze, bs, be)
             filled = _cover(bs, be, m)
@@ -439,6 +439,8 @@ class _Pipeline:
             lost = _cover(*losses, m) if losses is not None else np.zeros(m, bool)
             vy = np.abs(_sg_derivative(ang[:, 1], t, tm.vel_k))
             distorted = lid_low | (vy >= onset) | ~g_ok
+            if gaps is not None and len(gaps[0]):
+                seeds |= self._gap_blinks(*gaps, distorted & ~lost, ang)
             blink = self._whole_blinks(seeds | (lid_low & ~lost), distorted & ~lost)
             overrides = [(np.isnan(gaze[:, 0]), UNCLASSIFIED), (blink, BLINK), (lost, LOSS)]
         code, rs, re = self.classify(velocity, u, ang, peak, onset, overrides, (origin, bos, eos))
@@ -735,6 +737,28 @@ class _Pipeline:
                 against |= both & ~(along > 0)
             moving[sel] = checked & ~against
         return moving
+
+    def _gap_blinks(self, gs: np.ndarray, ge: np.ndarray, distorted: np.ndarray, ang: np.ndarray) -> np.ndarray:
+        """Blink seeds among the gaps (invalid runs shorter than `gap_fill_max_ms`, which 002 fills in rather
+        than calls blinks): trackers that lose the pupil only while the lid covers it (EyeLink, SMI) report
+        blinks of 20-70 ms of invalid samples inside a longer eyelid artefact, the gaze swinging away and back
+        (Nystrom & Holmqvist 2010, Sec. "Blink detection"). A gap is a blink when its distorted stretch (up
+        to `blink_extension_ms` either side) lasts at least `gap_fill_max_ms` (002's shortest blink) and the
+        gaze comes back: the largest excursion from where it was before is over twice the net displacement
+        across the stretch (a saccade next to a gap does not come back)."""
+        m, ext = len(distorted), self.tm.blink_ext_n
+        out = np.zeros(m, bool)
+        ds, de = _true_runs(distorted)
+        k = np.searchsorted(de, gs, side="right")  # the distorted run holding each gap (the gap is distorted)
+        for a, b, r in zip(gs.tolist(), ge.tolist(), k.tolist()):
+            lo, hi = max(int(ds[r]), a - ext), min(int(de[r]), b + ext)
+            if hi - lo < self.tm.gap_n or lo < 1 or hi >= m:
+                continue
+            before, after, inside = ang[lo - 1], ang[hi], ang[lo:hi]
+            away = np.sqrt(np.nanmax(np.sum((inside - before) ** 2, axis=1), initial=0.0))
+            if away > 2 * math.sqrt(float(np.sum((after - before) ** 2))):
+                out[a:b] = True
+        return out
 
     def _whole_blinks(self, seeds: np.ndarray, distorted: np.ndarray) -> np.ndarray:
         """Blink samples: each seed (an invalid run of 002's 75-425 ms with its 50 ms margins, or eye openness below
