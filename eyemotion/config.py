@@ -217,7 +217,8 @@ class EyesignalConfig:
     blink_extension_ms: float = 150.0  # eyelid-distorted samples this close to a blink belong to it
     lid_closing_fraction: float = 0.6  # eye openness below this share of the trailing median = lid closing
     merge_max_gap_ms: float = 75.0
-    merge_max_angle_deg: float = 0.5
+    merge_max_angle_deg: float = 0.5  # Tobii I-VT's fixed merge angle, used with merge_noise_sd = 0
+    merge_noise_sd: float = 3.0  # merge fixations closer than this many SDs of their samples' spread (0: fixed angle)
     merge_position_ms: float = 60.0  # fixation samples either side of a gap whose mean positions are compared
     min_fixation_ms: float = 60.0
     saccade_correction_max_ms: float = 150.0  # longer saccades are not interpolated in x/y_saccade_corrected
@@ -241,7 +242,7 @@ class EyesignalConfig:
                      "pupil_mad_window_s", "pupil_mad_update_s", "map_sigma_deg"):
             _check(getattr(self, name) > 0, key + name, "must be > 0")
         for name in ("blink_margin_ms", "closed_openness_mm", "offscreen_margin", "merge_max_gap_ms",
-                     "min_fixation_ms", "saccade_correction_max_ms", "compute_block_ms", "saccade_max_ms",
+                     "min_fixation_ms", "saccade_correction_max_ms", "compute_block_ms", "saccade_max_ms", "merge_noise_sd",
                      "pso_max_ms", "pursuit_window_ms", "pursuit_velocity_deg_s", "blink_extension_ms",
                      "lid_closing_fraction"):
             _check(getattr(self, name) >= 0, key + name, "must be >= 0")

@@ -196,15 +196,27 @@ PSO = EVENT_CODES["pso"]
 
 def test_merge_close_fixations_and_discard_short_ones():
     base = np.full(400, 0.5)
-    # a one-sample spike (a 20 ms "saccade") between fixations 0.07 deg apart: merged
+    # Tobii's fixed angle: a one-sample spike (a 20 ms "saccade") between fixations 0.07 deg apart: merged
     x = base.copy()
     x[200] = 0.53
     x[201:] = 0.5015
-    _, out = run(make_raw(x, 0.5))
+    fixed = dataclasses.replace(EyesignalConfig(), merge_noise_sd=0.0)
+    _, out = run(make_raw(x, 0.5), cfg=fixed)
     assert np.all(col(out, "event")[10:390] == FIX)
-    no_merge = dataclasses.replace(EyesignalConfig(), merge_max_gap_ms=0.0)
+    no_merge = dataclasses.replace(fixed, merge_max_gap_ms=0.0)
     _, split = run(make_raw(x, 0.5), cfg=no_merge)
     assert np.any(col(split, "event")[195:210] == SAC)
+    # the default, relative to the noise: a 0.3 deg microsaccade splits a fixation measured with 0.01 deg
+    # noise (SD), and is merged within 0.3 deg noise (the spike makes the same saccade in both)
+    per_deg = SCREEN.distance_mm * math.tan(math.radians(1.0)) / SCREEN.width_mm
+    rng = np.random.default_rng(4)
+    for noise_deg, merged in ((0.01, False), (0.3, True)):
+        x = base + rng.normal(0.0, noise_deg * per_deg, len(base))
+        x[200] = 0.53
+        x[201:] += 0.3 * per_deg
+        code = col(run(make_raw(x, 0.5))[1], "event")
+        assert np.all(code[10:195] == FIX) and np.all(code[215:390] == FIX)
+        assert np.all(code[195:215] == FIX) == merged, noise_deg
     # a 40 ms fixation between two saccades: too short to be a fixation (unclassified, or the first
     # saccade's PSO when the second follows within pso_max_ms)
     x = np.r_[np.full(200, 0.2), np.full(10, 0.5), np.full(200, 0.8)]
