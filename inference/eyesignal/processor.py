@@ -519,7 +519,10 @@ class _Pipeline:
             rs, re = _code_runs(code)
         if tm.merge_gap_n:
             code, rs, re = self._merge(code, u, rs, re)
-        short = (code[rs] == FIXATION) & (re - rs < tm.min_fix_n)
+        # Tobii I-VT's minimum applies to what it calls a fixation: with the PSO before it (it has no PSO class)
+        length = re - rs
+        length[1:] += np.where(code[rs[:-1]] == PSO, length[:-1], 0)
+        short = (code[rs] == FIXATION) & (length < tm.min_fix_n)
         if short.any():
             code[_cover(rs[short], re[short], m)] = UNCLASSIFIED
             rs, re = _code_runs(code)
