@@ -85,7 +85,8 @@ def test_the_validate_command_prints_every_table(tmp_path):
     for heading in ("SIMULATED data", "Hooge et al. 2018", "Zemblys et al. 2018 lookAtPoint_EL"):
         assert heading in result.stdout
     figures = json.loads(out.read_text())
-    assert set(figures) == {"simulator", "hooge2018", "zemblys2018"}
+    assert set(figures) == {"simulator", "hooge2018", "zemblys2018", "gazecom"}
+    assert figures["gazecom"] is None and "pass --gazecom" in result.stdout  # no GazeCom data is committed
     assert figures["zemblys2018"]["expert"]["events"]["blink"] == 23
 
 

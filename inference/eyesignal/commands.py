@@ -40,17 +40,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "and onset/offset timing against every coder, for us, REMoDNaV and pymovements' I-VT, beside "
                     "the coders' own spread. Then, on real data coded sample by sample by one expert (Zemblys et "
                     "al. 2018, EyeLink 1000 Plus, fed at 250 Hz): kappa per class (fixation, saccade, PSO, "
-                    "blink), event counts and median durations, for the expert, us, REMoDNaV and I-VT.")
+                    "blink), event counts and median durations, for the expert, us, REMoDNaV and I-VT. With "
+                    "--gazecom, on videos of natural scenes coded by two experts with smooth pursuit (GazeCom): "
+                    "kappa for fixation, saccade and pursuit and the share of pursuit called fixation.")
     val.add_argument("--rates", default="60,120,250", help="comma-separated tracker rates in Hz (default 60,120,250)")
     val.add_argument("--duration", type=float, default=300.0, metavar="S", help="seconds per recording (default 300)")
     val.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
-    val.add_argument("--json", metavar="FILE", help="also write the figures as JSON (simulator, hooge2018, zemblys2018)")
+    val.add_argument("--json", metavar="FILE", help="also write the figures as JSON (simulator, hooge2018, zemblys2018, gazecom)")
     val.add_argument("--hooge", metavar="DIR", default=None,
                      help="data folder of github.com/dcnieho/humanFixationClassification (ETdata/, coderSettings/) "
                           "for the real-data table (default: the 4-recording subset in tests/data/hooge2018)")
     val.add_argument("--zemblys", metavar="DIR", default=None,
                      help="etdata/lookAtPoint_EL of github.com/r-zemblys/irf for the second real-data table "
                           "(default: the 2-recording subset in tests/data/zemblys2018)")
+    val.add_argument("--gazecom", metavar="PATH", default=None,
+                     help="a GazeCom ARFF file (example_data/input.arff of github.com/MikhailStartsev/deep_em_classifier)"
+                          " or a folder of them, for the smooth-pursuit table (default: not run; no GazeCom data is "
+                          "committed, its licence is GPL-3.0)")
     val.set_defaults(func=_validate)
 
     proc = sub.add_parser(
@@ -80,10 +86,12 @@ def _validate(args: argparse.Namespace, config: Config) -> int:
         raise UserError(f"--rates {args.rates!r} is not a comma-separated list of numbers, e.g. 60,120,250") from None
     if not rates or any(r <= 0 for r in rates) or args.duration <= 0:
         raise UserError("--rates and --duration must be positive")
-    from eyemotion.inference.eyesignal import hooge, zemblys
+    from eyemotion.inference.eyesignal import gazecom, hooge, zemblys
 
     hooge.load(args.hooge)  # a wrong folder fails before the simulation runs
     zemblys.load(args.zemblys)
+    if args.gazecom:
+        gazecom.load(args.gazecom)
     figures = validate(rates, args.duration, args.seed, config.eyesignal, config.screen, progress=True)
 
     print(f"eye-signal validation: {args.duration:g} s simulated per rate, seed {args.seed} (SIMULATED data)")
@@ -94,10 +102,14 @@ def _validate(args: argparse.Namespace, config: Config) -> int:
     print()
     coded = zemblys.validate(args.zemblys, config.eyesignal)
     print(zemblys.format_table(coded))
+    print()
+    pursuit = gazecom.validate(args.gazecom, config.eyesignal) if args.gazecom else None
+    print(gazecom.format_table(pursuit) if pursuit else f"GazeCom smooth-pursuit table: not run; pass --gazecom with "
+          f"{gazecom.FETCH_HINT}")
     if args.json:
         Path(args.json).write_text(json.dumps({"simulator": [f.as_dict() for f in figures],
-                                               "hooge2018": real.as_dict(), "zemblys2018": coded.as_dict()},
-                                              indent=2))
+                                               "hooge2018": real.as_dict(), "zemblys2018": coded.as_dict(),
+                                               "gazecom": pursuit.as_dict() if pursuit else None}, indent=2))
     return 0
 
 

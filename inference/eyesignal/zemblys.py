@@ -88,13 +88,14 @@ class Scores:
 
 
 def score(codes: np.ndarray, expert: np.ndarray, breaks: np.ndarray, rate: float,
-          classes: tuple[str, ...] = CLASSES) -> Scores:
-    """`codes` against `expert` (both concatenated over recordings; `breaks`: where each recording starts)."""
+          classes: tuple[str, ...] = CLASSES, report: tuple[str, ...] = CLASSES) -> Scores:
+    """`codes` against `expert` (both concatenated over recordings; `breaks`: where each recording starts), for
+    each class in `report`; kappa only for the labeller's own `classes`."""
     from eyemotion.inference.eyesignal.validate import cohen_kappa, runs
 
     labelled = expert >= 0
     kappa, events, median = {}, {}, {}
-    for name in CLASSES:
+    for name in report:
         mine = codes == EVENT_CODES[name]
         kappa[name] = cohen_kappa(mine[labelled], expert[labelled] == EVENT_CODES[name]) if name in classes \
             else math.nan
