@@ -108,6 +108,16 @@ def test_bad_input_is_a_user_error(tmp_path):
     text.write_text(text.read_text() + "12,abc,3\n")
     with pytest.raises(UserError, match="line .* is not a row of numbers"):
         gazecom.load(text)
+    cut = tmp_path / "cut.arff"
+    write_arff(cut, duration_s=2.0)
+    cut.write_text(cut.read_text() + "12,3.0\n")  # a row cut short
+    with pytest.raises(UserError, match="line .* has 2 values but the header names 7"):
+        gazecom.load(cut)
+    far = tmp_path / "far.arff"
+    write_arff(far, duration_s=2.0)
+    far.write_text(far.read_text().replace("distance_mm 450.0", "distance_mm 45000.0"))
+    with pytest.raises(UserError, match="screen is implausible .*distance_mm"):
+        gazecom.load(far)
     back = tmp_path / "back.arff"
     write_arff(back, duration_s=2.0)
     lines = back.read_text().splitlines()

@@ -10,7 +10,7 @@ is not committed here); the whole data set (4.5 h, michaeldorr.de/smoothpursuit)
 folder).
 
 Fed as a Tobii_gaze stream (`hooge.stream_codes`): the samples go onto the nominal grid of the median interval
-(a slot with no sample is invalid), then every k-th to `rate`. Scores against the final coding, over the samples it
+(a slot with no sample is invalid, and so is a sample whose confidence is 0.5 or less), then every k-th to `rate`. Scores against the final coding, over the samples it
 calls fixation, saccade or pursuit (noise and unknown left out): per-sample Cohen's kappa per class, the share of
 pursuit samples called fixation (what issue 14 measured), event counts and median durations. The experts' ceiling:
 expert 1 against expert 2 on the same samples (pursuit called fixation: both ways, averaged). GazeCom has no PSO class, so "eyemotion +PSO" also counts each of our
@@ -72,6 +72,9 @@ def read_arff(path: Path) -> tuple[dict[str, float], list[str], np.ndarray]:
                 continue
             if in_data:
                 rows.append([float(v) for v in line.split(",")])
+                if len(rows[-1]) != len(names):
+                    raise UserError(f"{path} line {number} has {len(rows[-1])} values but the header names "
+                                    f"{len(names)} attributes; the file is cut or edited: fetch it again")
             elif line.startswith("%@METADATA"):
                 _, key, value = line.split()[:3]
                 meta[key] = float(value)
@@ -124,6 +127,10 @@ def load_file(path: Path | str, rate: float = RATE) -> Recording:
 
     screen = ScreenConfig(width_px=int(meta["width_px"]), height_px=int(meta["height_px"]),
                           width_mm=meta["width_mm"], height_mm=meta["height_mm"], distance_mm=meta["distance_mm"])
+    try:
+        screen.validate()
+    except UserError as exc:
+        raise UserError(f"{path}: its %@METADATA screen is implausible ({str(exc).removeprefix('config: ')})") from None
     t = col["time"][0] / 1e6 + np.arange(0, n, int(step)) / native
     return Recording(path.stem, screen, t, x[::int(step)], y[::int(step)], labels("handlabeller_final"),
                      {e: labels(e) for e in EXPERTS if e in col})
