@@ -18,6 +18,7 @@ import pytest
 from eyemotion.acquisition.markers import parse_marker
 from eyemotion.acquisition.simulator import SimulatedTracker
 from eyemotion.stimuli.democlips import ensure_demo_clips
+from pylsl.util import LostError
 
 from eyemotion.streams import MARKERS
 
@@ -80,15 +81,23 @@ class MarkerCollector:
 
     def _run(self) -> None:
         resolver = pylsl.ContinuousResolver(pred=f"name='{MARKERS.name}' and contains(source_id,'#{self.namespace}')")
+        # one inlet per outlet (uid), none recovering: a resumed runner's new outlet (same source_id) gets its own
+        # inlet as soon as it is resolved (an old inlet's recovery can come after the new run's session_start)
         inlets: dict[str, pylsl.StreamInlet] = {}
+        closed: set[str] = set()
         while not self._stop.is_set():
             for info in resolver.results():
-                if info.source_id() not in inlets:
-                    inlet = pylsl.StreamInlet(info)  # one machine: stamps arrive exactly as pushed
+                if info.uid() not in inlets and info.uid() not in closed:
+                    inlet = pylsl.StreamInlet(info, recover=False)  # one machine: stamps arrive exactly as pushed
                     inlet.open_stream(timeout=5)
-                    inlets[info.source_id()] = inlet
-            for inlet in inlets.values():
-                texts, stamps = inlet.pull_chunk(timeout=0.0)
+                    inlets[info.uid()] = inlet
+            for uid, inlet in list(inlets.items()):
+                try:
+                    texts, stamps = inlet.pull_chunk(timeout=0.0)
+                except LostError:  # that outlet has closed
+                    closed.add(uid)
+                    del inlets[uid]
+                    continue
                 for (text,), stamp in zip(texts, stamps):
                     marker = parse_marker(text)
                     self.items.append((stamp, marker))
