@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from eyemotion.inference.eyesignal.zemblys import Scores, score
+from eyemotion.inference.eyesignal.zemblys import Scores, ivt_codes, score
 
 from eyemotion import UserError
 from eyemotion.config import EyesignalConfig, ScreenConfig
@@ -172,24 +172,16 @@ class GazecomFigures:
 
 def validate(path: Path | str | None, cfg: EyesignalConfig | None = None, rate: float = RATE) -> GazecomFigures:
     from eyemotion.inference.eyesignal.hooge import remodnav_codes, stream_codes
-    from eyemotion.inference.eyesignal.validate import pymovements_fixations
 
     cfg = cfg or EyesignalConfig()
     recs = load(path, rate)
     final = np.concatenate([r.final for r in recs])
     breaks = np.cumsum([0] + [len(r.t_s) for r in recs])[:-1]
-    fix, sac, unc = EVENT_CODES["fixation"], EVENT_CODES["saccade"], EVENT_CODES["unclassified"]
-    min_n = math.ceil(cfg.min_fixation_ms * rate / 1000 - 1e-6)
-
-    def ivt(r: Recording) -> np.ndarray:
-        f = pymovements_fixations(r.x_px / r.screen.width_px, r.y_px / r.screen.height_px, rate, r.screen,
-                                  cfg.velocity_threshold_deg_s, min_n, smooth=True)
-        return np.where(f, fix, np.where(np.isfinite(r.x_px), sac, unc))
-
+    fix = EVENT_CODES["fixation"]
     ours = np.concatenate([stream_codes(r.t_s, r.x_px, r.y_px, rate, r.screen, cfg) for r in recs])
     codes = {"eyemotion": ours, "eyemotion +PSO": pso_as_next(ours),
              "remodnav": np.concatenate([remodnav_codes(r.x_px, r.y_px, rate, r.screen) for r in recs]),
-             "pymovements I-VT": np.concatenate([ivt(r) for r in recs])}
+             "pymovements I-VT": np.concatenate([ivt_codes(r.x_px, r.y_px, rate, r.screen, cfg) for r in recs])}
     own = {"remodnav": CLASSES, "pymovements I-VT": CLASSES[:2]}
     detectors = {name: score(c, final, breaks, rate, own.get(name, CLASSES), CLASSES) for name, c in codes.items()}
     pursuit = final == EVENT_CODES["pursuit"]

@@ -117,26 +117,30 @@ class ZemblysFigures:
         return dataclasses.asdict(self)
 
 
+def ivt_codes(x_px: np.ndarray, y_px: np.ndarray, rate: float, screen: ScreenConfig, cfg: EyesignalConfig
+              ) -> np.ndarray:
+    """pymovements' I-VT as per-sample `EVENT_CODES`: its fixations (Tobii I-VT's threshold and minimum duration),
+    the other valid samples saccade, the invalid ones unclassified."""
+    from eyemotion.inference.eyesignal.validate import pymovements_fixations
+
+    min_n = math.ceil(cfg.min_fixation_ms * rate / 1000 - 1e-6)
+    f = pymovements_fixations(x_px / screen.width_px, y_px / screen.height_px, rate, screen,
+                              cfg.velocity_threshold_deg_s, min_n, smooth=True)
+    return np.where(f, EVENT_CODES["fixation"],
+                    np.where(np.isfinite(x_px), EVENT_CODES["saccade"], EVENT_CODES["unclassified"]))
+
+
 def validate(folder: Path | str | None = None, cfg: EyesignalConfig | None = None, rate: float = RATE
              ) -> ZemblysFigures:
     from eyemotion.inference.eyesignal.hooge import remodnav_codes, stream_codes
-    from eyemotion.inference.eyesignal.validate import pymovements_fixations
 
     cfg = cfg or EyesignalConfig()
     recs = load(folder, rate)
     expert = np.concatenate([r.expert for r in recs])
     breaks = np.cumsum([0] + [len(r.t_s) for r in recs])[:-1]
-    fix, sac, unc = EVENT_CODES["fixation"], EVENT_CODES["saccade"], EVENT_CODES["unclassified"]
-    min_n = math.ceil(cfg.min_fixation_ms * rate / 1000 - 1e-6)
-
-    def ivt(r: Recording) -> np.ndarray:
-        f = pymovements_fixations(r.x_px / SCREEN.width_px, r.y_px / SCREEN.height_px, rate, SCREEN,
-                                  cfg.velocity_threshold_deg_s, min_n, smooth=True)
-        return np.where(f, fix, np.where(np.isfinite(r.x_px), sac, unc))
-
     labellers = {"eyemotion": lambda r: stream_codes(r.t_s, r.x_px, r.y_px, rate, SCREEN, cfg),
                  "remodnav": lambda r: remodnav_codes(r.x_px, r.y_px, rate, SCREEN),
-                 "pymovements I-VT": ivt}
+                 "pymovements I-VT": lambda r: ivt_codes(r.x_px, r.y_px, rate, SCREEN, cfg)}
     own = {"eyemotion": CLASSES, "remodnav": CLASSES[:3], "pymovements I-VT": CLASSES[:2]}
     detectors = {name: score(np.concatenate([fn(r) for r in recs]), expert, breaks, rate, own[name])
                  for name, fn in labellers.items()}
