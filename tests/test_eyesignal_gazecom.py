@@ -75,7 +75,7 @@ def test_arff_goes_onto_the_nominal_grid(arff):
 
 
 def test_pursuit_scores_on_a_written_recording(arff):
-    f = gazecom.validate(arff[0])
+    f = gazecom.validate(gazecom.load(arff[0]))
     ours, ivt = f.detectors["eyemotion +PSO"], f.detectors["pymovements I-VT"]
     # SIMULATED pursuit (the simulator's truth), read back through the GazeCom path: 250 Hz figure .89
     assert ours.kappa["pursuit"] >= 0.75 and f.pursuit_as_fixation["eyemotion"] < 0.2

@@ -15,7 +15,7 @@ from eyemotion import UserError
 
 @pytest.fixture(scope="module")
 def figures():
-    return hooge.validate()
+    return hooge.validate(hooge.load())
 
 
 def test_subset_loads_with_every_coder():

@@ -22,7 +22,7 @@ from eyemotion.streams import EVENT_CODES
 
 @pytest.fixture(scope="module")
 def figures():
-    return zemblys.validate()
+    return zemblys.validate(zemblys.load())
 
 
 def test_subset_loads_at_250_hz():

@@ -88,22 +88,21 @@ def _validate(args: argparse.Namespace, config: Config) -> int:
         raise UserError("--rates and --duration must be positive")
     from eyemotion.inference.eyesignal import gazecom, hooge, zemblys
 
-    hooge.load(args.hooge)  # a wrong folder fails before the simulation runs
-    zemblys.load(args.zemblys)
-    if args.gazecom:
-        gazecom.load(args.gazecom)
+    # loaded once, before the simulation runs: a wrong path fails at once
+    hooge_recs, zemblys_recs = hooge.load(args.hooge), zemblys.load(args.zemblys)
+    gazecom_recs = gazecom.load(args.gazecom) if args.gazecom else None
     figures = validate(rates, args.duration, args.seed, config.eyesignal, config.screen, progress=True)
 
     print(f"eye-signal validation: {args.duration:g} s simulated per rate, seed {args.seed} (SIMULATED data)")
     print(format_table(figures))
     print()
-    real = hooge.validate(args.hooge, config.eyesignal)
+    real = hooge.validate(hooge_recs, config.eyesignal)
     print(hooge.format_table(real))
     print()
-    coded = zemblys.validate(args.zemblys, config.eyesignal)
+    coded = zemblys.validate(zemblys_recs, config.eyesignal)
     print(zemblys.format_table(coded))
     print()
-    pursuit = gazecom.validate(args.gazecom, config.eyesignal) if args.gazecom else None
+    pursuit = gazecom.validate(gazecom_recs, config.eyesignal) if gazecom_recs else None
     print(gazecom.format_table(pursuit) if pursuit else f"GazeCom smooth-pursuit table: not run; pass --gazecom with "
           f"{gazecom.FETCH_HINT}")
     if args.json:

@@ -45,6 +45,7 @@ FETCH_HINT = "the example_data/input.arff of github.com/MikhailStartsev/deep_em_
 class Recording:
     name: str
     screen: ScreenConfig
+    rate: float  # the rate it is fed at
     t_s: np.ndarray  # the regular grid at the fed rate
     x_px: np.ndarray  # NaN where no valid sample lies on the grid slot
     y_px: np.ndarray
@@ -132,7 +133,7 @@ def load_file(path: Path | str, rate: float = RATE) -> Recording:
     except UserError as exc:
         raise UserError(f"{path}: its %@METADATA screen is implausible ({str(exc).removeprefix('config: ')})") from None
     t = col["time"][0] / 1e6 + np.arange(0, n, int(step)) / native
-    return Recording(path.stem, screen, t, x[::int(step)], y[::int(step)], labels("handlabeller_final"),
+    return Recording(path.stem, screen, rate, t, x[::int(step)], y[::int(step)], labels("handlabeller_final"),
                      {e: labels(e) for e in EXPERTS if e in col})
 
 
@@ -170,11 +171,12 @@ class GazecomFigures:
         return dataclasses.asdict(self)
 
 
-def validate(path: Path | str | None, cfg: EyesignalConfig | None = None, rate: float = RATE) -> GazecomFigures:
+def validate(recs: list[Recording], cfg: EyesignalConfig | None = None) -> GazecomFigures:
+    """The table for recordings from `load` (all at one rate)."""
     from eyemotion.inference.eyesignal.hooge import remodnav_codes, stream_codes
 
     cfg = cfg or EyesignalConfig()
-    recs = load(path, rate)
+    rate = recs[0].rate
     final = np.concatenate([r.final for r in recs])
     breaks = np.cumsum([0] + [len(r.t_s) for r in recs])[:-1]
     fix = EVENT_CODES["fixation"]

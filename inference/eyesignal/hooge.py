@@ -271,8 +271,8 @@ class HoogeFigures:
         return float(np.mean([getattr(a, key) for a in self.detectors[detector]]))
 
 
-def validate(folder: Path | str | None = None, cfg: EyesignalConfig | None = None) -> HoogeFigures:
-    recs = load(folder)
+def validate(recs: list[Recording], cfg: EyesignalConfig | None = None) -> HoogeFigures:
+    """The table for recordings from `load`."""
     coders = sorted({c for r in recs for c in r.coders})
     lengths = [len(r.t_s) for r in recs]
     per = {c: [r.coders.get(c, np.zeros((0, 2), int)) for r in recs] for c in coders}

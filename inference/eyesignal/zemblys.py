@@ -42,6 +42,7 @@ DETECTORS = ("eyemotion", "remodnav", "pymovements I-VT")
 @dataclass
 class Recording:
     name: str
+    rate: float  # the rate it is fed at (every (1000 / rate)-th sample)
     t_s: np.ndarray
     x_px: np.ndarray  # NaN where the tracker marked the sample invalid
     y_px: np.ndarray
@@ -74,7 +75,7 @@ def load(folder: Path | str | None = None, rate: float = RATE) -> list[Recording
         expert = np.full(len(evt), -1)
         for value, name in EXPERT_CODES.items():
             expert[evt == value] = EVENT_CODES[name]
-        recordings.append(Recording(f.stem, t.astype(float), px[0], px[1], expert))
+        recordings.append(Recording(f.stem, rate, t.astype(float), px[0], px[1], expert))
     return recordings
 
 
@@ -130,12 +131,12 @@ def ivt_codes(x_px: np.ndarray, y_px: np.ndarray, rate: float, screen: ScreenCon
                     np.where(np.isfinite(x_px), EVENT_CODES["saccade"], EVENT_CODES["unclassified"]))
 
 
-def validate(folder: Path | str | None = None, cfg: EyesignalConfig | None = None, rate: float = RATE
-             ) -> ZemblysFigures:
+def validate(recs: list[Recording], cfg: EyesignalConfig | None = None) -> ZemblysFigures:
+    """The table for recordings from `load` (all at one rate)."""
     from eyemotion.inference.eyesignal.hooge import remodnav_codes, stream_codes
 
     cfg = cfg or EyesignalConfig()
-    recs = load(folder, rate)
+    rate = recs[0].rate
     expert = np.concatenate([r.expert for r in recs])
     breaks = np.cumsum([0] + [len(r.t_s) for r in recs])[:-1]
     labellers = {"eyemotion": lambda r: stream_codes(r.t_s, r.x_px, r.y_px, rate, SCREEN, cfg),
