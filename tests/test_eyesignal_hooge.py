@@ -6,6 +6,8 @@ set's figures are in the README) and check the scoring against the authors' MATL
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from eyemotion.inference.eyesignal import hooge
@@ -33,7 +35,21 @@ def test_detector_agrees_with_the_coders(figures):
     assert abs(figures.mean("eyemotion +PSO", "rto_onset_ms")) < 15.0  # onsets where the coders put them
     assert max(figures.coder_f1) <= 1.0 and min(figures.coder_f1) > 0.8
     table = hooge.format_table(figures)
-    assert "remodnav" in table and "fixation F1" in table
+    assert "remodnav" in table and "fixation F1" in table and "F1 inside" in table
+
+
+def test_inside_counts_the_coders_whose_floor_is_reached(figures):
+    """`inside` compares each coder's score with the lowest score of another coder against that coder."""
+    n = len(figures.coders)
+    assert len(figures.floor_f1) == len(figures.floor_kappa) == n
+    assert all(0 < f <= 1 for f in figures.floor_f1)
+    at_floor = [hooge.Agreement(f, k, 0, 0, 0, 0) for f, k in zip(figures.floor_f1, figures.floor_kappa)]
+    below = [hooge.Agreement(f - 1e-9, k, 0, 0, 0, 0) for f, k in zip(figures.floor_f1, figures.floor_kappa)]
+    shifted = dataclasses.replace(figures, detectors={"eyemotion": at_floor, "remodnav": below})
+    assert shifted.inside("eyemotion", "f1") == shifted.inside("eyemotion", "kappa") == n
+    assert shifted.inside("remodnav", "f1") == 0 and shifted.inside("remodnav", "kappa") == n
+    # no coder's floor is above the coders' own mean against the others
+    assert all(low <= mean + 1e-12 for low, mean in zip(figures.floor_f1, figures.coder_f1))
 
 
 def test_scores_follow_the_matlab_definitions():

@@ -262,6 +262,8 @@ class HoogeFigures:
     coder_rto_offset_ms: list[float]
     coder_rtd_onset_ms: list[float]
     coder_rtd_offset_ms: list[float]
+    floor_f1: list[float]  # per coder: the lowest F1 of another coder against that coder
+    floor_kappa: list[float]
     detectors: dict[str, list[Agreement]]  # detector -> its scores against each coder
 
     def as_dict(self) -> dict:
@@ -269,6 +271,12 @@ class HoogeFigures:
 
     def mean(self, detector: str, key: str) -> float:
         return float(np.mean([getattr(a, key) for a in self.detectors[detector]]))
+
+    def inside(self, detector: str, key: str) -> int:
+        """Coders against whom `detector` scores at least as well as the other coders' lowest (issue 14's goal:
+        agreement with each coder inside the coders' own spread); `key` is f1 or kappa."""
+        floor = {"f1": self.floor_f1, "kappa": self.floor_kappa}[key]
+        return sum(getattr(a, key) >= low for a, low in zip(self.detectors[detector], floor))
 
 
 def validate(recs: list[Recording], cfg: EyesignalConfig | None = None) -> HoogeFigures:
@@ -280,6 +288,9 @@ def validate(recs: list[Recording], cfg: EyesignalConfig | None = None) -> Hooge
 
     def mean_over(c: str, key: str) -> float:
         return float(np.mean([getattr(pair[(o, c)], key) for o in coders if o != c]))
+
+    def floor(c: str, key: str) -> float:  # the other coders labelling, scored against c as the detectors are
+        return float(min(getattr(pair[(c, o)], key) for o in coders if o != c))
 
     codes = [ours(r, cfg) for r in recs]
     pso_too = (EVENT_CODES["fixation"], EVENT_CODES["pso"])
@@ -295,7 +306,7 @@ def validate(recs: list[Recording], cfg: EyesignalConfig | None = None) -> Hooge
         len(recs), int(sum(lengths)), coders,
         *([mean_over(c, key) for c in coders] for key in ("f1", "kappa", "rto_onset_ms", "rto_offset_ms",
                                                           "rtd_onset_ms", "rtd_offset_ms")),
-        detectors=detectors)
+        *([floor(c, key) for c in coders] for key in ("f1", "kappa")), detectors=detectors)
 
 
 def format_table(f: HoogeFigures) -> str:
@@ -315,7 +326,11 @@ def format_table(f: HoogeFigures) -> str:
         cells = ["-".join(fmt.format(x) for x in (min(v), float(np.mean(v)), max(v)))]
         cells += [fmt.format(f.mean(d, key)) for d in DETECTORS]
         lines.append(f"{label:<{width}}" + f"{cells[0]:>22}" + "".join(f"{c:>17}" for c in cells[1:]))
+    for label, key in (("F1 inside", "f1"), ("kappa inside", "kappa")):
+        cells = [f"{len(f.coders)} of {len(f.coders)}", *(f"{f.inside(d, key)} of {len(f.coders)}" for d in DETECTORS)]
+        lines.append(f"{label:<{width}}" + f"{cells[0]:>22}" + "".join(f"{c:>17}" for c in cells[1:]))
     lines.append("(RTO: reference coder minus labeller, negative = the labeller is later; detectors: mean over "
-                 "coders; coders: each coder's mean against the others; +PSO: our PSO counted as fixation, as "
-                 "these coders start a fixation where the saccade proper ends)")
+                 "coders; coders: each coder's mean against the others; inside: coders against whom the labeller "
+                 "scores at least the lowest score of another coder against that coder; +PSO: our PSO counted as "
+                 "fixation, as these coders start a fixation where the saccade proper ends)")
     return "\n".join(lines)
