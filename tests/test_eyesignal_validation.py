@@ -6,7 +6,7 @@ test_eyesignal_hooge.py). The bounds sit just below what the detector measures (
 follow the duration main sequence (21 ms + 2.2 ms/deg, 25-45 ms for 2-10 deg): at 60 Hz a saccade is 1-3
 samples, so one sample off at an edge costs a third to a half of it (saccade 0.77 at 60 Hz). PSOs are
 labelled from the overshoot's turning point and last 10-33 ms: 0-2 samples at 60 Hz, 1-4 at 120 Hz,
-2-8 at 250 Hz; PSO reaches 0.30 / 0.52 / 0.59 and cannot reach 0.8 at 60 or 120 Hz, where one sample is a
+2-8 at 250 Hz; PSO reaches 0.49 / 0.55 / 0.58 and cannot reach 0.8 at 60 or 120 Hz, where one sample is a
 third to all of a PSO; at 250 Hz the smaller PSOs (0.15 deg) stay within the tracker noise. The pupil RMSE
 inside true blinks counts the eyelid-distorted samples the simulator adds around a blink, which 002's
 rule does not interpolate.
