@@ -327,7 +327,7 @@ def format_table(f: HoogeFigures) -> str:
         cells += [fmt.format(f.mean(d, key)) for d in DETECTORS]
         lines.append(f"{label:<{width}}" + f"{cells[0]:>22}" + "".join(f"{c:>17}" for c in cells[1:]))
     for label, key in (("F1 inside", "f1"), ("kappa inside", "kappa")):
-        cells = [f"{len(f.coders)} of {len(f.coders)}", *(f"{f.inside(d, key)} of {len(f.coders)}" for d in DETECTORS)]
+        cells = ["-", *(f"{f.inside(d, key)} of {len(f.coders)}" for d in DETECTORS)]  # the coders set the range
         lines.append(f"{label:<{width}}" + f"{cells[0]:>22}" + "".join(f"{c:>17}" for c in cells[1:]))
     lines.append("(RTO: reference coder minus labeller, negative = the labeller is later; detectors: mean over "
                  "coders; coders: each coder's mean against the others; inside: coders against whom the labeller "
