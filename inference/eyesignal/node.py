@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from eyemotion.config import Config, ScreenConfig
-from eyemotion.nodes import Node
+from eyemotion.nodes import Node, beating
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,10 @@ class EyeSignalNode(Node):
 
     def open(self) -> None:
         import pylsl
-        from eyemotion.inference.eyesignal.processor import EyeSignalProcessor
+        from eyemotion.inference.eyesignal.processor import EyeSignalProcessor, compile_stages
+
+        with beating():  # seconds from numba's cache (written by setup.sh); ~20 s where it has to compile
+            compile_stages()
 
         from eyemotion.streams import EYE_EVENTS, GAZE_CLEAN, GAZE_RAW, open_inlet, stream_info
 

@@ -1,7 +1,8 @@
 """The streaming eye-signal processor: `Tobii_gaze` chunks in, `eyemotion_gaze` chunks out.
 
 No library offers these steps online (pymovements, for instance, works on whole recordings), so the
-streaming core is written here with numpy. `EyeSignalProcessor.push(timestamps, samples)` accepts any
+streaming core is written here: this module buffers and cuts the stream, and `stages` holds the computation
+as loops compiled by numba. `EyeSignalProcessor.push(timestamps, samples)` accepts any
 chunk of raw samples and returns every output sample that has become final; each output sample leaves
 exactly `delay_samples` accepted input samples after its own (a FIXED delay, also in `delay_s`), and
 `flush()` returns the rest at the end of a stream. Offline processing is `process_recording`, which
@@ -10,10 +11,11 @@ calls the same object on the whole array, so the output is bit-identical however
 How the fixed delay and the chunk invariance are obtained: every output sample depends only on the
 inputs within `history` samples before and `lookahead` samples after it (the bounds are derived from the
 parameters in `Timing`), plus a few causal running states (last gaze origin, pupil MAD thresholds per
-block, timestamps). Each computation runs the whole vectorised pipeline on a window of the buffered
-input that covers that context and keeps only the samples whose context it saw completely; numpy's
-element-wise operations then give identical values whatever the window. With `compute_block_ms` > 0 the
-node computes only every block (the block is added to the delay), which buys throughput.
+block, timestamps). Each computation runs the whole pipeline (`stages.run_window`) on a window of the
+buffered input that covers that context and keeps only the samples whose context it saw completely; every
+value is computed from the samples it reads in a fixed order, so it is identical whatever the window. With
+`compute_block_ms` > 0 the node computes only every block (the block is added to the delay), which buys
+throughput.
 
 Pipeline (parameters in `eyemotion.config.EyesignalConfig`, Tobii I-VT defaults):
 1. Binocular combination: per eye, a value is used when the tracker marks it valid and it is finite,
@@ -54,13 +56,14 @@ flushed as at the end of a stream and a new segment starts (at the new rate), ma
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from eyemotion.inference.eyesignal import stages
 
 from eyemotion import UserError
 from eyemotion.config import EyesignalConfig, ScreenConfig
@@ -72,17 +75,20 @@ FIXATION, SACCADE, BLINK, LOSS, UNCLASSIFIED, PSO, PURSUIT = (
     EVENT_CODES[k] for k in ("fixation", "saccade", "blink", "loss", "unclassified", "pso", "pursuit"))
 BIT = GAZE_VALIDITY_BITS
 
-# Offsets inside one eye's 18-channel block of Tobii_gaze (left block first, then right).
-_EYE = 18
-_GX, _GY, _GVALID, _PUP, _PVALID, _OX, _OY, _OZ, _OVALID, _OPEN, _OPENVALID = 0, 1, 5, 7, 8, 10, 11, 12, 13, 15, 16
-for _off, _label in ((_GX, "x.position_on_display_area.gaze_point"), (_GVALID, "valid.gaze_point"),
-                     (_PUP, "diameter.pupil"), (_OZ, "z.position_in_user_coordinates.gaze_origin"),
-                     (_OPEN, "diameter.eye_openness"), (_OPENVALID, "valid.eye_openness")):
-    assert GAZE_RAW.labels[_off] == f"{_label}.left_eye" and GAZE_RAW.labels[_EYE + _off] == f"{_label}.right_eye"
+# The Tobii_gaze offsets the compiled stages read (one eye's 18-channel block, left block first, then right).
+for _off, _label in ((stages.GX, "x.position_on_display_area.gaze_point"), (stages.GY, "y.position_on_display_area.gaze_point"),
+                     (stages.GVALID, "valid.gaze_point"), (stages.PUP, "diameter.pupil"),
+                     (stages.PVALID, "valid.pupil"), (stages.OX, "x.position_in_user_coordinates.gaze_origin"),
+                     (stages.OY, "y.position_in_user_coordinates.gaze_origin"),
+                     (stages.OZ, "z.position_in_user_coordinates.gaze_origin"),
+                     (stages.OVALID, "valid.gaze_origin"), (stages.OPEN, "diameter.eye_openness"),
+                     (stages.OPENVALID, "valid.eye_openness")):
+    assert (GAZE_RAW.labels[_off] == f"{_label}.left_eye"
+            and GAZE_RAW.labels[stages.EYE + _off] == f"{_label}.right_eye"), _label
+assert GAZE_CLEAN.channel_count == stages.NOUT
 
 # Columns of the combined (stage 1) buffer.
-_X, _Y, _EX, _EY, _EZ, _P, _OPN, _FLAGS, _GOK, _POK = range(10)
-_NCOMB = 10
+_P, _OPN, _GOK, _POK, _NCOMB = stages.P, stages.OPN, stages.GOK, stages.POK, stages.NCOMB
 # Columns of the output (eyemotion_gaze).
 OUT = {label: i for i, label in enumerate(GAZE_CLEAN.labels)}
 _NOUT = GAZE_CLEAN.channel_count
@@ -202,97 +208,22 @@ class EyeSignalOutput:
                    [e for p in parts for e in p.events])
 
 
-# -- stage 1: binocular combination ---------------------------------------------------------------------
+# -- the compiled stages --------------------------------------------------------------------------------------
 
-# Tobii_gaze columns gathered for stage 1, in pairs (left, right): gaze x, gaze y, pupil, openness, their
-# validity flags (gaze, pupil, origin, openness), then the two gaze origins (x, y, z each).
-_GATHER = np.array([_EYE * e + off for off in (_GX, _GY, _PUP, _OPEN, _GVALID, _PVALID, _OVALID, _OPENVALID)
-                    for e in (0, 1)] + [_EYE * e + off for e in (0, 1) for off in (_OX, _OY, _OZ)])
-# validity bits of the boolean columns stacked in `_combine`
-_BITS = np.array([BIT["left_gaze"], BIT["right_gaze"], BIT["left_pupil"], BIT["right_pupil"], BIT["bad_input"],
-                  BIT["eyes_closed"], BIT["pupil_outlier"], BIT["distance_default"], BIT["time_irregular"]])
-
-
-def _combine(raw: np.ndarray, t: np.ndarray, prev_t: float | None, origin: np.ndarray | None,
-             first: bool, cfg: EyesignalConfig, geo: Geometry, rate: float
-             ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per-sample combination of both eyes -> (n, _NCOMB) columns; returns the last gaze origin seen.
-
-    Must run under `np.errstate(invalid="ignore", divide="ignore")`. Comparisons are False for NaN, so
-    a NaN or infinite value never passes a range check.
-    """
-    n = len(raw)
-    a = raw[:, _GATHER]
-    claimed = a[:, 8:16] == 1  # gaze L R, pupil L R, origin L R, openness L R
-    sane = np.abs(a[:, 0:4] - 0.5) <= 0.5 + cfg.offscreen_margin  # x L R, y L R on or near the display
-    sane = sane[:, 0:2] & sane[:, 2:4]
-    pd, op = a[:, 4:6], a[:, 6:8]
-    p_real = (pd > 0) & (pd < np.inf)
-    p_range = (pd >= cfg.pupil_min_mm) & (pd <= cfg.pupil_max_mm)
-    o_ok = claimed[:, 6:8] & (op >= 0) & (op < np.inf)
-    o_max = np.where(o_ok, op, -np.inf)
-    closed = (np.maximum(o_max[:, 0], o_max[:, 1]) < cfg.closed_openness_mm) & (o_ok[:, 0] | o_ok[:, 1])
-    open_ = ~closed[:, None]
-    g_ok = claimed[:, 0:2] & sane & open_
-    p_ok = claimed[:, 2:4] & p_range & open_
-    if cfg.eye_selection != "average":
-        keep = np.array([cfg.eye_selection == "left", cfg.eye_selection == "right"])
-        g_ok &= keep
-        p_ok &= keep
-    bad = (claimed[:, 0:2] & ~sane) | (claimed[:, 2:4] & ~p_real)
-    bad = bad[:, 0] | bad[:, 1]
-    implausible = claimed[:, 2:4] & p_real & ~p_range
-    implausible = implausible[:, 0] | implausible[:, 1]
-
-    # (sums over the two eyes are written out: numpy reduces tiny axes slowly)
-    w = np.concatenate((g_ok, g_ok, p_ok, o_ok), axis=1)  # x L R, y L R, pupil L R, openness L R
-    v = np.where(w, a[:, 0:8], 0.0)
-    means = (v[:, 0::2] + v[:, 1::2]) / (w[:, 0::2].view(np.int8) + w[:, 1::2].view(np.int8))
-    orig = a[:, 16:22]  # x y z left, x y z right
-    finite = np.abs(orig) < 1e4
-    o_valid = claimed[:, 4:6] & (orig[:, 2::3] > 0) & finite[:, 0::3] & finite[:, 1::3] & finite[:, 2::3]
-    no = o_valid[:, 0].view(np.int8) + o_valid[:, 1].view(np.int8)
-    ov = np.where(np.repeat(o_valid, 3, axis=1), orig, 0.0)
-    eye = (ov[:, 0:3] + ov[:, 3:6]) / no[:, None]  # (n, 3) UCS
-    # eye position: this sample's gaze origin, else the last one seen, else in front of the centre
-    last = np.maximum.accumulate(np.where(no > 0, np.arange(n), -1))
-    fallback = np.array([0.0, geo.centre_y_ucs, geo.distance_mm]) if origin is None else origin
-    eye = np.where((last >= 0)[:, None], eye[np.maximum(last, 0)], fallback)
-    default = (last < 0) if origin is None else np.zeros(n, bool)
-    new_origin = eye[-1].copy() if last[-1] >= 0 else origin
-
-    before = t[0] - 1.0 / rate if prev_t is None else prev_t  # the first sample of a segment is regular
-    q = (t - np.concatenate(([before], t[:-1]))) * rate
-    irregular = (q < 0.5) | (q > 1.5)
-
-    out = np.empty((n, _NCOMB))
-    out[:, [_X, _Y, _P, _OPN]] = means
-    out[:, _EX] = eye[:, 0]
-    out[:, _EY] = eye[:, 1] - geo.centre_y_ucs
-    out[:, _EZ] = eye[:, 2]
-    out[:, _GOK] = g_ok[:, 0] | g_ok[:, 1]
-    out[:, _POK] = p_ok[:, 0] | p_ok[:, 1]
-    bits = np.concatenate((g_ok, p_ok, np.stack((bad, closed, implausible, default, irregular), axis=1)), axis=1)
-    flags = bits @ _BITS
-    if first:
-        flags[0] |= BIT["segment_start"]
-    out[:, _FLAGS] = flags
-    return out, new_origin
+def _params(cfg: EyesignalConfig, geo: Geometry, tm: Timing) -> stages.Params:
+    return stages.Params(
+        tm.rate, tm.gap_n, tm.blink_max_n, tm.margin_n, tm.cap_n, tm.vel_k, tm.merge_gap_n, tm.merge_pos_n,
+        tm.min_fix_n, tm.sacc_max_n, tm.sacc_walk_n, tm.min_sacc_n, tm.noise_n, tm.pso_n, tm.pursuit_n,
+        tm.blink_ext_n, tm.mad_block_n, float(geo.width_mm), float(geo.height_mm), float(cfg.lid_closing_fraction),
+        float(cfg.pursuit_velocity_deg_s), float(cfg.merge_noise_sd), math.cos(math.radians(cfg.merge_max_angle_deg)))
 
 
-def _sg_derivative(x: np.ndarray, t: np.ndarray, h: int) -> np.ndarray:
-    """Savitzky-Golay first derivative (2nd-order polynomial, 2h+1 samples) of x per second; NaN at the
-    edges. The weighted sum is written out term by term, so it gives the same floats in any window."""
-    m = len(x)
-    out = np.full(m, np.nan)
-    if m <= 2 * h:
-        return out
-    acc = np.zeros(m - 2 * h)
-    for j in range(1, h + 1):
-        acc += j * (x[h + j:m - h + j] - x[h - j:m - h - j])
-    norm = h * (h + 1) * (2 * h + 1) / 3  # sum of j^2 over -h..h
-    out[h:m - h] = acc / norm / ((t[2 * h:] - t[:-2 * h]) / (2 * h))
-    return out
+def _combine_params(cfg: EyesignalConfig, geo: Geometry, rate: float) -> stages.CombineParams:
+    return stages.CombineParams(float(rate), float(cfg.offscreen_margin), float(cfg.pupil_min_mm),
+                                float(cfg.pupil_max_mm), float(cfg.closed_openness_mm),
+                                cfg.eye_selection in ("average", "left"), cfg.eye_selection in ("average", "right"),
+                                float(geo.centre_y_ucs), float(geo.distance_mm), float(geo.width_mm),
+                                float(geo.height_mm))
 
 
 def _median(x: np.ndarray) -> float:
@@ -304,534 +235,6 @@ def _median(x: np.ndarray) -> float:
     return 0.5 * (float(part[k - 1]) + float(part[k]))
 
 
-# -- helpers for runs -----------------------------------------------------------------------------------
-
-def _true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (exclusive) indices of the runs of True in a bool array."""
-    edges = np.nonzero(mask[1:] != mask[:-1])[0] + 1
-    if mask[0]:
-        edges = np.concatenate(([0], edges))
-    if mask[-1]:
-        edges = np.concatenate((edges, [len(mask)]))
-    return edges[0::2], edges[1::2]
-
-
-def _code_runs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (exclusive) of the runs of equal values."""
-    change = np.nonzero(codes[1:] != codes[:-1])[0] + 1
-    return np.concatenate(([0], change)), np.concatenate((change, [len(codes)]))
-
-
-def _cover(starts: np.ndarray, ends: np.ndarray, m: int) -> np.ndarray:
-    """Bool mask of length m covering the union of [starts, ends) (clipped to the array)."""
-    mask = np.zeros(m, bool)
-    if len(starts) <= 16:
-        for a, b in zip(starts.tolist(), ends.tolist()):
-            mask[max(a, 0):max(b, 0)] = True
-        return mask
-    s, e = np.clip(starts, 0, m), np.clip(ends, 0, m)
-    delta = np.bincount(s, minlength=m + 1)[:m + 1] - np.bincount(e, minlength=m + 1)[:m + 1]
-    return np.cumsum(delta[:m]) > 0
-
-
-def _positions(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """All indices of the runs [starts, ends), concatenated."""
-    lens = ends - starts
-    offsets = np.repeat(np.cumsum(lens) - lens - starts, lens)
-    return np.arange(len(offsets)) - offsets
-
-
-def _interpolate_runs(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Linear interpolation of `values` (m,) or (m, c) across each run, between samples start-1 and end."""
-    out = values.copy()
-    if not len(starts):
-        return out
-    lens = ends - starts
-    pos = _positions(starts, ends)
-    left = np.repeat(starts - 1, lens)
-    right = np.repeat(ends, lens)
-    w = (pos - left) / (right - left)
-    if values.ndim == 2:
-        w = w[:, None]
-    lv = values[left]
-    out[pos] = lv + w * (values[right] - lv)
-    return out
-
-
-def _fill(bad: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
-    """The runs of `bad` that are interpolated: at most `cap` long, with a good sample on both sides."""
-    s, e = _true_runs(bad)
-    ok = (e - s <= cap) & (s > 0) & (e < len(bad))
-    return s[ok], e[ok]
-
-
-# -- the window computation ------------------------------------------------------------------------------
-
-class _Pipeline:
-    """The vectorised computation on one window of combined samples (see the module docstring)."""
-
-    def __init__(self, cfg: EyesignalConfig, geo: Geometry, tm: Timing) -> None:
-        self.cfg, self.geo, self.tm = cfg, geo, tm
-        self.cos_merge = math.cos(math.radians(cfg.merge_max_angle_deg))
-        self.saccade_cache: dict[tuple[int, int], tuple[int, int, int, int, float]] = {}  # see `_saccades`
-
-    def run(self, t: np.ndarray, c: np.ndarray, threshold: np.ndarray, bos: bool, eos: bool,
-            rows: slice, origin: int | None = None) -> np.ndarray:
-        """Output samples for the window rows `rows`, whose context the window covers completely (`origin`:
-        the segment index of the window's first row, for the saccade cache).
-
-        Must run under `np.errstate(invalid="ignore", divide="ignore")` (NaN marks missing values).
-        """
-        tm = self.tm
-        m = len(t)
-        flags = c[:, _FLAGS].astype(np.int64)
-        g_ok = c[:, _GOK] > 0
-        gaze = c[:, _X:_EZ + 1].copy()  # x, y, eye x, eye y, eye z
-
-        # 2. gaps, blinks, loss: classify invalid runs, pad long ones, fill short bad regions
-        if g_ok.all():
-            bad = g_ok == False
-            blinks = losses = gaps = None
-        else:
-            s, e = _true_runs(~g_ok)
-            lens = e - s
-            long_run = lens >= tm.gap_n
-            bad = ~g_ok
-            if long_run.any():
-                bad |= _cover(s[long_run] - tm.margin_n, e[long_run] + tm.margin_n, m)
-            blink = long_run & (lens <= tm.blink_max_n) & ((e < m) | eos)
-            loss = lens > tm.blink_max_n
-            blinks, losses, gaps = (s[blink], e[blink]), (s[loss], e[loss]), (s[~long_run], e[~long_run])
-            bs, be = _fill(bad, tm.cap_n)
-            gaze = _interpolate_runs(gaze, bs, be)
-            filled = _cover(bs, be, m)
-            gaze[~g_ok & ~filled] = np.nan
-            flags |= filled * BIT["gaze_interpolated"]
-
-        # 6 (first half). pupil: outliers by dilation speed, then the same filling. While the lid covers part
-        # of the pupil (eye openness low, a partial blink or the closing/opening phase of a blink) the measured
-        # diameter shrinks with it: those samples and the same margins are removed too (Kret & Sjak-Shie 2019;
-        # Hershman et al. 2018)
-        p = np.where(c[:, _POK] > 0, c[:, _P], np.nan)
-        dp = np.abs(p[1:] - p[:-1]) / (t[1:] - t[:-1])
-        speed = np.fmax(np.concatenate(([np.nan], dp)), np.concatenate((dp, [np.nan])))
-        outlier = speed > threshold[:, 0]
-        lid_low = c[:, _OPN] < self.cfg.lid_closing_fraction * threshold[:, 3]  # NaN: False
-        p_good = ~np.isnan(p) & ~outlier & ~bad
-        if lid_low.any():
-            ls, le = _true_runs(lid_low)
-            p_good &= ~_cover(ls - tm.margin_n, le + tm.margin_n, m)
-        if p_good.all():
-            pupil = p
-        else:
-            flags |= outlier * BIT["pupil_outlier"]
-            ps, pe = _fill(~p_good, tm.cap_n)
-            pupil = _interpolate_runs(np.where(p_good, p, np.nan), ps, pe)
-            flags |= _cover(ps, pe, m) * BIT["pupil_interpolated"]
-
-        # 3. geometry and velocity; 4. events
-        d, u, velocity, ang = self.velocity(gaze, t)
-        peak, onset = threshold[:, 1], threshold[:, 2]
-        overrides = None
-        if blinks is not None or lid_low.any():
-            # the invalid run with its interpolated margins (the lid is moving there too), then the extension
-            seeds = (_cover(blinks[0] - tm.margin_n, blinks[1] + tm.margin_n, m) if blinks is not None
-                     else np.zeros(m, bool))
-            lost = _cover(*losses, m) if losses is not None else np.zeros(m, bool)
-            vy = np.abs(_sg_derivative(ang[:, 1], t, tm.vel_k))
-            distorted = lid_low | (vy >= onset) | ~g_ok
-            if gaps is not None and len(gaps[0]):
-                seeds |= self._gap_blinks(*gaps, distorted & ~lost, ang)
-            blink = self._whole_blinks(seeds | (lid_low & ~lost), distorted & ~lost)
-            overrides = [(np.isnan(gaze[:, 0]), UNCLASSIFIED), (blink, BLINK), (lost, LOSS)]
-        code, rs, re = self.classify(velocity, u, ang, peak, onset, overrides, (origin, bos, eos))
-
-        # 5. saccade correction
-        sac = (code[rs] == SACCADE) & (re - rs <= tm.sacc_max_n) & (rs > 0) & (re < m)
-        xy = gaze[:, :2]
-        corrected = _interpolate_runs(xy, rs[sac], re[sac])[rows]
-        corrected = np.where(np.isnan(corrected), xy[rows], corrected)
-
-        # the output rows only
-        r0 = rows.start
-        n = rows.stop - r0
-        out = np.empty((n, _NOUT))
-        dr = d[rows]
-        out[:, OUT["angle_x"]] = np.degrees(np.arctan2(dr[:, 0], dr[:, 2]))
-        out[:, OUT["angle_y"]] = np.degrees(np.arctan2(dr[:, 1], dr[:, 2]))
-        out[:, OUT["x"]] = gaze[rows, 0]
-        out[:, OUT["y"]] = gaze[rows, 1]
-        out[:, OUT["pupil"]] = pupil[rows]
-        out[:, OUT["pupil_raw"]] = p[rows]
-        out[:, OUT["pupil_fluctuation"]] = pupil[rows] - (pupil[r0 - 1:rows.stop - 1] if r0 else
-                                                           np.concatenate(([np.nan], pupil[:rows.stop - 1])))
-        out[:, OUT["velocity"]] = velocity[rows]
-        out[:, OUT["event"]] = code[rows]
-        out[:, OUT["eye_openness"]] = c[rows, _OPN]
-        out[:, OUT["eye_distance"]] = gaze[rows, 4]
-        out[:, OUT["validity"]] = flags[rows]
-        out[:, OUT["x_saccade_corrected"]] = corrected[:, 0]
-        out[:, OUT["y_saccade_corrected"]] = corrected[:, 1]
-        return out
-
-    def velocity(self, gaze: np.ndarray, t: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Gaze vectors (display frame, mm), unit vectors, angular velocity (deg/s) and the gaze angles (m, 2)
-        (deg) from columns x, y (normalised display), eye x, eye y (display-centred mm), eye distance (mm).
-
-        Velocity: Savitzky-Golay differentiation (2nd-order polynomial over `velocity_window_ms`) of the
-        horizontal and vertical gaze angles, as Nystrom & Holmqvist 2010 (Behav Res Methods 42:188), Sec.
-        "Calculating velocity"; speed = their Euclidean norm.
-        """
-        geo, k, m = self.geo, self.tm.vel_k, len(t)
-        d = np.empty((m, 3))
-        d[:, 0] = (gaze[:, 0] - 0.5) * geo.width_mm - gaze[:, 2]
-        d[:, 1] = (0.5 - gaze[:, 1]) * geo.height_mm - gaze[:, 3]
-        d[:, 2] = gaze[:, 4]
-        sq = d * d
-        u = d / np.sqrt(sq[:, 0] + sq[:, 1] + sq[:, 2])[:, None]  # (tiny-axis sums written out: faster)
-        ang = np.degrees(np.arctan2(d[:, :2], d[:, 2:3]))
-        vx, vy = _sg_derivative(ang[:, 0], t, k), _sg_derivative(ang[:, 1], t, k)
-        return d, u, np.sqrt(vx * vx + vy * vy), ang
-
-    def classify(self, velocity: np.ndarray, u: np.ndarray, ang: np.ndarray, peak: np.ndarray,
-                 onset: np.ndarray, overrides: list[tuple[np.ndarray, int]] | None = None,
-                 window: tuple[int | None, bool, bool] = (None, True, True)
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per-sample codes: saccades and PSOs (`_saccades`), smooth pursuit (`_pursuit`), the rest fixation;
-        `overrides` set codes (blink, loss) before Tobii I-VT's merging and discarding of short fixations.
-        A PSO neither is a saccade nor stops a merge (Nystrom & Holmqvist 2010)."""
-        tm, m = self.tm, len(velocity)
-        code = np.where(np.isnan(velocity), UNCLASSIFIED, FIXATION)
-        d = ang[1:] - ang[:-1]
-        step = np.concatenate(([np.nan], np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]) * tm.rate))
-        for a, b, c in self._saccades(velocity, ang, step, peak, onset, window):
-            code[a:b] = SACCADE
-            code[b:c] = PSO
-        if math.isfinite(self.cfg.pursuit_velocity_deg_s):  # inf: no pursuit class (classic I-VT)
-            code[(code == FIXATION) & self._pursuit(ang, code != FIXATION)] = PURSUIT
-        for mask, value in overrides or ():
-            code[mask] = value
-        rs, re = _code_runs(code)
-        short = (code[rs] == PURSUIT) & (re - rs < tm.min_fix_n)  # too short to tell from drift
-        if short.any():
-            code[_cover(rs[short], re[short], m)] = FIXATION
-            rs, re = _code_runs(code)
-        if tm.merge_gap_n:
-            code, rs, re = self._merge(code, u, rs, re)
-        # Tobii I-VT's minimum applies to what it calls a fixation: with the PSO before it (it has no PSO class)
-        length = re - rs
-        length[1:] += np.where(code[rs[:-1]] == PSO, length[:-1], 0)
-        short = (code[rs] == FIXATION) & (length < tm.min_fix_n)
-        if short.any():
-            code[_cover(rs[short], re[short], m)] = UNCLASSIFIED
-            rs, re = _code_runs(code)
-        return code, rs, re
-
-    def _saccades(self, v: np.ndarray, ang: np.ndarray, step: np.ndarray, peak: np.ndarray, onset: np.ndarray,
-                  window: tuple[int | None, bool, bool] = (None, True, True)) -> list[tuple[int, int, int]]:
-        """(start, end, PSO end) of each saccade, Nystrom & Holmqvist 2010 (Sec. "Saccade detection" and
-        "Glissade detection"; glissade = PSO, Larsson et al. 2013): a run above the peak threshold; the
-        onset is the first sample, walking back, below the onset threshold at a local velocity minimum; the
-        offset threshold is 0.7 onset threshold + 0.3 (mean + 3 SD of the 40 ms before the onset) (local
-        noise), and the offset the first local minimum below it walking forward from the peak. A PSO is a
-        return above the offset threshold within `pso_max_ms` of the offset; it ends at the next local
-        minimum below it. Walks are bounded by `saccade_max_ms`, which keeps every decision within a bounded
-        context; a run above the peak threshold longer than that (e.g. the linear ramp across a filled gap in
-        which the eye moved) is a saccade as in Tobii I-VT, every sample above the threshold, with no PSO.
-
-        Edges to the sample: the centred differentiation window attributes the movement between two samples
-        to both, so the velocity minimum the walks stop at lies up to its half width outside the movement
-        (issue 14 measured saccades starting ~4 ms early, 36 ms long against the experts' 28-32 ms), and
-        the local-minimum rule can stop a noise sample or two earlier still. So the onset moves forward
-        (up to the peak) while the step into it, one sample's displacement per sample period (`step`), is
-        below the onset threshold and the steps' local noise (mean + 3 SD over the 40 ms before): the eye
-        had not moved yet. Likewise the offset (the velocity minimum, where with a PSO the eye turns back,
-        N&H 2010's saccade end) moves back while the step out of the last saccade sample is below the offset
-        threshold: a sample is in flight when the eye moves into it and out of it. Where the eye turns back
-        before N&H's offset (the overshoot's turning point: the next step points against the saccade), the
-        saccade ends there and the PSO begins (Larsson et al. 2013's PSO onset; with the smeared velocity,
-        N&H's offset there lies up to the window's half width into the PSO). The samples between the two
-        offsets are PSO when the eye turned back into them (the overshoot's return, which at 60 Hz is
-        often a single step, too short for a velocity peak of its own), else fixation (it arrived). The PSO's
-        own end, the velocity minimum after its last return above the PSO threshold, moves back by the window's
-        half width (not before that return's last sample): the smear again, which put the PSO end 7 ms after the
-        expert's (Zemblys et al. 2018) and the fixation onset of Hooge et al.'s coders inside our PSO.
-
-        The walks are short (a few samples), so they run on Python floats: one conversion per window
-        instead of a dozen numpy calls per saccade (the same comparisons, NaN compares False). A streaming
-        window (`window` = (segment index of its first row, segment start, segment end)) keeps the walks of
-        each run whose whole context it holds with final values (the gap filling around that context seen
-        too): any later window would find the same where the result matters, so it reuses them instead of
-        walking again (the result does not depend on the chunking)."""
-        tm, m = self.tm, len(v)
-        above = v > peak
-        if not above.any():
-            return []
-        s, e = _true_runs(above)
-        vl = v.tolist()
-        sl = ax = ay = None  # converted at the first walk that needs them
-        walk, pso_n = tm.sacc_walk_n, tm.pso_n
-
-        def stop(i: int, hi: int, thr: float) -> int:
-            """First i..hi-1 below `thr` at a local minimum (the next sample is not lower) or in a gap, else hi."""
-            while i < hi:
-                x = vl[i]
-                if math.isnan(x) or (x < thr and not (i + 1 < m and vl[i + 1] < x)):
-                    return i
-                i += 1
-            return hi
-
-        def peak_at(a: int, b: int) -> int:
-            return max(range(a, b), key=vl.__getitem__)  # the first maximum, as np.argmax
-
-        origin, bos, eos = window
-        cache = self.saccade_cache if origin is not None else None
-        if cache is not None and len(cache) > 256:
-            for key in [k for k in cache if k[0] < origin]:
-                del cache[key]
-        # the context of one run's walks, before and after, plus what makes those values final (gap filling)
-        final = tm.cap_n + 1 + tm.margin_n + tm.gap_n + tm.vel_k
-        reach = walk + tm.noise_n + 2 + final, walk + 2 * pso_n + 1 + final
-        out: list[tuple[int, int, int]] = []
-        last = None  # (offset, PSO threshold, index in out or -1) of the previous run above the peak threshold
-        for a, b in zip(s.tolist(), e.tolist()):
-            if b - a > walk:  # no walk reaches its edges: Tobii I-VT's saccade (above the threshold), no PSO
-                out.append((a, b, b))
-                last = None
-                continue
-            if last is not None and a < last[0] + pso_n:
-                # within a PSO's reach of the previous run: a strong PSO (N&H 2010: glissades may exceed the
-                # peak threshold), or a second peak of the same saccade; it extends what came before
-                p = peak_at(a, b)
-                end = stop(p, min(m, p + walk), last[1])
-                if last[2] >= 0:
-                    on, off, pso_end = out[last[2]]
-                    out[last[2]] = (on, max(off, end), max(pso_end, end)) if a < off else (on, off, max(pso_end, end))
-                continue  # the reach stays the saccade's: a PSO starts within pso_max_ms of its offset
-            key = None
-            if cache is not None:
-                hit = cache.get((origin + a, origin + b))
-                if hit is not None:
-                    on, walked, off, pso_end = (x - origin for x in hit[:4])
-                    pso_thr = hit[4]
-                    if on < 0:  # too short (N&H's 10 ms minimum)
-                        last = (walked, pso_thr, -1)
-                        continue
-                    last = (walked, pso_thr, len(out))
-                    out.append((on, off, pso_end))
-                    continue
-                if (a >= reach[0] or bos) and (b + reach[1] < m or eos):  # final here: kept
-                    key = (origin + a, origin + b)
-            if sl is None:
-                sl, ax, ay = step.tolist(), ang[:, 0].tolist(), ang[:, 1].tolist()
-            thr_on = float(onset[a])
-            lo = max(0, a - walk)
-            on = -1
-            for i in range(a - 1, lo - 1, -1):  # walking back: below the onset threshold at a local minimum
-                x = vl[i]
-                if math.isnan(x) or (x < thr_on and not (i > 0 and vl[i - 1] < x)):
-                    on = i + 1
-                    break
-            if on < 0:
-                for i in range(a - 1, lo - 1, -1):  # else the last local minimum
-                    x = vl[i]
-                    if not (i > 0 and vl[i - 1] < x):
-                        on = i + 1
-                        break
-            if on < 0:
-                on = lo
-            local = self._noise(vl[max(0, on - 1 - tm.noise_n):on], thr_on)
-            still = max(thr_on, self._noise(sl[max(1, on - tm.noise_n):on], thr_on))  # the steps' own noise
-            p = peak_at(a, b)
-            off_thr = 0.7 * thr_on + 0.3 * local
-            walked = stop(p, min(m, p + walk), off_thr)  # N&H's offset; their 10 ms minimum applies to it
-            pso_thr = max(local, thr_on / 2)
-            if walked - on < tm.min_sacc_n:
-                last = (walked, pso_thr, -1)
-                if key is not None:
-                    cache[key] = (origin - 1, origin + walked, 0, 0, pso_thr)
-                continue
-            last = (walked, pso_thr, len(out))
-            while on < p and sl[on] < still:  # the eye had not moved yet
-                on += 1
-            off, turned = walked, False
-            x0, y0 = ax[on - 1 if on else 0], ay[on - 1 if on else 0]
-            for i in range(p + 1, walked):  # the overshoot's turning point: the eye moves back, the PSO begins
-                if (ax[i + 1] - ax[i]) * (ax[i] - x0) + (ay[i + 1] - ay[i]) * (ay[i] - y0) < 0:
-                    off, turned = i, True
-                    break
-            while off - 1 > p and off < m and sl[off] < off_thr:  # the eye had stopped moving
-                off -= 1
-            pso_end = walked if turned else off
-            if off < walked and off > on and not turned:  # the eye turned back into `off` or arrived there
-                dx, dy = ax[off] - ax[off - 1], ay[off] - ay[off - 1]
-                if dx * (ax[off - 1] - x0) + dy * (ay[off - 1] - y0) < 0:
-                    pso_end = walked
-            for j in range(min(m, walked + pso_n) - 1, walked - 1, -1):  # the last return above the PSO threshold
-                if vl[j] > pso_thr:  # its velocity minimum lies up to the window's half width after the eye stops
-                    pso_end = max(j + 1, stop(j, min(m, j + pso_n), pso_thr) - tm.vel_k)
-                    break
-            out.append((on, off, pso_end))
-            if key is not None:
-                cache[key] = (origin + on, origin + walked, origin + off, origin + pso_end, pso_thr)
-        return out
-
-    @staticmethod
-    def _noise(values: list[float], default: float) -> float:
-        """Mean + 3 SD of the finite values (N&H 2010's local noise), `default` for fewer than two."""
-        x = [v for v in values if not math.isnan(v)]
-        if len(x) < 2:
-            return default
-        mean = sum(x) / len(x)
-        return mean + 3 * math.sqrt(sum((v - mean) ** 2 for v in x) / len(x))
-
-    def _pursuit(self, ang: np.ndarray, fast: np.ndarray) -> np.ndarray:
-        """Smooth pursuit: the slow velocity of the gaze angles, the distance between the mean positions of
-        the two halves of `pursuit_window_ms` over their time apart, above `pursuit_velocity_deg_s`.
-
-        I-VDT's idea (Komogortsev & Karpov 2013, Behav Res Methods 45:203): after the saccades, what moves
-        is pursuit and what stays within a small area is fixation; as in REMoDNaV (Dar, Wagner & Hanke 2021,
-        Behav Res Methods 53:399) the decision is a velocity threshold on a smoothed signal. The two halves
-        ([i - w, i) and [i, i + w)) hold only valid samples of the same stretch between saccades, PSOs and
-        gaps; the speed is the distance between their mean angles over the time between their mean sample
-        times. Tracker noise alone moves these means too (a few deg/s in noisy recordings), so pursuit must
-        also move in a consistent direction (Larsson et al. 2015's criterion): the step from each quarter of
-        the window to the next goes along it. The sums are differences of prefix sums of the angles in fixed
-        point (2^-32 deg): integer sums are exact, so they are the same in any window."""
-        tm, m = self.tm, len(ang)
-        w = tm.pursuit_n
-        ok = ~fast & ~np.isnan(ang[:, 0])
-        idx = np.arange(m)
-        fixed = np.where(ok[:, None], np.rint(ang * 4294967296.0), 0.0).astype(np.int64)
-        q = np.zeros((m + 1, 4), np.int64)  # prefix sums: angle x, angle y, count, sample index
-        q[1:, 0:2] = np.cumsum(fixed, axis=0)
-        q[1:, 2] = np.cumsum(ok)
-        q[1:, 3] = np.cumsum(np.where(ok, idx, 0))
-        # the stretch around i: after the last fast sample at or before i, before the next one after i
-        after_fast = np.maximum.accumulate(np.where(fast, idx, -1)) + 1
-        nxt = np.where(fast, idx, m)
-        before_fast = np.minimum.accumulate(nxt[::-1])[::-1]
-        before_fast = np.concatenate((before_fast[1:], [m]))
-        fb = np.minimum(idx + w, before_fast)
-        ba = np.maximum(idx - w, after_fast)
-        fwd = q[fb] - q[idx]
-        bwd = q[idx] - q[np.minimum(ba, idx)]  # empty when a fast sample is at i
-        need = max(2, w // 4)
-        enough = (fwd[:, 2] >= need) & (bwd[:, 2] >= need)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cf, cb = fwd[:, 2:3].astype(float), bwd[:, 2:3].astype(float)
-            d = (fwd[:, 0:2] / cf - bwd[:, 0:2] / cb) / 4294967296.0
-            dt = (fwd[:, 3] / cf[:, 0] - bwd[:, 3] / cb[:, 0]) / tm.rate
-            slow = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2) / dt
-            moving = enough & (slow > self.cfg.pursuit_velocity_deg_s)
-            if not moving.any():
-                return moving
-            # consistent direction (Larsson et al. 2015, Biomed Signal Process Control 18:145): from each quarter
-            # of the window to the next (where both hold two samples or more) the eye moves along d
-            half = max(1, w // 2)
-            sel = np.flatnonzero(moving)  # only where the speed says pursuit
-            lo_s, hi_s, ds = np.minimum(after_fast[sel], sel), before_fast[sel], d[sel]
-            bounds = [np.minimum(np.maximum(sel + k, lo_s), hi_s) for k in (-w, -half, 0, half, w)]
-            quarters = [q[b] - q[a] for a, b in itertools.pairwise(bounds)]
-            checked = np.zeros(len(sel), bool)
-            against = np.zeros(len(sel), bool)
-            for qa, qb in itertools.pairwise(quarters):
-                both = (qa[:, 2] >= 2) & (qb[:, 2] >= 2)
-                step = qb[:, 0:2] / qb[:, 2:3].astype(float) - qa[:, 0:2] / qa[:, 2:3].astype(float)
-                along = step[:, 0] * ds[:, 0] + step[:, 1] * ds[:, 1]
-                checked |= both
-                against |= both & ~(along > 0)
-            moving[sel] = checked & ~against
-        return moving
-
-    def _gap_blinks(self, gs: np.ndarray, ge: np.ndarray, distorted: np.ndarray, ang: np.ndarray) -> np.ndarray:
-        """Blink seeds among the gaps (invalid runs shorter than `gap_fill_max_ms`, which 002 fills in rather
-        than calls blinks): trackers that lose the pupil only while the lid covers it (EyeLink, SMI) report
-        blinks of 20-70 ms of invalid samples inside a longer eyelid artefact, the gaze swinging away and back
-        (Nystrom & Holmqvist 2010, Sec. "Blink detection"). A gap is a blink when its distorted stretch (up
-        to `blink_extension_ms` either side) lasts at least `gap_fill_max_ms` (002's shortest blink) and the
-        gaze comes back: the largest excursion from where it was before is over twice the net displacement
-        across the stretch (a saccade next to a gap does not come back)."""
-        m, ext = len(distorted), self.tm.blink_ext_n
-        out = np.zeros(m, bool)
-        ds, de = _true_runs(distorted)
-        k = np.searchsorted(de, gs, side="right")  # the distorted run holding each gap (the gap is distorted)
-        for a, b, r in zip(gs.tolist(), ge.tolist(), k.tolist()):
-            lo, hi = max(int(ds[r]), a - ext), min(int(de[r]), b + ext)
-            if hi - lo < self.tm.gap_n or lo < 1 or hi >= m:
-                continue
-            before, after, inside = ang[lo - 1], ang[hi], ang[lo:hi]
-            away = np.sqrt(np.nanmax(np.sum((inside - before) ** 2, axis=1), initial=0.0))
-            if away > 2 * math.sqrt(float(np.sum((after - before) ** 2))):
-                out[a:b] = True
-        return out
-
-    def _whole_blinks(self, seeds: np.ndarray, distorted: np.ndarray) -> np.ndarray:
-        """Blink samples: each seed (an invalid run of 002's 75-425 ms with its 50 ms margins, or eye openness below
-        `lid_closing_fraction` of its trailing median) with the eyelid-distorted samples next to it, up to
-        `blink_extension_ms` either side. Distorted: eye openness low, vertical gaze velocity above the
-        saccade onset threshold (the lid drags the pupil's image, so blinks masquerade as saccades; Nystrom &
-        Holmqvist 2010, Sec. "Blink detection") or no gaze. (The pupil's own distortion is handled by the
-        50 ms margins and the dilation-speed filter, Kret & Sjak-Shie 2019, not by the label.)
-        What is interpolated still follows 002 (75-425 ms invalid runs + margins); only the label grows."""
-        m = len(seeds)
-        out = seeds.copy()
-        if not seeds.any():
-            return out
-        ext = self.tm.blink_ext_n
-        ds, de = _true_runs(distorted | seeds)
-        ss, se = _true_runs(seeds)
-        k = np.searchsorted(de, ss, side="right")  # the distorted run holding each seed
-        for a, b, r in zip(ss.tolist(), se.tolist(), k.tolist()):
-            out[max(int(ds[r]), a - ext, 0):min(int(de[r]), b + ext, m)] = True
-        return out
-
-    def _merge(self, code: np.ndarray, u: np.ndarray, rs: np.ndarray, re: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Merge short saccade runs between two fixation runs whose positions are close (Tobii I-VT).
-
-        The positions compared are the mean gaze directions over up to `merge_position_ms` of the fixation
-        runs next to the gap, so the decision depends on a bounded neighbourhood only. Close: less than
-        `merge_noise_sd` SDs of the two windows' sample spread apart (their sample clouds overlap: the shift is
-        not told from the tracker's noise, the mean + 3 SD convention of Nystrom & Holmqvist 2010), which
-        replaces Tobii's fixed `merge_max_angle_deg` (a typical tracker's noise; used with `merge_noise_sd`
-        = 0). So a 0.3 deg microsaccade splits a fixation on a precise tracker (EyeLink) and not within the
-        noise of a Tobii TX300 recording of an infant.
-        """
-        tm = self.tm
-        if (code == PSO).any():  # a saccade and its PSO are one gap
-            rs, re = _code_runs(np.where(code == PSO, SACCADE, code))
-        rc = code[rs]
-        cand = np.nonzero((rc[1:-1] == SACCADE) & (re[1:-1] - rs[1:-1] <= tm.merge_gap_n)
-                          & (rc[:-2] == FIXATION) & (rc[2:] == FIXATION))[0] + 1
-        if not len(cand):
-            return (code, *_code_runs(code))
-        P = tm.merge_pos_n
-        a0 = np.maximum(rs[cand - 1], rs[cand] - P)
-        b1 = np.minimum(re[cand + 1], re[cand] + P)
-        bounds = np.stack((a0, rs[cand], re[cand], b1), axis=1).ravel()
-        padded = np.concatenate((u, np.zeros((1, 3))))
-        sums = np.add.reduceat(padded, bounds, axis=0)  # each segment summed on its own: window-independent
-        a, b = sums[0::4], sums[2::4]
-        la, lb = np.sqrt(np.einsum("ij,ij->i", a, a)), np.sqrt(np.einsum("ij,ij->i", b, b))
-        cos = np.einsum("ij,ij->i", a, b) / (la * lb)
-        k = self.cfg.merge_noise_sd
-        if k > 0:  # the samples' spread around each mean direction: 1 - |mean of the unit vectors|^2 (rad^2)
-            na, nb = rs[cand] - a0, b1 - re[cand]
-            spread = np.sqrt(0.5 * (np.maximum(0.0, 1 - (la / na) ** 2) + np.maximum(0.0, 1 - (lb / nb) ** 2)))
-            merge = cand[np.arccos(np.minimum(cos, 1.0)) < k * spread]
-        else:
-            merge = cand[cos >= self.cos_merge]
-        if not len(merge):
-            return (code, *_code_runs(code))
-        code = code.copy()
-        for r in merge.tolist():
-            code[rs[r]:re[r]] = FIXATION
-        rs, re = _code_runs(code)
-        return code, rs, re
-
-
 # -- one segment (constant rate) -------------------------------------------------------------------------
 
 class _Segment:
@@ -840,7 +243,8 @@ class _Segment:
     def __init__(self, cfg: EyesignalConfig, geo: Geometry, rate: float) -> None:
         self.cfg, self.geo, self.rate = cfg, geo, rate
         self.tm = Timing.of(cfg, rate)
-        self.pipeline = _Pipeline(cfg, geo, self.tm)
+        self.params = _params(cfg, geo, self.tm)
+        self.combine_params = _combine_params(cfg, geo, rate)
         cap = 4 * (self.tm.history + self.tm.delay) + self.tm.mad_block_n * (self.tm.mad_blocks + 1) + 64
         self.raw = np.empty((cap, GAZE_RAW.channel_count))
         self.t = np.empty(cap)
@@ -908,15 +312,17 @@ class _Segment:
         a, b = self.staged - self.base, self.n - self.base
         if b <= a:
             return
-        with np.errstate(invalid="ignore", divide="ignore"):
-            self.comb[a:b], self.origin = _combine(self.raw[a:b], self.t[a:b], self.prev_t, self.origin,
-                                               self.staged == 0, self.cfg, self.geo, self.rate)
+        origin = self.origin if self.origin is not None else np.zeros(3)
+        self.comb[a:b], eye, seen = stages.combine(self.raw[a:b], self.t[a:b], self.prev_t or 0.0,
+                                                   self.prev_t is not None, origin, self.origin is not None,
+                                                   self.staged == 0, self.combine_params)
+        self.origin = eye if seen else None
         self.prev_t = float(self.t[b - 1])
         self.staged = self.n
 
     def _threshold(self, block: int) -> tuple[float, float, float, float]:
         """A block's causal thresholds, from the trailing window before it: dilation speed (median + n MAD),
-        saccade peak and onset velocity, median eye openness (see `_velocity_thresholds`).
+        saccade peak and onset velocity (`stages.velocity_thresholds`), median eye openness.
 
         Each block's velocities, dilation speeds and openness values are computed once (when the next block
         starts) and kept for the `pupil_mad_blocks` blocks of the window: every value has its full context
@@ -928,7 +334,8 @@ class _Segment:
         self.block_values.append(self._block_values(block - 1))
         del self.block_values[:-tm.mad_blocks]
         v, speed, opn = (np.concatenate(parts) for parts in zip(*self.block_values))
-        peak, onset = self._velocity_thresholds(v)
+        v = np.sort(v, kind="stable")  # each block's velocities are sorted once: this merges the sorted runs
+        peak, onset = stages.velocity_thresholds(v, fixed, self.cfg.adaptive_threshold, 2 * tm.noise_n)
         lid = _median(opn) if len(opn) else math.nan
         if not len(speed):
             return math.inf, peak, onset, lid
@@ -937,16 +344,14 @@ class _Segment:
 
     def _block_values(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Block j's plausible velocities (deg/s; of its samples shifted back by the velocity half-window, so
-        that each has its whole window), finite dilation speeds and valid eye openness values."""
+        that each has its whole window; sorted), finite dilation speeds and valid eye openness values."""
         N, h = self.tm.mad_block_n, self.tm.vel_k
         a, b = j * N, (j + 1) * N
         if self.cfg.adaptive_threshold:
             lo = max(a - 2 * h, 0)
             rows = self.comb[lo - self.base:b - self.base]
-            gaze = rows[:, _X:_EZ + 1].copy()
-            gaze[rows[:, _GOK] == 0] = np.nan
-            with np.errstate(invalid="ignore", divide="ignore"):
-                v = self.pipeline.velocity(gaze, self.t[lo - self.base:b - self.base])[2]
+            ang = np.where(rows[:, _GOK:_GOK + 1] > 0, rows[:, stages.AX:stages.AY + 1], np.nan)
+            v = stages.speed(ang, self.t[lo - self.base:b - self.base], self.tm.vel_k)
             v = v[max(a - h, 0) - lo:b - h - lo]
             v = v[v < 1000.0]  # finite, plausible
         else:
@@ -962,34 +367,7 @@ class _Segment:
         speed = speed[a - lo:b - lo]
         speed = speed[speed < np.inf]  # finite (NaN compares False)
         opn = self.comb[a - self.base:b - self.base, _OPN]
-        return v, speed, opn[opn >= 0]  # valid openness (NaN compares False)
-
-    def _velocity_thresholds(self, v: np.ndarray) -> tuple[float, float]:
-        """Nystrom & Holmqvist 2010's adaptive peak threshold over the trailing window's velocities `v`:
-        PT = mean + 6 SD of the velocities below PT, iterated from 100 deg/s until it moves < 1 deg/s;
-        onset threshold mean + 3 SD. Mean and SD are the median and 1.4826 MAD, so pursuit and the flanks
-        of saccades in the window do not inflate them. The fixed `velocity_threshold_deg_s` is the floor
-        of PT and half of it the floor of the onset threshold (a noise-free signal would get 0 deg/s), and
-        both thresholds with `adaptive_threshold = false`. (Sorted once: each iteration's "below PT" is a
-        prefix, whose median is read directly.)"""
-        fixed = self.cfg.velocity_threshold_deg_s
-        if not self.cfg.adaptive_threshold or len(v) < 2 * self.tm.noise_n:
-            return fixed, fixed
-        v = np.sort(v)
-        pt, mean, sd = 100.0, 0.0, 0.0
-        for _ in range(50):
-            k = int(np.searchsorted(v, pt))  # v[:k] < pt
-            if k < 2:
-                break
-            below = v[:k]
-            mean = 0.5 * (float(below[(k - 1) // 2]) + float(below[k // 2]))  # robust centre and spread
-            sd = 1.4826 * _median(np.abs(below - mean))  # (Engbert & Kliegl 2003, Vision Res 43:1035)
-            new = mean + 6 * sd
-            done = abs(new - pt) < 1.0
-            pt = new
-            if done:
-                break
-        return max(pt, fixed), max(mean + 3 * sd, fixed / 2)
+        return np.sort(v), speed, opn[opn >= 0]  # valid openness (NaN compares False)
 
     def _compute(self, end: bool) -> None:
         self._stage()
@@ -1003,12 +381,10 @@ class _Segment:
         while len(self.thresholds) <= last_block:
             self.thresholds.append(self._threshold(len(self.thresholds)))
         first = lo // tm.mad_block_n  # only this window's blocks (the list grows with the session)
-        blocks = np.arange(lo, hi) // tm.mad_block_n - first
-        threshold = np.asarray(self.thresholds[first:last_block + 1])[blocks]  # (m, 4): pupil, peak, onset, openness
+        thresholds = np.array(self.thresholds[first:last_block + 1])  # per block: pupil, peak, onset, openness
         a, b = lo - self.base, hi - self.base
-        with np.errstate(invalid="ignore", divide="ignore"):
-            new = self.pipeline.run(self.t[a:b], self.comb[a:b], threshold, bos=lo == 0, eos=end, origin=lo,
-                                    rows=slice(self.computed - lo, upto - lo))
+        new = stages.run_window(self.t[a:b], self.comb[a:b], thresholds, lo - first * tm.mad_block_n, end,
+                                self.computed - lo, upto - lo, self.params)
         self.out = np.concatenate((self.out, new)) if len(self.out) else new
         new_t = self.t[self.computed - self.base:upto - self.base]
         self.out_t = np.concatenate((self.out_t, new_t)) if len(self.out_t) else new_t.copy()
@@ -1234,13 +610,30 @@ def ivt(x: np.ndarray, y: np.ndarray, timestamps: np.ndarray, rate: float, confi
     """
     cfg, screen = config or EyesignalConfig(), screen or ScreenConfig()
     geo = Geometry.of(screen, cfg)
-    pipe = _Pipeline(cfg, geo, Timing.of(cfg, rate))
+    params = _params(cfg, geo, Timing.of(cfg, rate))
     gaze = np.zeros((len(x), 5))
     gaze[:, 0], gaze[:, 1], gaze[:, 4] = x, y, geo.distance_mm
-    with np.errstate(invalid="ignore", divide="ignore"):
-        _, u, velocity, ang = pipe.velocity(gaze, np.asarray(timestamps, dtype=np.float64))
-        fixed = np.full(len(x), cfg.velocity_threshold_deg_s)
-        return pipe.classify(velocity, u, ang, fixed, fixed)[0]
+    u, ang = stages.geometry(gaze, np.zeros((len(x), 2)), np.zeros(len(x), bool), params)
+    velocity = stages.speed(ang, np.asarray(timestamps, dtype=np.float64), params.vel_k)
+    fixed = np.full(len(x), cfg.velocity_threshold_deg_s)
+    return stages.classify(velocity, u, ang, fixed, fixed, np.full(len(x), -1, np.int64), params)
+
+
+def compile_stages() -> float:
+    """Compile the numba stages (or load them from numba's cache, next to `stages.py`) by processing 3 s of a
+    still gaze, so that the first real chunk does not wait for it; returns the seconds it took. `setup.sh` runs it
+    once, so later processes find the cache."""
+    start = time.perf_counter()
+    rate, n = 250.0, 750
+    raw = np.zeros((n, GAZE_RAW.channel_count))
+    for eye in (0, stages.EYE):
+        raw[:, eye + stages.GX], raw[:, eye + stages.GY], raw[:, eye + stages.PUP] = 0.5, 0.5, 3.0
+        raw[:, eye + stages.OZ], raw[:, eye + stages.OPEN] = 650.0, 10.0
+        for flag in (stages.GVALID, stages.PVALID, stages.OVALID, stages.OPENVALID):
+            raw[:, eye + flag] = 1.0
+    raw[300:340, stages.GVALID] = raw[300:340, stages.EYE + stages.GVALID] = 0.0  # a blink
+    process_recording(np.arange(n) / rate, raw, rate)
+    return time.perf_counter() - start
 
 
 def process_recording(timestamps: Any, samples: Any, rate: float, config: EyesignalConfig | None = None,
