@@ -212,7 +212,7 @@ class EyeSignalOutput:
 
 def _params(cfg: EyesignalConfig, geo: Geometry, tm: Timing) -> stages.Params:
     return stages.Params(
-        tm.rate, tm.gap_n, tm.blink_max_n, tm.margin_n, tm.cap_n, tm.vel_k, tm.merge_gap_n, tm.merge_pos_n,
+        float(tm.rate), tm.gap_n, tm.blink_max_n, tm.margin_n, tm.cap_n, tm.vel_k, tm.merge_gap_n, tm.merge_pos_n,
         tm.min_fix_n, tm.sacc_max_n, tm.sacc_walk_n, tm.min_sacc_n, tm.noise_n, tm.pso_n, tm.pursuit_n,
         tm.blink_ext_n, tm.mad_block_n, float(geo.width_mm), float(geo.height_mm), float(cfg.lid_closing_fraction),
         float(cfg.pursuit_velocity_deg_s), float(cfg.merge_noise_sd), math.cos(math.radians(cfg.merge_max_angle_deg)))
