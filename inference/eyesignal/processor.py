@@ -67,13 +67,9 @@ from eyemotion.inference.eyesignal import stages
 
 from eyemotion import UserError
 from eyemotion.config import EyesignalConfig, ScreenConfig
-from eyemotion.streams import EVENT_CODES, GAZE_CLEAN, GAZE_RAW, GAZE_VALIDITY_BITS, ContractError
+from eyemotion.streams import GAZE_CLEAN, GAZE_RAW, ContractError
 
 log = logging.getLogger(__name__)
-
-FIXATION, SACCADE, BLINK, LOSS, UNCLASSIFIED, PSO, PURSUIT = (
-    EVENT_CODES[k] for k in ("fixation", "saccade", "blink", "loss", "unclassified", "pso", "pursuit"))
-BIT = GAZE_VALIDITY_BITS
 
 # The Tobii_gaze offsets the compiled stages read (one eye's 18-channel block, left block first, then right).
 for _off, _label in ((stages.GX, "x.position_on_display_area.gaze_point"), (stages.GY, "y.position_on_display_area.gaze_point"),
