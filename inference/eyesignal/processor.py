@@ -73,7 +73,8 @@ log = logging.getLogger(__name__)
 
 # The Tobii_gaze offsets the compiled stages read (one eye's 18-channel block, left block first, then right).
 for _off, _label in ((stages.GX, "x.position_on_display_area.gaze_point"),
-                     (stages.GY, "y.position_on_display_area.gaze_point"), (stages.GVALID, "valid.gaze_point"), (stages.PUP, "diameter.pupil"),
+                     (stages.GY, "y.position_on_display_area.gaze_point"), (stages.GVALID, "valid.gaze_point"),
+                     (stages.PUP, "diameter.pupil"),
                      (stages.PVALID, "valid.pupil"), (stages.OX, "x.position_in_user_coordinates.gaze_origin"),
                      (stages.OY, "y.position_in_user_coordinates.gaze_origin"),
                      (stages.OZ, "z.position_in_user_coordinates.gaze_origin"),
