@@ -30,13 +30,18 @@ HEARTBEAT_S = 0.5
 log = logging.getLogger(__name__)
 
 
+def heartbeat_file() -> Path | None:
+    """The file the supervisor asked this process to touch (`EYEMOTION_HEARTBEAT`), if any."""
+    beat_file = os.environ.get(HEARTBEAT_ENV)
+    return Path(beat_file) if beat_file else None
+
+
 class beating:
     """Context manager: touch the supervisor's heartbeat file every `HEARTBEAT_S` from a thread, for a slow step
     that cannot return within the heartbeat timeout (e.g. compiling on first use)."""
 
     def __init__(self) -> None:
-        beat_file = os.environ.get(HEARTBEAT_ENV)
-        self._beat = Path(beat_file) if beat_file else None
+        self._beat = heartbeat_file()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -89,8 +94,7 @@ class Node:
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: self.request_stop())
-        beat_file = os.environ.get(HEARTBEAT_ENV)
-        beat = Path(beat_file) if beat_file else None
+        beat = heartbeat_file()
         self.open()
         log.info("%s running", self.name)
         end = time.monotonic() + duration if duration else None
