@@ -163,12 +163,12 @@ def combine(raw, t, prev_t, has_prev_t, origin, has_origin, first, cp):
     else:
         eye[0], eye[1], eye[2] = 0.0, cp.centre_y_ucs, cp.distance_mm
     before = prev_t if has_prev_t else t[0] - 1.0 / cp.rate  # the first sample of a segment is regular
+    g_ok, p_ok, o_ok = np.zeros(2, np.bool_), np.zeros(2, np.bool_), np.zeros(2, np.bool_)  # per eye
+    sums, counts = np.zeros(4), np.zeros(4)  # x, y, pupil, openness over the eyes that count
+    o_sum = np.zeros(3)  # the valid gaze origins
     for i in range(n):
         r = raw[i]
         flags = 0
-        g_ok = np.zeros(2, np.bool_)
-        p_ok = np.zeros(2, np.bool_)
-        o_ok = np.zeros(2, np.bool_)
         bad = implausible = False
         open_max = -np.inf
         for e in range(2):
@@ -178,8 +178,8 @@ def combine(raw, t, prev_t, has_prev_t, origin, has_origin, first, cp):
             if o_ok[e] and op > open_max:
                 open_max = op
         closed = (o_ok[0] or o_ok[1]) and open_max < cp.closed_openness_mm
-        sums = np.zeros(4)  # x, y, pupil, openness over the eyes that count
-        counts = np.zeros(4)
+        sums[:] = 0.0
+        counts[:] = 0.0
         for e in range(2):
             b = EYE * e
             keep = cp.use_left if e == 0 else cp.use_right
@@ -205,7 +205,7 @@ def combine(raw, t, prev_t, has_prev_t, origin, has_origin, first, cp):
                 counts[3] += 1
         out[i, X], out[i, Y], out[i, P], out[i, OPN] = (sums[0] / counts[0], sums[1] / counts[1],
                                                         sums[2] / counts[2], sums[3] / counts[3])
-        o_sum = np.zeros(3)
+        o_sum[:] = 0.0
         no = 0
         for e in range(2):
             b = EYE * e
