@@ -105,7 +105,8 @@ def main() -> int:
 
     ms = latencies * 1000
     figures = {
-        "stages_load_s": load, "recording_s": duration, "rate_hz": args.rate, "chunk_samples": chunk, "chunks": len(latencies),
+        "stages_load_s": load, "recording_s": duration, "rate_hz": args.rate, "chunk_samples": chunk,
+        "chunks": len(latencies),
         "compute_block_ms": cfg.compute_block_ms, "delay_samples": proc.delay_samples, "delay_s": proc.delay_s,
         "stream_wall_s": wall, "stream_cpu_s": cpu, "cpu_share": cpu / wall,
         "x_realtime_wall": duration / wall, "x_realtime_cpu": duration / cpu,
