@@ -481,6 +481,23 @@ def test_pursuit_is_not_fixation():
     assert not np.any(code[50:450] == PURSUIT) and not np.any(code[1060:1450] == PURSUIT)
 
 
+def test_pso_does_not_run_into_pursuit_after_the_saccade():
+    """A saccade onto a moving target: after the PSO the velocity stays at the pursuit's, which is movement, not a
+    PSO that lasts its whole reach (issue 14; the PSO threshold lies below pursuit speeds)."""
+    n = 1500
+    x = noisy(n, seed=3)
+    s = np.clip(np.arange(n - 600) / 8.0, 0, 1)  # an 8 deg saccade in 32 ms (minimum jerk)...
+    u = np.clip((np.arange(n - 600) - 8) / 8.0, 0, 1)  # ...overshooting in one damped 32 ms cycle (the PSO)
+    x[600:] += 8 * DEG * (10 * s**3 - 15 * s**4 + 6 * s**5) + 0.8 * DEG * np.exp(-3 * u) * np.sin(2 * np.pi * u)
+    x[600:1100] += 20.0 * DEG * np.arange(500) / RATE  # following the target at 20 deg/s for 2 s
+    x[1100:] += 20.0 * DEG * 500 / RATE
+    _, out = run(make_raw(x, 0.5))
+    code = col(out, "event")
+    pso = np.flatnonzero(code == PSO)
+    assert len(pso) and pso.max() < 600 + 16 + 4  # within the cycle (+ the velocity window), not 40 ms on
+    assert np.mean(code[pso.max() + 1:1050] == PURSUIT) > 0.9
+
+
 def test_blink_covers_the_eyelid_distorted_samples_and_eye_openness_dips():
     n = 1500
     y = np.full(n, 0.5)

@@ -417,10 +417,12 @@ def saccades(v, ang, step, peak, onset, pp):
     the onset is the first sample, walking back, below the onset threshold at a local velocity minimum; the
     offset threshold is 0.7 onset threshold + 0.3 (mean + 3 SD of the 40 ms before the onset) (local noise),
     and the offset the first local minimum below it walking forward from the peak. A PSO is a return above the
-    offset threshold within `pso_max_ms` of the offset; it ends at the next local minimum below it. Walks are
-    bounded by `saccade_max_ms`, which keeps every decision within a bounded context; a run above the peak
-    threshold longer than that (e.g. the linear ramp across a filled gap in which the eye moved) is a saccade
-    as in Tobii I-VT, every sample above the threshold, with no PSO.
+    PSO threshold (the local noise, at least half the onset threshold) within `pso_max_ms` of the offset; it
+    ends at the next local minimum below it, which must come within `pso_max_ms`: an oscillation comes back
+    down, and velocity that stays up is movement (pursuit after a catch-up saccade), not PSO. Walks are bounded
+    by `saccade_max_ms`, which keeps every decision within a bounded context; a run above the peak threshold
+    longer than that (e.g. the linear ramp across a filled gap in which the eye moved) is a saccade as in Tobii
+    I-VT, every sample above the threshold, with no PSO.
 
     Edges to the sample: the centred differentiation window attributes the movement between two samples to
     both, so the velocity minimum the walks stop at lies up to its half width outside the movement (issue 14
@@ -504,10 +506,18 @@ def saccades(v, ang, step, peak, onset, pp):
             dx, dy = ax[off] - ax[off - 1], ay[off] - ay[off - 1]
             if dx * (ax[off - 1] - x0) + dy * (ay[off - 1] - y0) < 0:
                 pso_end = walked
-        for j in range(min(m, walked + pso_n) - 1, walked - 1, -1):  # the last return above the PSO threshold
-            if v[j] > pso_thr:  # its velocity minimum lies up to the window's half width after the eye stops
-                pso_end = max(j + 1, _stop(v, j, min(m, j + pso_n), pso_thr) - pp.vel_k)
-                break
+        j = min(m, walked + pso_n) - 1
+        while j >= walked:  # the last return above the PSO threshold that comes back down within the reach
+            if v[j] > pso_thr:  # (velocity that stays up is movement, e.g. pursuit after the saccade, not PSO)
+                hi = min(m, j + pso_n)
+                stop = _stop(v, j, hi, pso_thr)
+                if stop < hi:  # its velocity minimum lies up to the window's half width after the eye stops
+                    pso_end = max(j + 1, stop - pp.vel_k)
+                    break
+                while j >= walked and v[j] > pso_thr:  # an earlier start of this return stays up as long
+                    j -= 1
+                continue
+            j -= 1
         out[k, 0], out[k, 1], out[k, 2] = on, off, pso_end
         k += 1
     return out[:k]
