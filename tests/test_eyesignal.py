@@ -481,6 +481,15 @@ def test_pursuit_is_not_fixation():
     assert not np.any(code[50:450] == PURSUIT) and not np.any(code[1060:1450] == PURSUIT)
 
 
+def test_a_slow_glide_between_fixations_is_not_pursuit():
+    """1 deg in about 100 ms (at most ~10 deg/s): its 140 ms window moves fast enough for pursuit, but not
+    steadily (the outer quarters stand still), as infants' drift in Hooge et al.'s static viewing (issue 14)."""
+    x = noisy(1500, seed=4) + 1.0 * DEG / (1 + np.exp(-(np.arange(1500) - 700) / 6.0))
+    _, out = run(make_raw(x, 0.5))
+    code = col(out, "event")
+    assert not np.any(code == PURSUIT) and np.all(code[50:1450] == FIX)
+
+
 def test_pso_does_not_run_into_pursuit_after_the_saccade():
     """A saccade onto a moving target: after the PSO the velocity stays at the pursuit's, which is movement, not a
     PSO that lasts its whole reach (issue 14; the PSO threshold lies below pursuit speeds)."""

@@ -7,7 +7,10 @@ follow the duration main sequence (21 ms + 2.2 ms/deg, 25-45 ms for 2-10 deg): a
 samples, so one sample off at an edge costs a third to a half of it (saccade 0.77 at 60 Hz). PSOs are
 labelled from the overshoot's turning point and last 10-33 ms: 0-2 samples at 60 Hz, 1-4 at 120 Hz,
 2-8 at 250 Hz; PSO reaches 0.49 / 0.55 / 0.58 and cannot reach 0.8 at 60 or 120 Hz, where one sample is a
-third to all of a PSO; at 250 Hz the smaller PSOs (0.15 deg) stay within the tracker noise. The pupil RMSE
+third to all of a PSO; at 250 Hz the smaller PSOs (0.15 deg) stay within the tracker noise. Fixation lost
+0.01-0.02 when pursuit had to move steadily (at 250 Hz, 243 more of the simulator's pursuit samples and 169
+more of its eyelid-distorted blink samples are called fixation), which gained on all three real data sets (issue
+14's closing notes). The pupil RMSE
 inside true blinks counts the eyelid-distorted samples the simulator adds around a blink, which 002's
 rule does not interpolate.
 """
@@ -22,8 +25,8 @@ from eyemotion.inference.eyesignal.validate import cohen_kappa, format_table, ov
 
 DURATION = 180.0
 # rate: lower bounds of kappa for fixation, saccade, blink, PSO, pursuit
-KAPPA = {60.0: (0.82, 0.74, 0.82, 0.24, 0.82), 120.0: (0.88, 0.85, 0.82, 0.47, 0.87),
-         250.0: (0.89, 0.82, 0.82, 0.55, 0.85)}
+KAPPA = {60.0: (0.82, 0.74, 0.82, 0.24, 0.82), 120.0: (0.87, 0.85, 0.82, 0.47, 0.87),
+         250.0: (0.86, 0.82, 0.82, 0.55, 0.85)}
 KEYS = ("kappa_fixation", "kappa_saccade", "kappa_blink", "kappa_pso", "kappa_pursuit")
 
 
