@@ -96,6 +96,9 @@ def test_timing_follows_the_parameters():
     tm60 = Timing.of(EyesignalConfig(), 60.0)
     assert (tm60.gap_n, tm60.blink_max_n, tm60.min_fix_n, tm60.vel_k) == (5, 25, 4, 1)
     assert Timing.of(dataclasses.replace(EyesignalConfig(), blink_max_ms=600.0), 250.0).lookahead > tm.lookahead
+    # without saccade correction the event code still reads the pursuit-run minimum (min_fix_n) past the merge
+    no_correction = Timing.of(dataclasses.replace(EyesignalConfig(), saccade_correction_max_ms=0.0), 250.0)
+    assert tm.lookahead - no_correction.lookahead == tm.sacc_max_n - tm.min_fix_n
 
 
 def test_fixation_saccade_fixation_events_and_saccade_correction():

@@ -156,7 +156,10 @@ class Timing:
         sacc_reach = max(2 * sacc_walk_n, 2 * pso_n) + 2
         detect = max(sacc_reach, pursuit_n + sacc_reach, blink_ext_n)
         ivt = min_fix_n + merge_gap_n + merge_pos_n + 2  # fixation length through merges
-        sacc = sacc_max_n + 1  # end of the saccade being corrected
+        # x/y_saccade_corrected: the saccade being corrected ends within sacc_max_n, and whether it merges reads
+        # ivt's terms past its end. The event code: pursuit runs shorter than min_fix_n become fixation before
+        # the merge, so a code reads the pursuit labels up to min_fix_n past ivt's reach. One term covers both.
+        sacc = max(sacc_max_n, min_fix_n) + 1
         lookahead = fill + vel_k + detect + ivt + sacc + 1
         # looking back, a saccade or PSO label reaches its run's start (up to two walks and two PSO reaches
         # before) and that run's onset walk and noise window before it: one walk, two PSO reaches and the
