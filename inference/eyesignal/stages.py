@@ -593,8 +593,9 @@ def pursuit(ang, fast, pp):
                 s0 = (q[b1, 0] - q[a1, 0]) / float(cb2) - (q[a1, 0] - q[a0, 0]) / float(ca)
                 s1 = (q[b1, 1] - q[a1, 1]) / float(cb2) - (q[a1, 1] - q[a0, 1]) / float(ca)
                 ts = ((q[b1, 3] - q[a1, 3]) / float(cb2) - (q[a1, 3] - q[a0, 3]) / float(ca)) / pp.rate
+                along = (s0 * d0 + s1 * d1) / scale / dist  # deg moved along d from one quarter to the next
                 checked = True
-                if not (s0 * d0 + s1 * d1) / scale / dist / ts > 0.5 * dist / dt:
+                if not along / ts > 0.5 * dist / dt:
                     against = True
         moving[i] = checked and not against
     return moving
