@@ -214,6 +214,7 @@ class EyesignalConfig:
     pso_max_ms: float = 40.0  # a post-saccadic oscillation starts within this of the saccade offset
     pursuit_window_ms: float = 140.0  # smooth pursuit: slow velocity between two halves of this window
     pursuit_velocity_deg_s: float = 4.0  # slow velocity above this (outside saccades) = pursuit
+    pursuit_min_ms: float = 80.0  # shorter pursuit runs are fixation (too short to tell from a drift or glide)
     blink_extension_ms: float = 150.0  # eyelid-distorted samples this close to a blink belong to it
     lid_closing_fraction: float = 0.6  # eye openness below this share of the trailing median = lid closing
     merge_max_gap_ms: float = 75.0
@@ -243,7 +244,7 @@ class EyesignalConfig:
             _check(getattr(self, name) > 0, key + name, "must be > 0")
         for name in ("blink_margin_ms", "closed_openness_mm", "offscreen_margin", "merge_max_gap_ms",
                      "min_fixation_ms", "saccade_correction_max_ms", "compute_block_ms", "saccade_max_ms", "merge_noise_sd",
-                     "pso_max_ms", "pursuit_window_ms", "pursuit_velocity_deg_s", "blink_extension_ms",
+                     "pso_max_ms", "pursuit_window_ms", "pursuit_velocity_deg_s", "pursuit_min_ms", "blink_extension_ms",
                      "lid_closing_fraction"):
             _check(getattr(self, name) >= 0, key + name, "must be >= 0")
         _check(self.blink_max_ms > self.gap_fill_max_ms, key + "blink_max_ms", "must exceed gap_fill_max_ms")

@@ -96,9 +96,9 @@ def test_timing_follows_the_parameters():
     tm60 = Timing.of(EyesignalConfig(), 60.0)
     assert (tm60.gap_n, tm60.blink_max_n, tm60.min_fix_n, tm60.vel_k) == (5, 25, 4, 1)
     assert Timing.of(dataclasses.replace(EyesignalConfig(), blink_max_ms=600.0), 250.0).lookahead > tm.lookahead
-    # without saccade correction the event code still reads the pursuit-run minimum (min_fix_n) past the merge
+    # without saccade correction the event code still reads the pursuit-run minimum past the merge
     no_correction = Timing.of(dataclasses.replace(EyesignalConfig(), saccade_correction_max_ms=0.0), 250.0)
-    assert tm.lookahead - no_correction.lookahead == tm.sacc_max_n - tm.min_fix_n
+    assert tm.pursuit_min_n == 20 and tm.lookahead - no_correction.lookahead == tm.sacc_max_n - tm.pursuit_min_n
 
 
 def test_fixation_saccade_fixation_events_and_saccade_correction():
@@ -491,6 +491,19 @@ def test_a_slow_glide_between_fixations_is_not_pursuit():
     _, out = run(make_raw(x, 0.5))
     code = col(out, "event")
     assert not np.any(code == PURSUIT) and np.all(code[50:1450] == FIX)
+
+
+def test_pursuit_runs_last_at_least_pursuit_min_ms():
+    """Shorter slow-movement runs are fixation (`pursuit_min_ms`, issue 14): none is left in the output, and
+    without the minimum some are (so the setting acts)."""
+    t, raw, _ = simulate_recording(120.0, RATE, seed=7)
+    shortest = {}
+    for ms in (0.0, 80.0):
+        cfg = dataclasses.replace(EyesignalConfig(), pursuit_min_ms=ms)
+        moving = (process_recording(t, raw, RATE, cfg, SCREEN).samples[:, OUT["event"]] == PURSUIT).astype(int)
+        edges = np.flatnonzero(np.diff(np.r_[0, moving, 0]))
+        shortest[ms] = np.min(edges[1::2] - edges[::2])
+    assert shortest[0.0] < 0.08 * RATE <= shortest[80.0]
 
 
 def test_pso_does_not_run_into_pursuit_after_the_saccade():

@@ -8,9 +8,9 @@ samples, so one sample off at an edge costs a third to a half of it (saccade 0.7
 labelled from the overshoot's turning point and last 10-33 ms: 0-2 samples at 60 Hz, 1-4 at 120 Hz,
 2-8 at 250 Hz; PSO reaches 0.49 / 0.55 / 0.58 and cannot reach 0.8 at 60 or 120 Hz, where one sample is a
 third to all of a PSO; at 250 Hz the smaller PSOs (0.15 deg) stay within the tracker noise. Fixation lost
-0.01-0.02 when pursuit had to move steadily (at 250 Hz, 243 more of the simulator's pursuit samples and 169
-more of its eyelid-distorted blink samples are called fixation), which gained on all three real data sets
-(issue 14's closing notes). The pupil RMSE inside true blinks counts the eyelid-distorted samples the
+0.01-0.03 when pursuit had to move steadily and last 80 ms (more of the simulator's pursuit, and of the
+eyelid-distorted blink samples once called pursuit, is called fixation), which gained on all three real data
+sets (issue 14's closing notes). The pupil RMSE inside true blinks counts the eyelid-distorted samples the
 simulator adds around a blink, which 002's rule does not interpolate.
 """
 

@@ -123,6 +123,7 @@ class Timing:
     noise_n: int  # local noise before a saccade onset (40 ms, Nystrom & Holmqvist 2010)
     pso_n: int
     pursuit_n: int  # half of the pursuit window
+    pursuit_min_n: int  # shortest pursuit run
     blink_ext_n: int
     lookahead: int  # samples after a sample that its output depends on
     history: int  # samples before a sample that its output depends on
@@ -147,6 +148,7 @@ class Timing:
         noise_n = max(2, _samples(40.0, rate, "round"))
         pso_n = max(1, _samples(cfg.pso_max_ms, rate, "ceil"))
         pursuit_n = max(2, _samples(cfg.pursuit_window_ms / 2, rate, "round"))
+        pursuit_min_n = _samples(cfg.pursuit_min_ms, rate, "ceil")
         blink_ext_n = _samples(cfg.blink_extension_ms, rate, "round")
         fill = cap_n + 1 + margin_n + gap_n  # region end + the padding decision beyond it
         # event detection: a saccade label needs its peak run (starting up to one walk ahead, at most one
@@ -157,9 +159,10 @@ class Timing:
         detect = max(sacc_reach, pursuit_n + sacc_reach, blink_ext_n)
         ivt = min_fix_n + merge_gap_n + merge_pos_n + 2  # fixation length through merges
         # x/y_saccade_corrected: the saccade being corrected ends within sacc_max_n, and whether it merges reads
-        # ivt's terms past its end. The event code: pursuit runs shorter than min_fix_n become fixation before
-        # the merge, so a code reads the pursuit labels up to min_fix_n past ivt's reach. One term covers both.
-        sacc = max(sacc_max_n, min_fix_n) + 1
+        # the merge terms of ivt and the pursuit-run minimum past its end. The event code: pursuit runs shorter
+        # than pursuit_min_n become fixation before the merge, so a code reads the pursuit labels up to
+        # pursuit_min_n past ivt's reach. This term covers that for both.
+        sacc = max(sacc_max_n, pursuit_min_n) + 1
         lookahead = fill + vel_k + detect + ivt + sacc + 1
         # looking back, a saccade or PSO label reaches its run's start (up to two walks and two PSO reaches
         # before) and that run's onset walk and noise window before it: one walk, two PSO reaches and the
@@ -167,7 +170,7 @@ class Timing:
         history = lookahead + 2 + sacc_walk_n + 2 * pso_n + noise_n
         return cls(rate, gap_n, blink_max_n, margin_n, cap_n, vel_k, merge_gap_n, merge_pos_n, min_fix_n,
                    sacc_max_n, mad_block_n, mad_blocks, block_n, sacc_walk_n, min_sacc_n, noise_n, pso_n,
-                   pursuit_n, blink_ext_n, lookahead, history, lookahead + block_n)
+                   pursuit_n, pursuit_min_n, blink_ext_n, lookahead, history, lookahead + block_n)
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,8 @@ def _params(cfg: EyesignalConfig, geo: Geometry, tm: Timing) -> stages.Params:
     return stages.Params(
         float(tm.rate), tm.gap_n, tm.blink_max_n, tm.margin_n, tm.cap_n, tm.vel_k, tm.merge_gap_n, tm.merge_pos_n,
         tm.min_fix_n, tm.sacc_max_n, tm.sacc_walk_n, tm.min_sacc_n, tm.noise_n, tm.pso_n, tm.pursuit_n,
-        tm.blink_ext_n, tm.mad_block_n, float(geo.width_mm), float(geo.height_mm), float(cfg.lid_closing_fraction),
+        tm.pursuit_min_n, tm.blink_ext_n, tm.mad_block_n, float(geo.width_mm), float(geo.height_mm),
+        float(cfg.lid_closing_fraction),
         float(cfg.pursuit_velocity_deg_s), float(cfg.merge_noise_sd), math.cos(math.radians(cfg.merge_max_angle_deg)))
 
 

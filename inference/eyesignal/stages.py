@@ -64,6 +64,7 @@ class Params(NamedTuple):
     noise_n: int
     pso_n: int
     pursuit_n: int
+    pursuit_min_n: int
     blink_ext_n: int
     mad_block_n: int  # samples per threshold block
     width_mm: float
@@ -725,7 +726,7 @@ def classify(v, u, ang, peak, onset, overrides, pp):
             code[i] = overrides[i]
     rs, re = code_runs(code)
     for a, b in zip(rs, re):
-        if code[a] == PURSUIT and b - a < pp.min_fix_n:  # too short to tell from drift
+        if code[a] == PURSUIT and b - a < pp.pursuit_min_n:  # too short to tell from a drift or glide
             code[a:b] = FIXATION
     if pp.merge_gap_n:
         code = merge(code, u, pp)
