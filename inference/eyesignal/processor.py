@@ -32,8 +32,9 @@ Pipeline (parameters in `eyemotion.config.EyesignalConfig`, Tobii I-VT defaults)
 4. Events (issue 14): saccades from the adaptive peak threshold (Nystrom & Holmqvist 2010, a causal
    per-block state like the pupil thresholds; `adaptive_threshold = false`: Tobii I-VT's fixed 30 deg/s)
    with onsets/offsets walked to local minima, a PSO after each saccade, smooth pursuit from the slow
-   velocity between saccades, whole blinks (the eyelid-distorted samples around 002's invalid run,
-   eye-openness dips, and gaps inside an eyelid artefact where the gaze swings away and back) and losses;
+   velocity between saccades (steady, for `pursuit_min_ms` or more), whole blinks (the eyelid-distorted
+   samples around 002's invalid run, eye-openness dips, and gaps inside an eyelid artefact where the gaze
+   swings away and back) and losses;
    the rest is fixation. Then Tobii I-VT: a saccade (+ PSO) run of at most `merge_max_gap_ms` between two
    fixation runs is merged into them when the fixations' mean positions (over up to `merge_position_ms`
    next to the gap, a bounded stand-in for Tobii's whole-fixation average) are less than 3 SDs of their
