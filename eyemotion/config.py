@@ -243,9 +243,9 @@ class EyesignalConfig:
                      "pupil_mad_window_s", "pupil_mad_update_s", "map_sigma_deg"):
             _check(getattr(self, name) > 0, key + name, "must be > 0")
         for name in ("blink_margin_ms", "closed_openness_mm", "offscreen_margin", "merge_max_gap_ms",
-                     "min_fixation_ms", "saccade_correction_max_ms", "compute_block_ms", "saccade_max_ms", "merge_noise_sd",
-                     "pso_max_ms", "pursuit_window_ms", "pursuit_velocity_deg_s", "pursuit_min_ms", "blink_extension_ms",
-                     "lid_closing_fraction"):
+                     "min_fixation_ms", "saccade_correction_max_ms", "compute_block_ms", "saccade_max_ms",
+                     "merge_noise_sd", "pso_max_ms", "pursuit_window_ms", "pursuit_velocity_deg_s", "pursuit_min_ms",
+                     "blink_extension_ms", "lid_closing_fraction"):
             _check(getattr(self, name) >= 0, key + name, "must be >= 0")
         _check(self.blink_max_ms > self.gap_fill_max_ms, key + "blink_max_ms", "must exceed gap_fill_max_ms")
         _check(self.blink_max_ms <= 2000, key + "blink_max_ms", "must be <= 2000 ms (it sets the delay)")

@@ -538,8 +538,9 @@ def pursuit(ang, fast, pp):
     direction (Larsson et al. 2015's criterion) and steadily: the step from each quarter of the window to the
     next goes along it at half the window's speed or more. The steadiness is ours: without it a slow glide of
     ~1 deg in ~100 ms between two fixations (infants' drift in Hooge et al. 2018's static viewing) was pursuit;
-    checked on all data sets at 0 (direction only), 0.25, 0.5 and 0.75 of the window's speed, 0.5 gained on the
-    three real ones without more pursuit called fixation on GazeCom (issue 14's closing notes). The sums are
+    the share was swept at 0 (direction only), 0.25, 0.5 and 0.75 on all data sets (in a displacement form of
+    the same test), and 0.5 gained on the three real ones without more pursuit called fixation on GazeCom
+    (issue 14's closing notes). The sums are
     differences of prefix sums of the angles in fixed point (2^-32 deg): integer sums are exact, so they are the
     same in any window."""
     m, w = len(ang), pp.pursuit_n
