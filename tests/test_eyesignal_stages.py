@@ -26,6 +26,17 @@ def test_sorted_median_and_mad_are_numpys(n):
         assert stages._sorted_mad_median(v, k, off) == np.median(np.abs(below - off))
 
 
+def test_slide_sorted_is_the_sorted_window_one_block_later():
+    """The trailing window's sorted values, slid by a merge, are numpy's sort of the new window, ties included."""
+    rng = np.random.default_rng(2)
+    blocks = [np.sort(np.round(rng.gamma(2.0, 10.0, rng.integers(0, 30)), 0)) for _ in range(12)]
+    window = np.zeros(0)
+    for i, block in enumerate(blocks):
+        drop = blocks[i - 4] if i >= 4 else np.zeros(0)  # a window of 4 blocks
+        window = stages.slide_sorted(window, block, drop)
+        assert np.array_equal(window, np.sort(np.concatenate(blocks[max(0, i - 3):i + 1])))
+
+
 def test_velocity_thresholds_iterate_to_the_noise():
     """Noise of ~N(20, 3) deg/s plus saccade peaks: PT settles near median + 6 x 1.4826 MAD of the noise."""
     rng = np.random.default_rng(0)

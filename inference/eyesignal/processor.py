@@ -86,7 +86,7 @@ for _off, _label in ((stages.GX, "x.position_on_display_area.gaze_point"),
 assert GAZE_CLEAN.channel_count == stages.NOUT
 
 # Columns of the combined (stage 1) buffer.
-_P, _OPN, _GOK, _POK, _NCOMB = stages.P, stages.OPN, stages.GOK, stages.POK, stages.NCOMB
+_NCOMB = stages.NCOMB
 # Columns of the output (eyemotion_gaze).
 OUT = {label: i for i, label in enumerate(GAZE_CLEAN.labels)}
 _NOUT = GAZE_CLEAN.channel_count
@@ -231,15 +231,6 @@ def _combine_params(cfg: EyesignalConfig, geo: Geometry, rate: float) -> stages.
                                 float(geo.height_mm))
 
 
-def _median(x: np.ndarray) -> float:
-    """Median of a non-empty 1-D array (one partition)."""
-    k = len(x) // 2
-    if len(x) % 2:
-        return float(np.partition(x, k)[k])
-    part = np.partition(x, (k - 1, k))
-    return 0.5 * (float(part[k - 1]) + float(part[k]))
-
-
 # -- one segment (constant rate) -------------------------------------------------------------------------
 
 class _Segment:
@@ -263,6 +254,7 @@ class _Segment:
         self.out = np.zeros((0, _NOUT))
         self.thresholds: list[tuple[float, float, float, float]] = []
         self.block_values: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # the trailing window's, per block
+        self.window_values = (np.zeros(0), np.zeros(0), np.zeros(0))  # all of them, each kind sorted
         self.origin: np.ndarray | None = None
         self.prev_t: float | None = None
 
@@ -326,53 +318,23 @@ class _Segment:
         self.staged = self.n
 
     def _threshold(self, block: int) -> tuple[float, float, float, float]:
-        """A block's causal thresholds, from the trailing window before it: dilation speed (median + n MAD),
-        saccade peak and onset velocity (`stages.velocity_thresholds`), median eye openness.
+        """A block's causal thresholds, from the trailing window before it (`stages.window_thresholds`).
 
-        Each block's velocities, dilation speeds and openness values are computed once (when the next block
-        starts) and kept for the `pupil_mad_blocks` blocks of the window: every value has its full context
-        then, so the thresholds do not depend on chunking."""
+        Each block's velocities, dilation speeds and openness values are computed and sorted once (when the next
+        block starts) and kept for the `pupil_mad_blocks` blocks of the window: every value has its full context
+        then, so the thresholds do not depend on chunking. The window's sorted values slide by one merge."""
         tm = self.tm
         fixed = self.cfg.velocity_threshold_deg_s
         if block == 0:
             return math.inf, fixed, fixed, math.nan
-        self.block_values.append(self._block_values(block - 1))
-        del self.block_values[:-tm.mad_blocks]
-        v, speed, opn = (np.concatenate(parts) for parts in zip(*self.block_values))
-        v = np.sort(v, kind="stable")  # each block's velocities are sorted once: this merges the sorted runs
-        peak, onset = stages.velocity_thresholds(v, fixed, self.cfg.adaptive_threshold, 2 * tm.noise_n)
-        lid = _median(opn) if len(opn) else math.nan
-        if not len(speed):
-            return math.inf, peak, onset, lid
-        med = _median(speed)
-        return med + self.cfg.pupil_mad_multiplier * _median(np.abs(speed - med)), peak, onset, lid
-
-    def _block_values(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Block j's plausible velocities (deg/s; of its samples shifted back by the velocity half-window, so
-        that each has its whole window; sorted), finite dilation speeds and valid eye openness values."""
-        N, h = self.tm.mad_block_n, self.tm.vel_k
-        a, b = j * N, (j + 1) * N
-        if self.cfg.adaptive_threshold:
-            lo = max(a - 2 * h, 0)
-            rows = self.comb[lo - self.base:b - self.base]
-            ang = np.where(rows[:, _GOK:_GOK + 1] > 0, rows[:, stages.AX:stages.AY + 1], np.nan)
-            v = stages.speed(ang, self.t[lo - self.base:b - self.base], self.tm.vel_k)
-            v = v[max(a - h, 0) - lo:b - h - lo]
-            v = v[v < 1000.0]  # finite, plausible
-        else:
-            v = np.zeros(0)
-        # dilation speed: the larger of the speeds to the previous and the next sample (Kret & Sjak-Shie 2019)
-        lo, hi = max(a - 1, 0), b + 1
-        p = np.where(self.comb[lo - self.base:hi - self.base, _POK] > 0, self.comb[lo - self.base:hi - self.base, _P],
-                     np.nan)
-        t = self.t[lo - self.base:hi - self.base]
-        with np.errstate(invalid="ignore"):
-            dp = np.abs(np.diff(p)) / np.diff(t)
-            speed = np.fmax(np.concatenate(([np.nan], dp)), np.concatenate((dp, [np.nan])))
-        speed = speed[a - lo:b - lo]
-        speed = speed[speed < np.inf]  # finite (NaN compares False)
-        opn = self.comb[a - self.base:b - self.base, _OPN]
-        return np.sort(v), speed, opn[opn >= 0]  # valid openness (NaN compares False)
+        new = stages.block_values(self.comb, self.t, self.base, (block - 1) * tm.mad_block_n, tm.mad_block_n, tm.vel_k,
+                                  self.cfg.adaptive_threshold)
+        old = self.block_values.pop(0) if len(self.block_values) == tm.mad_blocks else (np.zeros(0),) * 3
+        self.block_values.append(new)
+        self.window_values = tuple(stages.slide_sorted(w, a, d) for w, a, d in zip(self.window_values, new, old))
+        v, speed, opn = self.window_values
+        return stages.window_thresholds(v, speed, opn, fixed, self.cfg.adaptive_threshold, 2 * tm.noise_n,
+                                        self.cfg.pupil_mad_multiplier)
 
     def _compute(self, end: bool) -> None:
         self._stage()

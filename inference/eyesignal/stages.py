@@ -94,6 +94,62 @@ class CombineParams(NamedTuple):
 # -- causal thresholds, once per block ------------------------------------------------------------------------
 
 @_jit
+def block_values(comb, t, base, start, n, k, adaptive):
+    """One threshold block's values, each sorted: the plausible velocities (deg/s, below 1000) of its samples
+    shifted back by the velocity half-window k (so that each has its whole window), the finite dilation speeds (the
+    larger of the speeds to the previous and the next sample, Kret & Sjak-Shie 2019) and the valid eye openness.
+    The block is the segment's samples start..start+n-1; `comb` and `t` hold the segment from index `base`, 2k
+    samples before the block (or from the segment's start) and one after it."""
+    end = start + n
+    if adaptive:
+        lo = max(start - 2 * k, 0)
+        m = end - lo
+        ang = np.empty((m, 2))
+        for i in range(m):
+            row = comb[lo - base + i]
+            ok = row[GOK] > 0
+            ang[i, 0] = row[AX] if ok else np.nan
+            ang[i, 1] = row[AY] if ok else np.nan
+        v = speed(ang, t[lo - base:end - base], k)[max(start - k, 0) - lo:end - k - lo]
+        v = v[v < 1000.0]  # finite, plausible
+    else:
+        v = np.zeros(0)
+    dilation = np.empty(n)
+    for i in range(n):
+        s = start + i - base
+        fast = np.nan
+        for a in (s - 1, s):  # the steps to the previous and to the next sample
+            if a + base >= 0 and comb[a, POK] > 0 and comb[a + 1, POK] > 0:
+                step = abs(comb[a + 1, P] - comb[a, P]) / (t[a + 1] - t[a])
+                fast = step if math.isnan(fast) else max(fast, step)
+        dilation[i] = fast
+    dilation = dilation[dilation < np.inf]  # finite (NaN compares False)
+    openness = comb[start - base:end - base, OPN]
+    return np.sort(v), np.sort(dilation), np.sort(openness[openness >= 0])  # valid openness (NaN compares False)
+
+
+@_jit
+def slide_sorted(window, add, drop):
+    """The sorted multiset `window` + `add` - `drop` (each sorted; `drop` a part of `window`) in one merge: a
+    trailing window's sorted values one block later, without sorting them again."""
+    out = np.empty(len(window) + len(add) - len(drop))
+    i = j = k = n = 0
+    while i < len(window) or j < len(add):
+        if j < len(add) and (i >= len(window) or add[j] < window[i]):
+            out[n] = add[j]
+            j += 1
+        elif k < len(drop) and drop[k] == window[i]:
+            i += 1
+            k += 1
+            continue
+        else:
+            out[n] = window[i]
+            i += 1
+        n += 1
+    return out
+
+
+@_jit
 def _sorted_median(v, k):
     """Median of the sorted v[:k]."""
     return v[k // 2] if k % 2 else 0.5 * (v[k // 2 - 1] + v[k // 2])
@@ -142,6 +198,19 @@ def velocity_thresholds(v, fixed, adaptive, min_n):
         if done:
             break
     return max(pt, fixed), max(mean + 3 * sd, fixed / 2)
+
+
+@_jit
+def window_thresholds(v, speed, openness, fixed, adaptive, min_n, mad_multiplier):
+    """A block's causal thresholds from its trailing window's sorted values: dilation speed (median +
+    `mad_multiplier` MAD, Kret & Sjak-Shie 2019), saccade peak and onset velocity (`velocity_thresholds`) and the
+    median eye openness (NaN without one)."""
+    peak, onset = velocity_thresholds(v, fixed, adaptive, min_n)
+    lid = _sorted_median(openness, len(openness)) if len(openness) else np.nan
+    if not len(speed):
+        return np.inf, peak, onset, lid
+    med = _sorted_median(speed, len(speed))
+    return med + mad_multiplier * _sorted_mad_median(speed, len(speed), med), peak, onset, lid
 
 
 # -- stage 1: binocular combination ---------------------------------------------------------------------------
