@@ -34,6 +34,16 @@ def test_subset_loads_at_250_hz():
         assert (r.expert == EVENT_CODES["pso"]).sum() > 100
 
 
+def test_the_expert_starts_a_pso_at_the_overshoots_extreme():
+    """The simulator's PSO label convention (acquisition/simulator.py) checked on real coding: the expert's first PSO
+    sample is the sampled overshoot's extreme (median 0 samples), at the native 1000 Hz and at 250 Hz."""
+    for rate, reach, spread in ((1000.0, 15, 3), (250.0, 4, 1)):
+        offsets = zemblys.pso_starts(zemblys.load(rate=rate), reach=reach)
+        assert len(offsets) > 150  # 182 PSOs after saccades of 1 deg or more on this subset
+        assert np.median(offsets) == 0
+        assert -spread <= np.percentile(offsets, 25) and np.percentile(offsets, 75) <= 1
+
+
 def test_detector_agrees_with_the_expert(figures):
     ours = figures.detectors["eyemotion"]
     # measured on this subset: fixation .827, saccade .844, PSO .640, blink .920

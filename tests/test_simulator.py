@@ -156,7 +156,8 @@ def test_blinks_span_the_eyelid_event(recording):
 def test_post_saccadic_oscillations_follow_every_saccade(recording):
     """Each saccade ends in a PSO of 12-40 ms: a damped wobble of 0.15-0.5 deg, at most a quarter of the
     saccade's amplitude (Nystrom & Holmqvist 2010; Hooge et al. 2015); the overshoot's outward part is labelled saccade and the
-    PSO starts where the eye turns back (N&H 2010: the saccade ends at the first velocity minimum)."""
+    PSO starts where the eye turns back (N&H 2010: the saccade ends at the first velocity minimum), in samples at
+    the sampled overshoot's extreme, where Zemblys et al. 2018's expert starts it."""
     _, _, truth = recording
     ax, ay = to_deg(truth.x, truth.y, ScreenConfig())
     ev = truth.event
@@ -174,7 +175,7 @@ def test_post_saccadic_oscillations_follow_every_saccade(recording):
             beyond = ((ax[a:c] - ax[c]) * dx + (ay[a:c] - ay[c]) * dy) / amp  # overshoot along the saccade
             ratio.append((beyond.max(), amp))
             turn = a + int(np.argmax(beyond))
-            assert abs(turn - b) <= 1  # the PSO label starts at the turning point
+            assert turn == b  # the PSO label starts at the sampled turning point
         speed = np.hypot(np.diff(ax[b - 1:c + 1]), np.diff(ay[b - 1:c + 1]))[:-1] * RATE
         fast, n_pso = fast + int((speed > 30).sum()), n_pso + (c - b)
     pso_len, ratio = np.asarray(pso_len), np.asarray(ratio)

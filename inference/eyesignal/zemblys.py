@@ -79,6 +79,32 @@ def load(folder: Path | str | None = None, rate: float = RATE) -> list[Recording
     return recordings
 
 
+def pso_starts(recs: list[Recording], min_deg: float = 1.0, reach: int = 15) -> np.ndarray:
+    """Where the expert starts each PSO that follows a saccade of `min_deg` or more: the first PSO sample minus the
+    sampled overshoot's extreme (the sample farthest along the saccade, within `reach` samples of the change), in
+    samples. The simulator labels its PSOs from that extreme (acquisition/simulator.py)."""
+    sac, pso = EVENT_CODES["saccade"], EVENT_CODES["pso"]
+    offsets = []
+    for r in recs:
+        ax, ay = (np.degrees(np.arctan((p / n - 0.5) * mm / SCREEN.distance_mm)) for p, n, mm in
+                  ((r.x_px, SCREEN.width_px, SCREEN.width_mm), (r.y_px, SCREEN.height_px, SCREEN.height_mm)))
+        e = r.expert
+        for i in np.flatnonzero((e[1:] == pso) & (e[:-1] == sac)) + 1:
+            a = i - 1
+            while a > 0 and e[a - 1] == sac:
+                a -= 1
+            b = i + int(np.argmax(np.append(e[i:], -1) != pso))  # the PSO's end
+            dx, dy = ax[b - 1] - ax[max(a - 1, 0)], ay[b - 1] - ay[max(a - 1, 0)]
+            amp = math.hypot(dx, dy)
+            if not amp >= min_deg:  # NaN too
+                continue
+            lo, hi = max(a, i - reach), min(b, i + reach)
+            along = (ax[lo:hi] - ax[a]) * dx + (ay[lo:hi] - ay[a]) * dy
+            if np.isfinite(along).all():
+                offsets.append(i - (lo + int(np.argmax(along))))
+    return np.asarray(offsets, dtype=int)
+
+
 @dataclass
 class Scores:
     """One labeller against the expert, pooled over the recordings."""
