@@ -332,8 +332,8 @@ class _Segment:
         old = self.block_values.pop(0) if len(self.block_values) == tm.mad_blocks else (np.zeros(0),) * 3
         self.block_values.append(new)
         self.window_values = tuple(stages.slide_sorted(w, a, d) for w, a, d in zip(self.window_values, new, old))
-        v, speed, opn = self.window_values
-        return stages.window_thresholds(v, speed, opn, fixed, self.cfg.adaptive_threshold, 2 * tm.noise_n,
+        v, dilation, opn = self.window_values
+        return stages.window_thresholds(v, dilation, opn, fixed, self.cfg.adaptive_threshold, 2 * tm.noise_n,
                                         self.cfg.pupil_mad_multiplier)
 
     def _compute(self, end: bool) -> None:

@@ -201,16 +201,16 @@ def velocity_thresholds(v, fixed, adaptive, min_n):
 
 
 @_jit
-def window_thresholds(v, speed, openness, fixed, adaptive, min_n, mad_multiplier):
-    """A block's causal thresholds from its trailing window's sorted values: dilation speed (median +
-    `mad_multiplier` MAD, Kret & Sjak-Shie 2019), saccade peak and onset velocity (`velocity_thresholds`) and the
-    median eye openness (NaN without one)."""
+def window_thresholds(v, dilation, openness, fixed, adaptive, min_n, mad_multiplier):
+    """A block's causal thresholds from its trailing window's sorted velocities, dilation speeds and eye openness
+    values: dilation speed (median + `mad_multiplier` MAD, Kret & Sjak-Shie 2019), saccade peak and onset velocity
+    (`velocity_thresholds`) and the median eye openness (NaN without one)."""
     peak, onset = velocity_thresholds(v, fixed, adaptive, min_n)
     lid = _sorted_median(openness, len(openness)) if len(openness) else np.nan
-    if not len(speed):
+    if not len(dilation):
         return np.inf, peak, onset, lid
-    med = _sorted_median(speed, len(speed))
-    return med + mad_multiplier * _sorted_mad_median(speed, len(speed), med), peak, onset, lid
+    med = _sorted_median(dilation, len(dilation))
+    return med + mad_multiplier * _sorted_mad_median(dilation, len(dilation), med), peak, onset, lid
 
 
 # -- stage 1: binocular combination ---------------------------------------------------------------------------
