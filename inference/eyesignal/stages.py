@@ -96,8 +96,8 @@ class CombineParams(NamedTuple):
 @_jit
 def block_values(comb, t, base, start, n, k, adaptive):
     """One threshold block's values, each sorted: the plausible velocities (deg/s, below 1000) of its samples
-    shifted back by the velocity half-window k (so that each has its whole window), the finite dilation speeds (the
-    larger of the speeds to the previous and the next sample, Kret & Sjak-Shie 2019) and the valid eye openness.
+    shifted back by the velocity half-window k (so that each has its whole window), the finite dilation speeds
+    (`dilation_speed`) and the valid eye openness.
     The block is the segment's samples start..start+n-1; `comb` and `t` hold the segment from index `base`, 2k
     samples before the block (or from the segment's start) and one after it."""
     end = start + n
@@ -114,18 +114,27 @@ def block_values(comb, t, base, start, n, k, adaptive):
         v = v[v < 1000.0]  # finite, plausible
     else:
         v = np.zeros(0)
-    dilation = np.empty(n)
-    for i in range(n):
-        s = start + i - base
-        fast = np.nan
-        for a in (s - 1, s):  # the steps to the previous and to the next sample
-            if a + base >= 0 and comb[a, POK] > 0 and comb[a + 1, POK] > 0:
-                step = abs(comb[a + 1, P] - comb[a, P]) / (t[a + 1] - t[a])
-                fast = step if math.isnan(fast) else max(fast, step)
-        dilation[i] = fast
+    p_lo = max(start - 1, 0)  # the steps into the block's first sample and out of its last one
+    p = np.empty(end + 1 - p_lo)
+    for i in range(len(p)):
+        p[i] = comb[p_lo - base + i, P] if comb[p_lo - base + i, POK] > 0 else np.nan
+    dilation = dilation_speed(p, t[p_lo - base:end + 1 - base])[start - p_lo:end - p_lo]
     dilation = dilation[dilation < np.inf]  # finite (NaN compares False)
     openness = comb[start - base:end - base, OPN]
     return np.sort(v), np.sort(dilation), np.sort(openness[openness >= 0])  # valid openness (NaN compares False)
+
+
+@_jit
+def dilation_speed(p, t):
+    """Per sample, the larger of the pupil's speeds (mm/s) to the previous and to the next sample, NaN where neither
+    is known (Kret & Sjak-Shie 2019's dilation speed)."""
+    m = len(p)
+    out = np.empty(m)
+    for i in range(m):
+        a = abs(p[i] - p[i - 1]) / (t[i] - t[i - 1]) if i else np.nan
+        b = abs(p[i + 1] - p[i]) / (t[i + 1] - t[i]) if i + 1 < m else np.nan
+        out[i] = np.fmax(a, b)
+    return out
 
 
 @_jit
@@ -859,11 +868,9 @@ def run_window(t, c, thresholds, row0, eos, r0, r1, pp):
         p[i] = c[i, P] if c[i, POK] > 0 else np.nan
     outlier = np.zeros(m, np.bool_)
     lid_low = np.zeros(m, np.bool_)
+    dilation = dilation_speed(p, t)
     for i in range(m):
-        a = abs(p[i] - p[i - 1]) / (t[i] - t[i - 1]) if i else np.nan
-        b = abs(p[i + 1] - p[i]) / (t[i + 1] - t[i]) if i + 1 < m else np.nan
-        dilation = np.fmax(a, b)  # the larger of the speeds to the previous and the next sample
-        outlier[i] = dilation > threshold[i, 0]
+        outlier[i] = dilation[i] > threshold[i, 0]
         lid_low[i] = c[i, OPN] < pp.lid_closing_fraction * threshold[i, 3]  # NaN: False
     p_good = ~np.isnan(p) & ~outlier & ~bad
     any_lid = lid_low.any()
