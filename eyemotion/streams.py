@@ -484,12 +484,20 @@ def resolve(spec: StreamSpec, *, namespace: str = "", hostname: str = "", source
     return infos[0]
 
 
+def clock_processing(info: pylsl.StreamInfo) -> int:
+    """The inlet's processing flags for a stream: none from this machine, whose outlets share its LSL clock
+    (liblsl's clock-offset estimate there is not 0 but 20-35 us of measurement jitter, renewed every few
+    seconds, which would move the samples' stamps), else clock synchronisation to this machine's clock."""
+    return pylsl.proc_none if info.hostname() == socket.gethostname() else pylsl.proc_clocksync
+
+
 def open_inlet(spec: StreamSpec, *, namespace: str = "", hostname: str = "", source_id: str = "",
-               timeout: float = 5.0, max_buflen: int = 360,
-               processing: int = pylsl.proc_clocksync) -> pylsl.StreamInlet:
-    """Resolve one stream of `spec`, open an inlet, check its full info (desc included) and subscribe."""
+               timeout: float = 5.0, max_buflen: int = 360, processing: int | None = None) -> pylsl.StreamInlet:
+    """Resolve one stream of `spec`, open an inlet, check its full info (desc included) and subscribe.
+    `processing`: pylsl's processing flags; by default `clock_processing`'s."""
     info = resolve(spec, namespace=namespace, hostname=hostname, source_id=source_id, timeout=timeout)
-    inlet = pylsl.StreamInlet(info, max_buflen=max_buflen, processing_flags=processing)
+    flags = clock_processing(info) if processing is None else processing
+    inlet = pylsl.StreamInlet(info, max_buflen=max_buflen, processing_flags=flags)
     full = inlet.info(timeout=timeout)
     check_or_raise(spec, full)
     inlet.open_stream(timeout=timeout)  # subscribed from here on: no sample pushed after this is missed

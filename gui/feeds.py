@@ -29,7 +29,7 @@ from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeout
 
 from eyemotion.config import Config
-from eyemotion.streams import ALL, IRREGULAR, MARKERS, PREVIEW, StreamSpec, _predicate, check_info
+from eyemotion.streams import ALL, IRREGULAR, MARKERS, PREVIEW, StreamSpec, _predicate, check_info, clock_processing
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +330,7 @@ class StreamMonitor:
             feed.rejected[info.uid()] = "; ".join(diffs)
             log.warning("%s from %s is incompatible: %s", info.name(), info.source_id(), "; ".join(diffs))
             return
-        inlet = pylsl.StreamInlet(info, max_buflen=30, recover=False, processing_flags=pylsl.proc_clocksync)
+        inlet = pylsl.StreamInlet(info, max_buflen=30, recover=False, processing_flags=clock_processing(info))
         try:
             full = inlet.info(timeout=2.0)
         except Exception:  # noqa: BLE001 - timeout or lost: the stream may be going away; retry later

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import logging
 import math
-import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -380,13 +379,11 @@ class InferenceNode(Node):
     def _open_inlet(self, spec: StreamSpec, info):
         import pylsl
 
-        from eyemotion.streams import ContractError, check_or_raise
+        from eyemotion.streams import ContractError, check_or_raise, clock_processing
 
         sid = info.source_id()
-        # one machine shares one LSL clock: no correction there (its estimate would only add jitter)
-        flags = 0 if info.hostname() == socket.gethostname() else pylsl.proc_clocksync
         try:
-            inlet = pylsl.StreamInlet(info, max_buflen=30, processing_flags=flags, recover=False)
+            inlet = pylsl.StreamInlet(info, max_buflen=30, processing_flags=clock_processing(info), recover=False)
             check_or_raise(spec, inlet.info(timeout=1.0))
             inlet.open_stream(timeout=1.0)
         except ContractError as exc:
