@@ -362,7 +362,7 @@ def test_live_node_publishes_the_contract_at_rate_with_truth(config, namespace, 
     assert len(t_truth) == node.published
     # every received sample is a published one, with its truth
     idx = np.searchsorted(t_truth, stamps)
-    assert np.allclose(t_truth[idx], stamps, atol=1e-9)
+    np.testing.assert_allclose(t_truth[idx], stamps, rtol=0, atol=1e-9)
     invalid = np.isnan(data[:, L["diameter.pupil.left_eye"]])
     closed = (truth.event[idx] == EVENT_CODES["blink"]) & (truth.openness_mm[idx] == 0)
     assert np.array_equal(invalid, closed | (truth.event[idx] == EVENT_CODES["loss"]))
