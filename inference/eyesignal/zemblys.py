@@ -79,12 +79,10 @@ def load(folder: Path | str | None = None, rate: float = RATE) -> list[Recording
     return recordings
 
 
-def pso_starts(recs: list[Recording], min_deg: float = 1.0, reach: int = 15) -> np.ndarray:
-    """Where the expert starts each PSO that follows a saccade of `min_deg` or more: the first PSO sample minus the
-    sampled overshoot's extreme (the sample farthest along the saccade, within `reach` samples of the change), in
-    samples. The simulator labels its PSOs from that extreme (acquisition/simulator.py)."""
+def _expert_psos(recs: list[Recording], min_deg: float):
+    """(recording's gaze angles, saccade start, PSO start, PSO end, saccade vector) of each expert PSO that follows
+    a saccade of `min_deg` or more (its amplitude from before the saccade to the PSO's last sample)."""
     sac, pso = EVENT_CODES["saccade"], EVENT_CODES["pso"]
-    offsets = []
     for r in recs:
         ax, ay = (np.degrees(np.arctan((p / n - 0.5) * mm / SCREEN.distance_mm)) for p, n, mm in
                   ((r.x_px, SCREEN.width_px, SCREEN.width_mm), (r.y_px, SCREEN.height_px, SCREEN.height_mm)))
@@ -95,14 +93,44 @@ def pso_starts(recs: list[Recording], min_deg: float = 1.0, reach: int = 15) -> 
                 a -= 1
             b = i + int(np.argmax(np.append(e[i:], -1) != pso))  # the PSO's end
             dx, dy = ax[b - 1] - ax[max(a - 1, 0)], ay[b - 1] - ay[max(a - 1, 0)]
-            amp = math.hypot(dx, dy)
-            if not amp >= min_deg:  # NaN too
-                continue
-            lo, hi = max(a, i - reach), min(b, i + reach)
-            along = (ax[lo:hi] - ax[a]) * dx + (ay[lo:hi] - ay[a]) * dy
-            if np.isfinite(along).all():
-                offsets.append(i - (lo + int(np.argmax(along))))
+            if math.hypot(dx, dy) >= min_deg:  # not NaN
+                yield r, ax, ay, a, i, b, dx, dy
+
+
+def pso_starts(recs: list[Recording], min_deg: float = 1.0, reach: int = 15) -> np.ndarray:
+    """Where the expert starts each PSO that follows a saccade of `min_deg` or more: the first PSO sample minus the
+    sampled overshoot's extreme (the sample farthest along the saccade, within `reach` samples of the change), in
+    samples. The simulator labels its PSOs from that extreme (acquisition/simulator.py)."""
+    offsets = []
+    for _r, ax, ay, a, i, b, dx, dy in _expert_psos(recs, min_deg):
+        lo, hi = max(a, i - reach), min(b, i + reach)
+        along = (ax[lo:hi] - ax[a]) * dx + (ay[lo:hi] - ay[a]) * dy
+        if np.isfinite(along).all():
+            offsets.append(i - (lo + int(np.argmax(along))))
     return np.asarray(offsets, dtype=int)
+
+
+def pso_swings(recs: list[Recording], min_deg: float = 1.0) -> np.ndarray:
+    """(overshoot, undershoot) in degrees of each PSO after a saccade of `min_deg` or more, the shape the simulator's
+    PSO follows (acquisition/simulator.py): along the saccade, from where the eye rests 20-60 ms after the
+    expert's PSO, the farthest point within 15 ms of the PSO's start and the farthest back within 60 ms after it."""
+    swings = []
+    for r, ax, ay, a, i, b, dx, dy in _expert_psos(recs, min_deg):
+        ms = r.rate / 1000
+        rest = slice(b + round(20 * ms), b + round(60 * ms))
+        if rest.stop > len(ax):
+            continue
+        x1, y1 = np.mean(ax[rest]), np.mean(ay[rest])
+        along = ((ax - x1) * dx + (ay - y1) * dy) / math.hypot(dx, dy)
+        lo = max(a, i - round(15 * ms))
+        near = along[lo:i + round(15 * ms)]
+        if not np.isfinite(near).all():
+            continue
+        top = lo + int(np.argmax(near))
+        after = along[top:top + round(60 * ms)]
+        if np.isfinite(after).all():
+            swings.append((along[top], -after.min()))
+    return np.asarray(swings, dtype=float).reshape(-1, 2)
 
 
 @dataclass
