@@ -154,7 +154,7 @@ def test_blinks_span_the_eyelid_event(recording):
 
 
 def test_post_saccadic_oscillations_follow_every_saccade(recording):
-    """Each saccade ends in a PSO of 12-40 ms: a damped wobble of 0.15-0.5 deg, at most a quarter of the
+    """Each saccade ends in a PSO of 12-40 ms: one damped cycle of 0.15-0.5 deg, at most a quarter of the
     saccade's amplitude (Nystrom & Holmqvist 2010; Hooge et al. 2015); the overshoot's outward part is labelled saccade and the
     PSO starts where the eye turns back (N&H 2010: the saccade ends at the first velocity minimum), in samples at
     the sampled overshoot's extreme, where Zemblys et al. 2018's expert starts it."""
@@ -162,7 +162,7 @@ def test_post_saccadic_oscillations_follow_every_saccade(recording):
     ax, ay = to_deg(truth.x, truth.y, ScreenConfig())
     ev = truth.event
     start, end = runs(ev == EVENT_CODES["saccade"])
-    pso_len, ratio, fast, n_pso = [], [], 0, 0
+    pso_len, ratio, swing, fast, n_pso = [], [], [], 0, 0
     for a, b in zip(start, end):
         if a == 0 or b >= len(ev) - 20:
             continue
@@ -175,18 +175,25 @@ def test_post_saccadic_oscillations_follow_every_saccade(recording):
             beyond = ((ax[a:c] - ax[c]) * dx + (ay[a:c] - ay[c]) * dy) / amp  # overshoot along the saccade
             ratio.append((beyond.max(), amp))
             turn = a + int(np.argmax(beyond))
+            swing.append((beyond.max(), -beyond[turn - a:].min()))
             assert turn == b  # the PSO label starts at the sampled turning point
         speed = np.hypot(np.diff(ax[b - 1:c + 1]), np.diff(ay[b - 1:c + 1]))[:-1] * RATE
         fast, n_pso = fast + int((speed > 30).sum()), n_pso + (c - b)
     pso_len, ratio = np.asarray(pso_len), np.asarray(ratio)
     assert len(pso_len) > 300
-    labelled = (1 - PSO_TURN) * np.asarray(PSO_S)  # from the turning point to the end
-    assert pso_len.min() >= labelled[0] - 1 / RATE and pso_len.max() <= labelled[1] + 1 / RATE
+    labelled = (1 - PSO_TURN) * np.asarray(PSO_S)  # from the turning point to the end, each on the sample grid
+    assert pso_len.min() >= labelled[0] - 2 / RATE and pso_len.max() <= labelled[1] + 2 / RATE
     assert 0.015 < np.median(pso_len) < 0.028
     peak = ratio[:, 0]
     assert 0.25 < np.median(peak) < 0.4 and peak.max() < 0.52 and (peak <= 0.26 * ratio[:, 1]).all()
     assert peak.min() < 0.2 and np.corrcoef(peak, ratio[:, 1])[0, 1] < 0.3  # not proportional to the saccade
-    assert 0.01 < fast / n_pso < 0.5  # the return of the larger PSOs exceeds a 30 deg/s I-VT threshold
+    # the undershoot is half the overshoot (Zemblys et al.'s EyeLink PSOs: median .50, zemblys.pso_swings); measured
+    # here .49 (the exp(-3u) cycle before: .22)
+    over, under = np.asarray(swing).T
+    assert 0.4 < np.median(under / over) < 0.6
+    # PSO samples faster than a 30 deg/s I-VT threshold: 42 % here (before: 32 %); issue 14 measured 40-48 % on the
+    # held-back Tobii recordings
+    assert 0.35 < fast / n_pso < 0.5
 
 
 def test_smooth_pursuit_with_catch_up_saccades(recording):
