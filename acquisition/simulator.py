@@ -192,7 +192,7 @@ def pso_wave(u: np.ndarray) -> np.ndarray:
 
 
 _PHASE = np.linspace(0.0, 0.5, 50001)
-PSO_TURN = float(_PHASE[np.argmax(pso_wave(_PHASE))])  # u = 0.225 at the overshoot's extreme
+PSO_TURN = float(_PHASE[np.argmax(pso_wave(_PHASE))])  # u = 0.229 at the overshoot's extreme
 PSO_PEAK = float(pso_wave(_PHASE).max())
 PURSUIT_SHARE = 0.1  # share of viewing events that follow a moving target (free viewing of video)
 PURSUIT_S, PURSUIT_TARGET_DEG_S, PURSUIT_GAIN = (0.5, 2.0), (7.0, 30.0), (0.85, 0.98)

@@ -80,8 +80,8 @@ def load(folder: Path | str | None = None, rate: float = RATE) -> list[Recording
 
 
 def _expert_psos(recs: list[Recording], min_deg: float):
-    """(recording's gaze angles, saccade start, PSO start, PSO end, saccade vector) of each expert PSO that follows
-    a saccade of `min_deg` or more (its amplitude from before the saccade to the PSO's last sample)."""
+    """(recording, its gaze angles x and y, saccade start, PSO start, PSO end, saccade vector dx and dy) of each
+    expert PSO that follows a saccade of `min_deg` or more (from before the saccade to the PSO's last sample)."""
     sac, pso = EVENT_CODES["saccade"], EVENT_CODES["pso"]
     for r in recs:
         ax, ay = (np.degrees(np.arctan((p / n - 0.5) * mm / SCREEN.distance_mm)) for p, n, mm in
