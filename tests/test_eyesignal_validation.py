@@ -10,12 +10,13 @@ sample after the continuous turn, up to a sample later; saccade was then 0.76 / 
 0.49 / 0.54 / 0.58), and last 9-31 ms: 1-3 samples at 60 Hz, 1-5 at 120 Hz, 2-9 at 250 Hz. Since issue 14's
 stop 23 a PSO's undershoot is half its overshoot, as after real PSOs (test_eyesignal_zemblys.py; it was a fifth,
 and PSO measured 0.63 / 0.65 / 0.65, the other classes within 0.02). PSO reaches 0.63 / 0.67 / 0.71, below the
-0.8 aim: its end, where the eye comes to rest, lies within the tracker noise (with the true ends PSO would reach
-0.80 / 0.83 / 0.87, 300 s), as do the smallest PSOs (15 % are not found at all); at 60 and 120 Hz one sample is a
-third to all of a PSO. Fixation lost 0.01-0.03 when pursuit had to move steadily and last 80 ms (more of the
-simulator's pursuit, and of the eyelid-distorted blink samples once called pursuit, is called fixation), which
-gained on all three real data sets (issue 14's closing notes). The pupil RMSE inside true blinks counts the
-eyelid-distorted samples the simulator adds around a blink, which 002's rule does not interpolate.
+0.8 aim: its end, where the eye settles after the undershoot, moves more slowly than the PSO threshold (without
+noise PSO scores the same; with the true ends it would reach 0.80 / 0.83 / 0.87, 300 s), the smallest PSOs (15 %)
+are not found at all, and at 60 and 120 Hz one sample is a third to all of a PSO. Fixation lost 0.01-0.03 when
+pursuit had to move steadily and last 80 ms (more of the simulator's pursuit, and of the eyelid-distorted blink
+samples once called pursuit, is called fixation), which gained on all three real data sets (issue 14's closing
+notes). The pupil RMSE inside true blinks counts the eyelid-distorted samples the simulator adds around a blink,
+which 002's rule does not interpolate.
 """
 
 from __future__ import annotations
