@@ -3,8 +3,9 @@
 Prints (and writes to bench/results/eyesignal.json): throughput in x real time for the streaming
 processor (wall and CPU time), per-chunk latency percentiles, the fixed delay at 60/120/250 Hz, the offline whole-array throughput, and
 pymovements' I-VT (pix2deg -> pos2vel -> ivt) on the same recording in the same run, as a ratio: against our
-I-VT alone on the same input (the same work; the fastest of 3 alternating calls of each), and against our whole pipeline (combination, gaps/blinks,
-pupil filter, velocity, I-VT with merging, saccade correction, events), which does much more.
+I-VT alone on the same input (the same work; the fastest of 3 alternating calls of each), and against our whole
+pipeline (combination, gaps/blinks, pupil filter, velocity, I-VT with merging, saccade correction, events), which
+does much more.
 
     .venv/bin/python bench/bench_eyesignal.py [--minutes 60] [--rate 250] [--chunk-ms 40] [--block-ms 200]
 """

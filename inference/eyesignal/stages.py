@@ -115,13 +115,20 @@ def block_values(comb, t, base, start, n, k, adaptive):
     else:
         v = np.zeros(0)
     p_lo = max(start - 1, 0)  # the steps into the block's first sample and out of its last one
-    p = np.empty(end + 1 - p_lo)
-    for i in range(len(p)):
-        p[i] = comb[p_lo - base + i, P] if comb[p_lo - base + i, POK] > 0 else np.nan
+    p = valid_pupil(comb[p_lo - base:end + 1 - base])
     dilation = dilation_speed(p, t[p_lo - base:end + 1 - base])[start - p_lo:end - p_lo]
     dilation = dilation[dilation < np.inf]  # finite (NaN compares False)
     openness = comb[start - base:end - base, OPN]
     return np.sort(v), np.sort(dilation), np.sort(openness[openness >= 0])  # valid openness (NaN compares False)
+
+
+@_jit
+def valid_pupil(c):
+    """The combined rows' pupil diameter (mm), NaN where it is not valid."""
+    p = np.empty(len(c))
+    for i in range(len(c)):
+        p[i] = c[i, P] if c[i, POK] > 0 else np.nan
+    return p
 
 
 @_jit
@@ -863,9 +870,7 @@ def run_window(t, c, thresholds, row0, eos, r0, r1, pp):
     # the pupil (eye openness low, a partial blink or the closing/opening phase of a blink) the measured
     # diameter shrinks with it: those samples and the same margins are removed too (Kret & Sjak-Shie 2019;
     # Hershman et al. 2018)
-    p = np.empty(m)
-    for i in range(m):
-        p[i] = c[i, P] if c[i, POK] > 0 else np.nan
+    p = valid_pupil(c)
     outlier = np.zeros(m, np.bool_)
     lid_low = np.zeros(m, np.bool_)
     dilation = dilation_speed(p, t)
