@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from eyemotion.inference.eyesignal import gazecom
+from eyemotion.inference.eyesignal.validate import pso_as_next
 
 from eyemotion import UserError
 from eyemotion.config import ScreenConfig
@@ -91,7 +92,7 @@ def test_pursuit_scores_on_a_written_recording(arff):
 def test_pso_counts_as_the_class_that_follows_it():
     fix, sac, pso, pur = (EVENT_CODES[k] for k in ("fixation", "saccade", "pso", "pursuit"))
     codes = np.array([sac, pso, pso, pur, sac, pso, fix, sac, pso])
-    assert gazecom.pso_as_next(codes).tolist() == [sac, pur, pur, pur, sac, fix, fix, sac, fix]
+    assert pso_as_next(codes).tolist() == [sac, pur, pur, pur, sac, fix, fix, sac, fix]
 
 
 def test_bad_input_is_a_user_error(tmp_path):

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from eyemotion.inference.eyesignal.validate import pso_as_next
 from eyemotion.inference.eyesignal.zemblys import Scores, ivt_codes, score
 
 from eyemotion import UserError
@@ -146,14 +147,6 @@ def load(path: Path | str | None, rate: float = RATE) -> list[Recording]:
     if not files or not files[0].is_file():
         raise UserError(f"{path} is not an .arff file or a folder holding some; pass {FETCH_HINT}")
     return [load_file(f, rate) for f in files]
-
-
-def pso_as_next(codes: np.ndarray) -> np.ndarray:
-    """Each PSO sample as the class of the next non-PSO sample (fixation at the end)."""
-    n = len(codes)
-    nxt = np.where(codes != EVENT_CODES["pso"], np.arange(n), n)
-    nxt = np.minimum.accumulate(nxt[::-1])[::-1]
-    return np.append(codes, EVENT_CODES["fixation"])[nxt]
 
 
 @dataclass

@@ -16,8 +16,9 @@ each coder, the mean against the 11 others; the spread is their range.
 
 Detectors on the same samples: ours (`EyeSignalProcessor`, fed as a Tobii_gaze stream at 300 Hz, both eyes
 = the recorded binocular position, eye 65 cm in front of the display centre; scored with our fixations, and
-with our fixations + PSOs, since these coders start a fixation where the saccade proper ends), REMoDNaV (Dar, Wagner & Hanke
-2021; its defaults) and pymovements' I-VT (30 deg/s, Tobii I-VT's 60 ms minimum fixation).
+with each PSO counted as the class that follows it (`validate.pso_as_next`: these coders start a fixation where
+the saccade proper ends)), REMoDNaV (Dar, Wagner & Hanke 2021; its defaults) and pymovements' I-VT (30 deg/s,
+Tobii I-VT's 60 ms minimum fixation).
 """
 
 from __future__ import annotations
@@ -292,10 +293,11 @@ def validate(recs: list[Recording], cfg: EyesignalConfig | None = None) -> Hooge
     def floor(c: str, key: str) -> float:  # the other coders labelling, scored against c as the detectors are
         return float(min(getattr(pair[(c, o)], key) for o in coders if o != c))
 
+    from eyemotion.inference.eyesignal.validate import pso_as_next
+
     codes = [ours(r, cfg) for r in recs]
-    pso_too = (EVENT_CODES["fixation"], EVENT_CODES["pso"])
-    found = {"eyemotion": [fixation_events(c == EVENT_CODES["fixation"]) for c in codes],
-             "eyemotion +PSO": [fixation_events(np.isin(c, pso_too)) for c in codes]}
+    found = {name: [fixation_events(fn(c) == EVENT_CODES["fixation"]) for c in codes]
+             for name, fn in (("eyemotion", lambda c: c), ("eyemotion +PSO", pso_as_next))}
     runs_of = {
         "remodnav": lambda r: fixation_events(remodnav_codes(r.x_px, r.y_px) == EVENT_CODES["fixation"]),
         "pymovements I-VT": lambda r: fixation_events(ivt_fixations(r, cfg)),
@@ -332,5 +334,5 @@ def format_table(f: HoogeFigures) -> str:
     lines.append("(RTO: reference coder minus labeller, negative = the labeller is later; detectors: mean over "
                  "coders; coders: each coder's mean against the others; inside: coders against whom the labeller "
                  "scores at least the lowest score of another coder against that coder; +PSO: our PSO counted as "
-                 "fixation, as these coders start a fixation where the saccade proper ends)")
+                 "the class that follows it, as these coders start a fixation where the saccade proper ends)")
     return "\n".join(lines)

@@ -70,6 +70,15 @@ def runs(mask: np.ndarray) -> np.ndarray:
     return np.stack((np.flatnonzero(d == 1), np.flatnonzero(d == -1)), axis=1)
 
 
+def pso_as_next(codes: np.ndarray) -> np.ndarray:
+    """Each PSO sample as the class of the next non-PSO sample (fixation at the end): for references without a
+    PSO class, whose coders start the next event where the saccade proper ends."""
+    n = len(codes)
+    nxt = np.where(codes != EVENT_CODES["pso"], np.arange(n), n)
+    nxt = np.minimum.accumulate(nxt[::-1])[::-1]
+    return np.append(codes, EVENT_CODES["fixation"])[nxt]
+
+
 def overlap_matches(a: np.ndarray, b: np.ndarray) -> int:
     """How many runs of `a` overlap at least one run of `b` (both (k, 2), sorted)."""
     if not len(a) or not len(b):
