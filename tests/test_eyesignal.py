@@ -523,6 +523,37 @@ def test_pso_does_not_run_into_pursuit_after_the_saccade():
     assert np.mean(code[pso.max() + 1:1050] == PURSUIT) > 0.9
 
 
+def test_a_pso_lasts_less_than_pso_max_ms():
+    """An oscillation that rings on for 3 cycles after the saccade: the PSO ends within pso_max_ms of its start
+    (Nystrom & Holmqvist 2010's 40 ms glissade window; 98 % of Zemblys et al. 2018's expert PSOs are shorter), and
+    the rest is fixation, not another saccade."""
+    n = 1500
+    x = noisy(n, seed=4)
+    s = np.clip(np.arange(n - 600) / 8.0, 0, 1)  # an 8 deg saccade in 32 ms (minimum jerk)...
+    u = np.clip((np.arange(n - 600) - 8) / 6.0, 0, 3)  # ...ringing in three 24 ms cycles of 0.1 deg (26 deg/s)
+    x[600:] += 8 * DEG * (10 * s**3 - 15 * s**4 + 6 * s**5) + 0.1 * DEG * np.sin(2 * np.pi * u)
+    _, out = run(make_raw(x, 0.5))
+    code = col(out, "event")
+    pso = np.flatnonzero(code == PSO)
+    assert len(pso) and pso.max() - pso.min() + 1 <= math.ceil(0.04 * RATE)
+    assert np.all(code[pso.max() + 1:900] == FIX)
+
+
+def test_a_larger_saccade_right_after_a_small_one_is_a_saccade_not_its_pso():
+    """A 6 deg saccade 20 ms after a 0.6 deg one lies within the small one's PSO reach, but a PSO is smaller than
+    its saccade: it is the next saccade (the large saccade had been labelled PSO)."""
+    n = 1500
+    x = noisy(n, seed=5)
+    k = np.arange(n)
+    for start, size, samples in ((600, 0.6, 4), (609, 6.0, 8)):
+        s = np.clip((k - start) / samples, 0, 1)
+        x += size * DEG * (10 * s**3 - 15 * s**4 + 6 * s**5)
+    _, out = run(make_raw(x, 0.5))
+    code = col(out, "event")
+    assert np.all(code[611:616] == SAC)  # the large saccade's flight
+    assert np.all(code[640:900] == FIX)
+
+
 def test_blink_covers_the_eyelid_distorted_samples_and_eye_openness_dips():
     n = 1500
     y = np.full(n, 0.5)

@@ -505,7 +505,13 @@ def saccades(v, ang, step, peak, onset, pp):
     and the offset the first local minimum below it walking forward from the peak. A PSO is a return above the
     PSO threshold (the local noise, at least half the onset threshold) within `pso_max_ms` of the offset; it
     ends at the next local minimum below it, which must come within `pso_max_ms`: an oscillation comes back
-    down, and velocity that stays up is movement (pursuit after a catch-up saccade), not PSO. Walks are bounded
+    down, and velocity that stays up is movement (pursuit after a catch-up saccade), not PSO. A PSO lasts less
+    than `pso_max_ms` (N&H's 40 ms glissade window; 98 % of Zemblys et al. 2018's expert-coded PSOs are
+    shorter): what follows is fixation. A run above the peak threshold within a PSO's reach of a saccade's
+    offset is a strong PSO (N&H: glissades may exceed the peak threshold) only if it moves the eye no farther
+    than that saccade did, as a PSO is smaller than its saccade; else it is the next saccade (e.g. the saccade
+    after a spike that passed for a short one, which Hooge et al. 2018's coders saw in their Tobii data, had
+    become a 60 ms PSO). Walks are bounded
     by `saccade_max_ms`, which keeps every decision within a bounded context; a run above the peak threshold
     longer than that (e.g. the linear ramp across a filled gap in which the eye moved) is a saccade as in Tobii
     I-VT, every sample above the threshold, with no PSO.
@@ -533,7 +539,8 @@ def saccades(v, ang, step, peak, onset, pp):
     k = 0
     walk, pso_n = pp.sacc_walk_n, pp.pso_n
     ax, ay = ang[:, 0], ang[:, 1]
-    have_last, last_walked, last_thr, last_at = False, 0, 0.0, -1  # the previous run above the peak threshold
+    # the previous run above the peak threshold, and the amplitude of the last saccade
+    have_last, last_walked, last_thr, last_at, last_amp = False, 0, 0.0, -1, 0.0
     for a, b in zip(s, e):
         if b - a > walk:  # no walk reaches its edges: Tobii I-VT's saccade (above the threshold), no PSO
             out[k, 0], out[k, 1], out[k, 2] = a, b, b
@@ -545,11 +552,16 @@ def saccades(v, ang, step, peak, onset, pp):
             # threshold), or a second peak of the same saccade; it extends what came before
             p = _peak_at(v, a, b)
             end = _stop(v, p, min(m, p + walk), last_thr)
-            if last_at >= 0:
-                if a < out[last_at, 1]:
-                    out[last_at, 1] = max(out[last_at, 1], end)
-                out[last_at, 2] = max(out[last_at, 2], end)
-            continue  # the reach stays the saccade's: a PSO starts within pso_max_ms of its offset
+            larger = False  # than the saccade before it: the next saccade, not its PSO
+            if last_at >= 0 and a >= out[last_at, 1]:
+                j0, j1 = max(a - 1, 0), min(end, m - 1)
+                larger = math.hypot(ax[j1] - ax[j0], ay[j1] - ay[j0]) > last_amp  # False for NaN
+            if not larger:
+                if last_at >= 0:
+                    if a < out[last_at, 1]:
+                        out[last_at, 1] = max(out[last_at, 1], end)
+                    out[last_at, 2] = max(out[last_at, 2], end)
+                continue  # the reach stays the saccade's: a PSO starts within pso_max_ms of its offset
         thr_on = onset[a]
         lo = max(0, a - walk)
         on = -1
@@ -581,6 +593,7 @@ def saccades(v, ang, step, peak, onset, pp):
         off, turned = walked, False
         j0 = on - 1 if on else 0
         x0, y0 = ax[j0], ay[j0]
+        last_amp = math.hypot(ax[min(walked, m - 1)] - x0, ay[min(walked, m - 1)] - y0)
         for i in range(p + 1, min(walked, m - 1)):  # the overshoot's turning point: the eye moves back
             if (ax[i + 1] - ax[i]) * (ax[i] - x0) + (ay[i + 1] - ay[i]) * (ay[i] - y0) < 0:
                 off, turned = i, True
@@ -606,6 +619,10 @@ def saccades(v, ang, step, peak, onset, pp):
             j -= 1
         out[k, 0], out[k, 1], out[k, 2] = on, off, pso_end
         k += 1
+    for r in range(k):  # a PSO lasts less than pso_max_ms (a strong PSO may have extended it) and ends where
+        out[r, 2] = min(out[r, 2], out[r, 1] + pso_n)  # the next saccade starts
+        if r + 1 < k:
+            out[r, 2] = min(out[r, 2], max(out[r + 1, 0], out[r, 1]))
     return out[:k]
 
 
