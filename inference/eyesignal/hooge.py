@@ -191,10 +191,10 @@ def ours(rec: Recording, cfg: EyesignalConfig | None = None) -> np.ndarray:
     return stream_codes(rec.t_s, rec.x_px, rec.y_px, RATE, SCREEN, cfg)
 
 
-def stream_codes(t_s: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, rate: float, screen: ScreenConfig,
-                 cfg: EyesignalConfig | None = None, chunk_s: float = 0.04) -> np.ndarray:
-    """Per-sample event codes of our processor, the positions (`tobii_gaze`) pushed in 40 ms chunks, as live."""
-    from eyemotion.inference.eyesignal.processor import OUT, EyeSignalOutput, EyeSignalProcessor
+def stream_output(t_s: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, rate: float, screen: ScreenConfig,
+                  cfg: EyesignalConfig | None = None, chunk_s: float = 0.04):
+    """Our processor's output (`EyeSignalOutput`), the positions (`tobii_gaze`) pushed in 40 ms chunks, as live."""
+    from eyemotion.inference.eyesignal.processor import EyeSignalOutput, EyeSignalProcessor
 
     proc = EyeSignalProcessor(rate, cfg, screen)
     raw = tobii_gaze(x_px, y_px, screen, proc.cfg)
@@ -202,7 +202,15 @@ def stream_codes(t_s: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, rate: floa
     parts = [proc.push(t_s[i:i + chunk], raw[i:i + chunk]) for i in range(0, len(raw), chunk)]
     out = EyeSignalOutput.concat([*parts, proc.flush()])
     assert len(out.samples) == len(raw)
-    return out.samples[:, OUT["event"]].astype(int)
+    return out
+
+
+def stream_codes(t_s: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, rate: float, screen: ScreenConfig,
+                 cfg: EyesignalConfig | None = None, chunk_s: float = 0.04) -> np.ndarray:
+    """Per-sample event codes of `stream_output`."""
+    from eyemotion.inference.eyesignal.processor import OUT
+
+    return stream_output(t_s, x_px, y_px, rate, screen, cfg, chunk_s).samples[:, OUT["event"]].astype(int)
 
 
 REMODNAV_CODES = {"FIXA": "fixation", "SACC": "saccade", "ISAC": "saccade", "HPSO": "pso", "IHPS": "pso",
