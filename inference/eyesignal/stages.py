@@ -502,7 +502,9 @@ def saccades(v, ang, step, peak, onset, pp):
     detection" and "Glissade detection"; glissade = PSO, Larsson et al. 2013): a run above the peak threshold;
     the onset is the first sample, walking back, below the onset threshold at a local velocity minimum; the
     offset threshold is 0.7 onset threshold + 0.3 (mean + 3 SD of the 40 ms before the onset) (local noise),
-    and the offset the first local minimum below it walking forward from the peak. A PSO is a return above the
+    and the offset the first local minimum below it walking forward from the peak (where the velocity stays above
+    it, as on a target moving faster than it, the first local minimum after the run above the peak threshold:
+    else a saccade onto such a target ran on to the walk's end). A PSO is a return above the
     PSO threshold (the local noise, at least half the onset threshold) within `pso_max_ms` of the offset; it
     ends at the next local minimum below it, which must come within `pso_max_ms`: an oscillation comes back
     down, and velocity that stays up is movement (pursuit after a catch-up saccade), not PSO. A PSO lasts less
@@ -582,6 +584,10 @@ def saccades(v, ang, step, peak, onset, pp):
         p = _peak_at(v, a, b)
         off_thr = 0.7 * thr_on + 0.3 * local
         walked = _stop(v, p, min(m, p + walk), off_thr)  # N&H's offset; their 10 ms minimum applies to it
+        if walked == p + walk:  # the velocity stays above it (pursuit faster than it): where the fall ends
+            walked = b
+            while walked + 1 < p + walk and v[walked + 1] < v[walked]:
+                walked += 1
         pso_thr = max(local, thr_on / 2)
         have_last, last_walked, last_thr = True, walked, pso_thr
         if walked - on < pp.min_sacc_n:
@@ -806,7 +812,9 @@ def classify(v, u, ang, peak, onset, overrides, pp):
     """Per-sample codes: saccades and PSOs (`saccades`), smooth pursuit (`pursuit`), the rest fixation;
     `overrides` (an (m,) array, -1 where none) set codes (blink, loss, unclassified) before Tobii I-VT's
     merging and discarding of short fixations. A PSO neither is a saccade nor stops a merge (Nystrom &
-    Holmqvist 2010). Returns the codes."""
+    Holmqvist 2010). A fixation too short to keep next to pursuit is pursuit: the stretch's edge, which the pursuit
+    window cannot judge (it needs a quarter window on each side), e.g. after a saccade onto a moving target, where
+    GazeCom's experts and the simulator's truth code pursuit from the saccade's end. Returns the codes."""
     m = len(v)
     code = np.empty(m, np.int64)
     step = np.empty(m)
@@ -841,7 +849,8 @@ def classify(v, u, ang, peak, onset, overrides, pp):
         short[r] = code[rs[r]] == FIXATION and length < pp.min_fix_n
     for r in range(len(rs)):
         if short[r]:
-            code[rs[r]:re[r]] = UNCLASSIFIED
+            beside = (r > 0 and code[rs[r - 1]] == PURSUIT) or (r + 1 < len(rs) and code[rs[r + 1]] == PURSUIT)
+            code[rs[r]:re[r]] = PURSUIT if beside else UNCLASSIFIED
     return code
 
 
