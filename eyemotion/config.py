@@ -211,7 +211,7 @@ class EyesignalConfig:
     velocity_threshold_deg_s: float = 30.0  # the fixed threshold, and the floor of the adaptive one
     adaptive_threshold: bool = True  # Nystrom & Holmqvist 2010's iterative peak threshold (trailing pupil_mad_*)
     saccade_max_ms: float = 80.0  # onset/offset walks from a velocity peak go at most this far
-    pso_max_ms: float = 40.0  # a PSO starts within this of the saccade offset and lasts less than this
+    pso_max_ms: float = 40.0  # a PSO starts within this of the saccade offset and lasts at most this
     pursuit_window_ms: float = 140.0  # smooth pursuit: slow velocity between two halves of this window
     pursuit_velocity_deg_s: float = 4.0  # slow velocity above this (outside saccades) = pursuit
     pursuit_min_ms: float = 80.0  # shorter pursuit runs are fixation (too short to tell from a drift or glide)

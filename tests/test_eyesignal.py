@@ -557,6 +557,21 @@ def test_a_pso_lasts_less_than_pso_max_ms():
     assert np.all(code[pso.max() + 1:900] == FIX)
 
 
+def test_a_pso_lasts_at_most_pso_max_ms_in_whole_samples():
+    """At 120 Hz 40 ms is 4.8 samples: a PSO that rings on lasts 4 samples (33 ms), not 5 (42 ms). (Zemblys et al.
+    2018's recordings fed at 83, 167 and 333 Hz: PSO kappa .500 / .655 / .674 -> .533 / .672 / .680 with it.)"""
+    rate = 120.0
+    n = int(6 * rate)
+    x = noisy(n, seed=4)
+    t = np.arange(n - n // 2) / rate
+    s = np.clip(t / 0.032, 0, 1)  # an 8 deg saccade in 32 ms (minimum jerk)...
+    u = np.clip((t - 0.032) / 0.024, 0, 3)  # ...ringing in three 24 ms cycles of 0.3 deg
+    x[n // 2:] += 8 * DEG * (10 * s**3 - 15 * s**4 + 6 * s**5) + 0.3 * DEG * np.sin(2 * np.pi * u)
+    _, out = run(make_raw(x, 0.5), stamps(n, rate), rate=rate)
+    pso = np.flatnonzero(col(out, "event") == PSO)
+    assert len(pso) == pso.max() - pso.min() + 1 == 4
+
+
 def test_a_larger_saccade_right_after_a_small_one_is_a_saccade_not_its_pso():
     """A 6 deg saccade 20 ms after a 0.6 deg one lies within the small one's PSO reach, but a PSO is smaller than
     its saccade: it is the next saccade (the large saccade had been labelled PSO)."""

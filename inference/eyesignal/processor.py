@@ -122,7 +122,8 @@ class Timing:
     sacc_walk_n: int  # onset/offset walks from a velocity peak (saccade_max_ms)
     min_sacc_n: int  # shortest saccade (10 ms, Nystrom & Holmqvist 2010)
     noise_n: int  # local noise before a saccade onset (40 ms, Nystrom & Holmqvist 2010)
-    pso_n: int
+    pso_n: int  # a PSO starts within this many samples of its saccade's offset (pso_max_ms, rounded up)
+    pso_cap_n: int  # and lasts at most this many (shorter than pso_max_ms: rounded down)
     pursuit_n: int  # half of the pursuit window
     pursuit_min_n: int  # shortest pursuit run
     blink_ext_n: int
@@ -148,6 +149,7 @@ class Timing:
         min_sacc_n = max(1, _samples(10.0, rate, "floor"))
         noise_n = max(2, _samples(40.0, rate, "round"))
         pso_n = max(1, _samples(cfg.pso_max_ms, rate, "ceil"))
+        pso_cap_n = max(1, _samples(cfg.pso_max_ms, rate, "floor"))
         pursuit_n = max(2, _samples(cfg.pursuit_window_ms / 2, rate, "round"))
         pursuit_min_n = _samples(cfg.pursuit_min_ms, rate, "ceil")
         blink_ext_n = _samples(cfg.blink_extension_ms, rate, "round")
@@ -171,7 +173,7 @@ class Timing:
         history = lookahead + 2 + sacc_walk_n + 2 * pso_n + noise_n
         return cls(rate, gap_n, blink_max_n, margin_n, cap_n, vel_k, merge_gap_n, merge_pos_n, min_fix_n,
                    sacc_max_n, mad_block_n, mad_blocks, block_n, sacc_walk_n, min_sacc_n, noise_n, pso_n,
-                   pursuit_n, pursuit_min_n, blink_ext_n, lookahead, history, lookahead + block_n)
+                   pso_cap_n, pursuit_n, pursuit_min_n, blink_ext_n, lookahead, history, lookahead + block_n)
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,7 @@ class EyeSignalOutput:
 def _params(cfg: EyesignalConfig, geo: Geometry, tm: Timing) -> stages.Params:
     return stages.Params(
         float(tm.rate), tm.gap_n, tm.blink_max_n, tm.margin_n, tm.cap_n, tm.vel_k, tm.merge_gap_n, tm.merge_pos_n,
-        tm.min_fix_n, tm.sacc_max_n, tm.sacc_walk_n, tm.min_sacc_n, tm.noise_n, tm.pso_n, tm.pursuit_n,
+        tm.min_fix_n, tm.sacc_max_n, tm.sacc_walk_n, tm.min_sacc_n, tm.noise_n, tm.pso_n, tm.pso_cap_n, tm.pursuit_n,
         tm.pursuit_min_n, tm.blink_ext_n, tm.mad_block_n, float(geo.width_mm), float(geo.height_mm),
         float(cfg.lid_closing_fraction),
         float(cfg.pursuit_velocity_deg_s), float(cfg.merge_noise_sd), math.cos(math.radians(cfg.merge_max_angle_deg)))

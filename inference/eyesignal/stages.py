@@ -63,6 +63,7 @@ class Params(NamedTuple):
     min_sacc_n: int
     noise_n: int
     pso_n: int
+    pso_cap_n: int
     pursuit_n: int
     pursuit_min_n: int
     blink_ext_n: int
@@ -507,8 +508,8 @@ def saccades(v, ang, step, peak, onset, pp):
     else a saccade onto such a target ran on to the walk's end). A PSO is a return above the
     PSO threshold (the local noise, at least half the onset threshold) within `pso_max_ms` of the offset; it
     ends at the next local minimum below it, which must come within `pso_max_ms`: an oscillation comes back
-    down, and velocity that stays up is movement (pursuit after a catch-up saccade), not PSO. A PSO lasts less
-    than `pso_max_ms` (N&H's 40 ms glissade window; 98 % of Zemblys et al. 2018's expert-coded PSOs are
+    down, and velocity that stays up is movement (pursuit after a catch-up saccade), not PSO. A PSO lasts at most
+    `pso_max_ms`, in whole samples (N&H's 40 ms glissade window; 98 % of Zemblys et al. 2018's expert-coded PSOs are
     shorter): what follows is fixation. A run above the peak threshold within a PSO's reach of a saccade's
     offset is a strong PSO (N&H: glissades may exceed the peak threshold) only if it moves the eye no farther
     than that saccade did, as a PSO is smaller than its saccade; else it is the next saccade (e.g. the saccade
@@ -625,8 +626,8 @@ def saccades(v, ang, step, peak, onset, pp):
             j -= 1
         out[k, 0], out[k, 1], out[k, 2] = on, off, pso_end
         k += 1
-    for r in range(k):  # a PSO lasts less than pso_max_ms (a strong PSO may have extended it) and ends where
-        out[r, 2] = min(out[r, 2], out[r, 1] + pso_n)  # the next saccade starts
+    for r in range(k):  # a PSO lasts at most pso_max_ms (a strong PSO may have extended it) and ends where
+        out[r, 2] = min(out[r, 2], out[r, 1] + pp.pso_cap_n)  # the next saccade starts
         if r + 1 < k:
             out[r, 2] = min(out[r, 2], max(out[r + 1, 0], out[r, 1]))
     return out[:k]
