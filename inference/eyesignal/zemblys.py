@@ -204,8 +204,8 @@ def validate(recs: list[Recording], cfg: EyesignalConfig | None = None) -> Zembl
 
 def format_table(f: ZemblysFigures) -> str:
     width, col = 22, 17
-    lines = [f"Zemblys et al. 2018 lookAtPoint_EL: {f.recordings} recordings, {f.samples} samples at {f.rate:g} Hz "
-             "(EyeLink 1000 Plus, every 4th sample of 1000 Hz at 250 Hz), 1 expert's sample codes (real data)",
+    lines = [(f"Zemblys et al. 2018 lookAtPoint_EL: {f.recordings} recordings, {f.samples} samples at {f.rate:g} Hz "
+             "(EyeLink 1000 Plus, every 4th sample of 1000 Hz at 250 Hz), 1 expert's sample codes (real data)"),
              f"{'':<{width}}" + "".join(f"{h:>{col}}" for h in ("expert", *DETECTORS))]
 
     def cell(v: float, fmt: str) -> str:
