@@ -473,6 +473,23 @@ def test_pso_after_a_saccade_is_its_own_class_and_does_not_split_the_fixation():
     assert len(np.flatnonzero(np.diff((code == SAC).astype(int)) == 1)) == 1  # one saccade, not two
 
 
+def test_a_pso_starts_at_the_overshoot_s_extreme_even_when_the_eye_slows_into_it():
+    """The saccade ends and the PSO starts at the overshoot's turning point, the sample farthest along the saccade,
+    where Zemblys et al. 2018's expert starts a PSO; the eye moves into that sample slowly, but it did not stop there
+    (the rule that moves an arrival back to where the eye stopped had moved this PSO's start a sample early)."""
+    n = 1500
+    x = noisy(n, seed=7, sd_deg=0.005)
+    t = np.arange(n - 600) / RATE + 0.001
+    s = np.clip(t / 0.032, 0, 1)  # an 8 deg saccade in 32 ms (minimum jerk)...
+    u = np.clip((t - 0.032) / 0.032, 0, 1)  # ...overshooting by 0.5 deg in one damped 32 ms cycle (the simulator's)
+    path = 8 * DEG * (10 * s**3 - 15 * s**4 + 6 * s**5) + 0.5 * DEG * np.exp(-0.8 * u) * np.sin(2 * np.pi * u) * (
+        1 - u**4)
+    x[600:] += path
+    _, out = run(make_raw(x, 0.5))
+    code = col(out, "event")
+    assert np.flatnonzero(code == PSO).min() == 600 + np.argmax(path) == np.flatnonzero(code == SAC).max() + 1
+
+
 def test_pursuit_is_not_fixation():
     n = 1500
     x = noisy(n, seed=1)

@@ -529,7 +529,8 @@ def saccades(v, ang, step, peak, onset, pp):
     out of the last saccade sample is below the offset threshold: a sample is in flight when the eye moves
     into it and out of it. Where the eye turns back before N&H's offset (the overshoot's turning point: the
     next step points against the saccade), the saccade ends there and the PSO begins (Larsson et al. 2013's
-    PSO onset; with the smeared velocity, N&H's offset there lies up to the window's half width into the PSO).
+    PSO onset; with the smeared velocity, N&H's offset there lies up to the window's half width into the PSO),
+    however slowly the eye moved into the turn: it did not stop there.
     The samples between the two offsets are PSO when the eye turned back into them (the overshoot's return,
     which at 60 Hz is often a single step, too short for a velocity peak of its own), else fixation (it
     arrived). The PSO's own end, the velocity minimum after its last return above the PSO threshold, moves
@@ -605,7 +606,7 @@ def saccades(v, ang, step, peak, onset, pp):
             if (ax[i + 1] - ax[i]) * (ax[i] - x0) + (ay[i + 1] - ay[i]) * (ay[i] - y0) < 0:
                 off, turned = i, True
                 break
-        while off - 1 > p and off < m and step[off] < off_thr:  # the eye had stopped moving
+        while not turned and off - 1 > p and off < m and step[off] < off_thr:  # the eye had stopped moving
             off -= 1
         pso_end = walked if turned else off
         if off < walked and off > on and not turned:  # the eye turned back into `off` or arrived there
