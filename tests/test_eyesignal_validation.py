@@ -84,3 +84,19 @@ def test_metrics_helpers():
     b = np.array([[4, 6], [13, 19], [29, 40]])
     assert overlap_matches(a, b) == 2 and overlap_matches(b, a) == 2
     assert overlap_matches(a, np.zeros((0, 2), int)) == 0
+
+
+def test_static_viewing_has_no_pursuit_kappa_and_a_bad_share_is_refused():
+    """`--pursuit-share 0` simulates static images: the truth holds no pursuit, so its kappa is undefined and printed
+    as '-' (not 1.0 for two empty labellings); a share outside 0-1 gets a one-line error and a non-zero exit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    static = validate((250.0,), 20.0, pursuit_share=0.0)[0]
+    assert np.isnan(static.kappa_pursuit) and static.kappa_fixation > 0.8
+    assert format_table([static]).splitlines()[6].split() == ["kappa", "pursuit", "-"]
+    eyemotion = Path(sys.executable).with_name("eyemotion")
+    bad = subprocess.run([str(eyemotion), "eyesignal", "validate", "--pursuit-share", "1.5"], capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert bad.returncode != 0 and "--pursuit-share 1.5 is not a share" in bad.stderr

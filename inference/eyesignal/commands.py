@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     val.add_argument("--rates", default="60,120,250", help="comma-separated tracker rates in Hz (default 60,120,250)")
     val.add_argument("--duration", type=float, default=300.0, metavar="S", help="seconds per recording (default 300)")
     val.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
+    val.add_argument("--pursuit-share", type=float, default=None, metavar="SHARE",
+                     help="share of simulated viewing events that follow a moving target (default: [simulator] "
+                          "pursuit_share, 0.1; 0 = static images)")
     val.add_argument("--json", metavar="FILE", help="also write the figures as JSON (simulator, hooge2018, zemblys2018, gazecom)")
     val.add_argument("--hooge", metavar="DIR", default=None,
                      help="data folder of github.com/dcnieho/humanFixationClassification (ETdata/, coderSettings/) "
@@ -86,14 +89,19 @@ def _validate(args: argparse.Namespace, config: Config) -> int:
         raise UserError(f"--rates {args.rates!r} is not a comma-separated list of numbers, e.g. 60,120,250") from None
     if not rates or any(r <= 0 for r in rates) or args.duration <= 0:
         raise UserError("--rates and --duration must be positive")
+    share = config.simulator.pursuit_share if args.pursuit_share is None else args.pursuit_share
+    if not 0 <= share <= 1:
+        raise UserError(f"--pursuit-share {share:g} is not a share; give one within 0-1 (0 = static images)")
     from eyemotion.inference.eyesignal import gazecom, hooge, zemblys
 
     # loaded once, before the simulation runs: a wrong path fails at once
     hooge_recs, zemblys_recs = hooge.load(args.hooge), zemblys.load(args.zemblys)
     gazecom_recs = gazecom.load(args.gazecom) if args.gazecom else None
-    figures = validate(rates, args.duration, args.seed, config.eyesignal, config.screen, progress=True)
+    figures = validate(rates, args.duration, args.seed, config.eyesignal, config.screen, progress=True,
+                       pursuit_share=share)
 
-    print(f"eye-signal validation: {args.duration:g} s simulated per rate, seed {args.seed} (SIMULATED data)")
+    print(f"eye-signal validation: {args.duration:g} s simulated per rate, seed {args.seed}, pursuit share {share:g} "
+          "(SIMULATED data)")
     print(format_table(figures))
     print()
     real = hooge.validate(hooge_recs, config.eyesignal)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,12 +108,15 @@ def pymovements_fixations(x: np.ndarray, y: np.ndarray, rate: float, screen: Scr
 
 
 def validate_rate(rate: float, duration_s: float = 300.0, seed: int = 0, config: EyesignalConfig | None = None,
-                  screen: ScreenConfig | None = None) -> RateFigures:
-    from eyemotion.acquisition.simulator import simulate_recording
+                  screen: ScreenConfig | None = None, pursuit_share: float | None = None) -> RateFigures:
+    """Our processor against the simulator's truth at one rate; `pursuit_share`: the simulator's share of viewing
+    events that follow a moving target (None: its default; 0: static images)."""
+    from eyemotion.acquisition.simulator import PURSUIT_SHARE, simulate_recording
     from eyemotion.inference.eyesignal.processor import OUT, EyeSignalProcessor, Timing, process_recording
 
     cfg, screen = config or EyesignalConfig(), screen or ScreenConfig()
-    t, raw, truth = simulate_recording(duration_s, rate=rate, seed=seed, screen=screen)
+    share = PURSUIT_SHARE if pursuit_share is None else pursuit_share
+    t, raw, truth = simulate_recording(duration_s, rate=rate, seed=seed, screen=screen, pursuit_share=share)
     out = process_recording(t, raw, rate, cfg, screen).samples
     code = out[:, OUT["event"]].astype(int)
     te = truth.event.astype(int)
@@ -137,13 +141,13 @@ def validate_rate(rate: float, duration_s: float = 300.0, seed: int = 0, config:
         d = out[mask, OUT["pupil"]] - truth.pupil_mm[mask]
         return float(np.sqrt(np.mean(d * d))) if len(d) else float("nan")
 
+    def kappa(event: int) -> float:  # undefined (NaN) where the truth has none, e.g. pursuit in static viewing
+        return cohen_kappa(code == event, te == event) if np.any(te == event) else float("nan")
+
     return RateFigures(
         rate=rate, duration_s=duration_s, samples=len(t),
-        kappa_fixation=cohen_kappa(code == FIX, te == FIX),
-        kappa_saccade=cohen_kappa(code == SAC, te == SAC),
-        kappa_blink=cohen_kappa(code == BLINK, te == BLINK),
-        kappa_pso=cohen_kappa(code == PSO, te == PSO),
-        kappa_pursuit=cohen_kappa(code == PURSUIT, te == PURSUIT),
+        kappa_fixation=kappa(FIX), kappa_saccade=kappa(SAC), kappa_blink=kappa(BLINK), kappa_pso=kappa(PSO),
+        kappa_pursuit=kappa(PURSUIT),
         blinks_true=len(true_blinks), blinks_detected=len(found_blinks),
         blink_precision=overlap_matches(found_blinks, true_blinks) / max(1, len(found_blinks)),
         blink_recall=overlap_matches(true_blinks, found_blinks) / max(1, len(true_blinks)),
@@ -155,13 +159,13 @@ def validate_rate(rate: float, duration_s: float = 300.0, seed: int = 0, config:
 
 def validate(rates: tuple[float, ...] = (60.0, 120.0, 250.0), duration_s: float = 300.0, seed: int = 0,
              config: EyesignalConfig | None = None, screen: ScreenConfig | None = None,
-             progress: bool = False) -> list[RateFigures]:
+             progress: bool = False, pursuit_share: float | None = None) -> list[RateFigures]:
     items = rates
     if progress:
         from tqdm import tqdm
 
         items = tqdm(rates, desc="validating", unit="rate")
-    return [validate_rate(r, duration_s, seed, config, screen) for r in items]
+    return [validate_rate(r, duration_s, seed, config, screen, pursuit_share) for r in items]
 
 
 def format_table(figures: list[RateFigures]) -> str:
@@ -187,6 +191,6 @@ def format_table(figures: list[RateFigures]) -> str:
         if key is None:
             cells = [f"{f.blinks_true} / {f.blinks_detected}" for f in figures]
         else:
-            cells = [fmt.format(getattr(f, key)) for f in figures]
+            cells = ["-" if math.isnan(getattr(f, key)) else fmt.format(getattr(f, key)) for f in figures]
         lines.append(f"{label:<{width}}" + "".join(f"{c:>12}" for c in cells))
     return "\n".join(lines)
