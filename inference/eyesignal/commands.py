@@ -49,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     val.add_argument("--pursuit-share", type=float, default=None, metavar="SHARE",
                      help="share of simulated viewing events that follow a moving target (default: [simulator] "
                           "pursuit_share, 0.1; 0 = static images)")
-    val.add_argument("--json", metavar="FILE", help="also write the figures as JSON (simulator, hooge2018, zemblys2018, gazecom)")
+    val.add_argument("--json", metavar="FILE",
+                     help="also write the figures as JSON (simulator, hooge2018, zemblys2018, gazecom)")
     val.add_argument("--hooge", metavar="DIR", default=None,
                      help="data folder of github.com/dcnieho/humanFixationClassification (ETdata/, coderSettings/) "
                           "for the real-data table (default: the 4-recording subset in tests/data/hooge2018)")
@@ -57,9 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="etdata/lookAtPoint_EL of github.com/r-zemblys/irf for the second real-data table "
                           "(default: the 2-recording subset in tests/data/zemblys2018)")
     val.add_argument("--gazecom", metavar="PATH", default=None,
-                     help="a GazeCom ARFF file (example_data/input.arff of github.com/MikhailStartsev/deep_em_classifier)"
-                          " or a folder of them, for the smooth-pursuit table (default: not run; no GazeCom data is "
-                          "committed, its licence is GPL-3.0)")
+                     help="a GazeCom ARFF file (example_data/input.arff of "
+                          "github.com/MikhailStartsev/deep_em_classifier) or a folder of them, for the smooth-pursuit "
+                          "table (default: not run; no GazeCom data is committed, its licence is GPL-3.0)")
     val.set_defaults(func=_validate)
 
     proc = sub.add_parser(

@@ -10,12 +10,12 @@ is not committed here); the whole data set (4.5 h, michaeldorr.de/smoothpursuit)
 folder).
 
 Fed as a Tobii_gaze stream (`hooge.stream_codes`): the samples go onto the nominal grid of the median interval
-(a slot with no sample is invalid, and so is a sample whose confidence is 0.5 or less), then every k-th to `rate`. Scores against the final coding, over the samples it
-calls fixation, saccade or pursuit (noise and unknown left out): per-sample Cohen's kappa per class, the share of
-pursuit samples called fixation (what issue 14 measured), event counts and median durations. The experts' ceiling:
-expert 1 against expert 2 on the same samples (pursuit called fixation: both ways, averaged). GazeCom has no PSO class, so "eyemotion +PSO" also counts each of our
-PSOs as the class that follows it. Anchors in the same run: REMoDNaV (which has a pursuit class) and pymovements'
-I-VT.
+(a slot with no sample is invalid, and so is a sample whose confidence is 0.5 or less), then every k-th to `rate`.
+Scores against the final coding, over the samples it calls fixation, saccade or pursuit (noise and unknown left out):
+per-sample Cohen's kappa per class, the share of pursuit samples called fixation (what issue 14 measured), event counts
+and median durations. The experts' ceiling: expert 1 against expert 2 on the same samples (pursuit called fixation:
+both ways, averaged). GazeCom has no PSO class, so "eyemotion +PSO" also counts each of our PSOs as the class that
+follows it. Anchors in the same run: REMoDNaV (which has a pursuit class) and pymovements' I-VT.
 """
 
 from __future__ import annotations

@@ -217,7 +217,8 @@ def format_table(f: ZemblysFigures) -> str:
     for name in CLASSES:
         row = [f.expert, *(f.detectors[d] for d in DETECTORS)]
         lines.append(f"{name + ' events':<{width}}" + "".join(f"{s.events[name]:>{col}}" for s in row))
-        lines.append(f"{'  median (ms)':<{width}}" + "".join(f"{cell(s.median_ms[name], '{:.0f}'):>{col}}" for s in row))
+        lines.append(f"{'  median (ms)':<{width}}"
+                     + "".join(f"{cell(s.median_ms[name], '{:.0f}'):>{col}}" for s in row))
     lines.append("(kappa over the samples the expert labelled; '-': the labeller has no such class; I-VT's saccades "
                  "are its valid non-fixation samples)")
     return "\n".join(lines)
