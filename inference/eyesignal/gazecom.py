@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from eyemotion.inference.eyesignal.validate import pso_as_next
+from eyemotion.inference.eyesignal.validate import pso_as_next, table_cell
 from eyemotion.inference.eyesignal.zemblys import Scores, ivt_codes, score
 
 from eyemotion import UserError
@@ -201,18 +201,16 @@ def format_table(f: GazecomFigures) -> str:
               f"{f.rate:g} Hz, 2 experts + a tie-breaking final coding with smooth pursuit (real data)"),
              f"{'':<{width}}" + "".join(f"{h:>{col}}" for h in heads)]
 
-    def cell(v: float, fmt: str) -> str:
-        return "-" if isinstance(v, float) and math.isnan(v) else fmt.format(v)
-
     for name in CLASSES:
-        lines.append(f"{'kappa ' + name:<{width}}" + "".join(f"{cell(s.kappa[name], '{:.3f}'):>{col}}" for s in rows))
+        lines.append(f"{'kappa ' + name:<{width}}"
+                     + "".join(f"{table_cell(s.kappa[name], '{:.3f}'):>{col}}" for s in rows))
     lines.append(f"{'pursuit called fixation':<{width}}"
-                 + "".join(f"{cell(f.pursuit_as_fixation[h], '{:.0%}'):>{col}}" for h in heads))
+                 + "".join(f"{table_cell(f.pursuit_as_fixation[h], '{:.0%}'):>{col}}" for h in heads))
     heads, rows = ["final", *(["expert 1"] if f.experts else []), *DETECTORS], [f.reference, *rows]
     lines.append(f"{'events (median ms)':<{width}}" + "".join(f"{h:>{col}}" for h in heads))
     for name in ("saccade", "pursuit"):
         lines.append(f"{'  ' + name:<{width}}" + "".join(
-            f"{s.events[name]:>{col - 7}} ({cell(s.median_ms[name], '{:.0f}'):>4})" for s in rows))
+            f"{s.events[name]:>{col - 7}} ({table_cell(s.median_ms[name], '{:.0f}'):>4})" for s in rows))
     lines.append("(kappa against the final coding over its fixation, saccade and pursuit samples; expert 1 vs 2: "
                  "expert 1 against expert 2; +PSO: our PSO counted as the class that follows it, GazeCom has none)")
     return "\n".join(lines)

@@ -80,6 +80,11 @@ def pso_as_next(codes: np.ndarray) -> np.ndarray:
     return np.append(codes, EVENT_CODES["fixation"])[nxt]
 
 
+def table_cell(value: float, fmt: str) -> str:
+    """A figure for the printed tables: `fmt` of it, or "-" where it is NaN (undefined, or no such class)."""
+    return "-" if isinstance(value, float) and math.isnan(value) else fmt.format(value)
+
+
 def overlap_matches(a: np.ndarray, b: np.ndarray) -> int:
     """How many runs of `a` overlap at least one run of `b` (both (k, 2), sorted)."""
     if not len(a) or not len(b):
@@ -191,6 +196,6 @@ def format_table(figures: list[RateFigures]) -> str:
         if key is None:
             cells = [f"{f.blinks_true} / {f.blinks_detected}" for f in figures]
         else:
-            cells = ["-" if math.isnan(getattr(f, key)) else fmt.format(getattr(f, key)) for f in figures]
+            cells = [table_cell(getattr(f, key), fmt) for f in figures]
         lines.append(f"{label:<{width}}" + "".join(f"{c:>12}" for c in cells))
     return "\n".join(lines)

@@ -203,22 +203,21 @@ def validate(recs: list[Recording], cfg: EyesignalConfig | None = None) -> Zembl
 
 
 def format_table(f: ZemblysFigures) -> str:
+    from eyemotion.inference.eyesignal.validate import table_cell
+
     width, col = 22, 17
     lines = [(f"Zemblys et al. 2018 lookAtPoint_EL: {f.recordings} recordings, {f.samples} samples at {f.rate:g} Hz "
              "(EyeLink 1000 Plus, every 4th sample of 1000 Hz at 250 Hz), 1 expert's sample codes (real data)"),
              f"{'':<{width}}" + "".join(f"{h:>{col}}" for h in ("expert", *DETECTORS))]
 
-    def cell(v: float, fmt: str) -> str:
-        return "-" if isinstance(v, float) and math.isnan(v) else fmt.format(v)
-
     for name in CLASSES:
         lines.append(f"{'kappa ' + name:<{width}}" + f"{'':>{col}}"
-                     + "".join(f"{cell(f.detectors[d].kappa[name], '{:.3f}'):>{col}}" for d in DETECTORS))
+                     + "".join(f"{table_cell(f.detectors[d].kappa[name], '{:.3f}'):>{col}}" for d in DETECTORS))
     for name in CLASSES:
         row = [f.expert, *(f.detectors[d] for d in DETECTORS)]
         lines.append(f"{name + ' events':<{width}}" + "".join(f"{s.events[name]:>{col}}" for s in row))
         lines.append(f"{'  median (ms)':<{width}}"
-                     + "".join(f"{cell(s.median_ms[name], '{:.0f}'):>{col}}" for s in row))
+                     + "".join(f"{table_cell(s.median_ms[name], '{:.0f}'):>{col}}" for s in row))
     lines.append("(kappa over the samples the expert labelled; '-': the labeller has no such class; I-VT's saccades "
                  "are its valid non-fixation samples)")
     return "\n".join(lines)
