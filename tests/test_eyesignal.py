@@ -458,6 +458,11 @@ def noisy(n: int, seed: int = 0, sd_deg: float = 0.02) -> np.ndarray:
     return 0.5 + sd_deg * DEG * np.random.default_rng(seed).standard_normal(n)
 
 
+def minimum_jerk(s: np.ndarray) -> np.ndarray:
+    """A saccade's position from 0 to 1 over its normalised time s in [0, 1] (the simulator's profile)."""
+    return 10 * s**3 - 15 * s**4 + 6 * s**5
+
+
 def test_pso_after_a_saccade_is_its_own_class_and_does_not_split_the_fixation():
     n = 1500
     x = noisy(n)
@@ -482,8 +487,7 @@ def test_a_pso_starts_at_the_overshoot_s_extreme_even_when_the_eye_slows_into_it
     t = np.arange(n - 600) / RATE + 0.001
     s = np.clip(t / 0.032, 0, 1)  # an 8 deg saccade in 32 ms (minimum jerk)...
     u = np.clip((t - 0.032) / 0.032, 0, 1)  # ...overshooting by 0.5 deg in one damped 32 ms cycle (the simulator's)
-    path = 8 * DEG * (10 * s**3 - 15 * s**4 + 6 * s**5) + 0.5 * DEG * np.exp(-0.8 * u) * np.sin(2 * np.pi * u) * (
-        1 - u**4)
+    path = 8 * DEG * minimum_jerk(s) + 0.5 * DEG * np.exp(-0.8 * u) * np.sin(2 * np.pi * u) * (1 - u**4)
     x[600:] += path
     _, out = run(make_raw(x, 0.5))
     code = col(out, "event")
@@ -530,7 +534,7 @@ def test_pso_does_not_run_into_pursuit_after_the_saccade():
     x = noisy(n, seed=3)
     s = np.clip(np.arange(n - 600) / 8.0, 0, 1)  # an 8 deg saccade in 32 ms (minimum jerk)...
     u = np.clip((np.arange(n - 600) - 8) / 8.0, 0, 1)  # ...overshooting in one damped 32 ms cycle (the PSO)
-    x[600:] += 8 * DEG * (10 * s**3 - 15 * s**4 + 6 * s**5) + 0.8 * DEG * np.exp(-3 * u) * np.sin(2 * np.pi * u)
+    x[600:] += 8 * DEG * minimum_jerk(s) + 0.8 * DEG * np.exp(-3 * u) * np.sin(2 * np.pi * u)
     x[600:1100] += 20.0 * DEG * np.arange(500) / RATE  # following the target at 20 deg/s for 2 s
     x[1100:] += 20.0 * DEG * 500 / RATE
     _, out = run(make_raw(x, 0.5))
@@ -549,7 +553,7 @@ def test_pursuit_starts_where_the_saccade_onto_the_target_ends(speed):
     n = 1500
     x = noisy(n, seed=6)
     s = np.clip(np.arange(n - 600) / 8.0, 0, 1)  # an 8 deg saccade in 32 ms (minimum jerk), no PSO
-    x[600:] += 8 * DEG * (10 * s**3 - 15 * s**4 + 6 * s**5)
+    x[600:] += 8 * DEG * minimum_jerk(s)
     x[608:1100] += speed * DEG * np.arange(492) / RATE  # then following the target for 2 s
     x[1100:] += speed * DEG * 492 / RATE
     _, out = run(make_raw(x, 0.5))
@@ -566,7 +570,7 @@ def test_a_pso_lasts_less_than_pso_max_ms():
     x = noisy(n, seed=4)
     s = np.clip(np.arange(n - 600) / 8.0, 0, 1)  # an 8 deg saccade in 32 ms (minimum jerk)...
     u = np.clip((np.arange(n - 600) - 8) / 6.0, 0, 3)  # ...ringing in three 24 ms cycles of 0.1 deg (26 deg/s)
-    x[600:] += 8 * DEG * (10 * s**3 - 15 * s**4 + 6 * s**5) + 0.1 * DEG * np.sin(2 * np.pi * u)
+    x[600:] += 8 * DEG * minimum_jerk(s) + 0.1 * DEG * np.sin(2 * np.pi * u)
     _, out = run(make_raw(x, 0.5))
     code = col(out, "event")
     pso = np.flatnonzero(code == PSO)
@@ -583,7 +587,7 @@ def test_a_pso_lasts_at_most_pso_max_ms_in_whole_samples():
     t = np.arange(n - n // 2) / rate
     s = np.clip(t / 0.032, 0, 1)  # an 8 deg saccade in 32 ms (minimum jerk)...
     u = np.clip((t - 0.032) / 0.024, 0, 3)  # ...ringing in three 24 ms cycles of 0.3 deg
-    x[n // 2:] += 8 * DEG * (10 * s**3 - 15 * s**4 + 6 * s**5) + 0.3 * DEG * np.sin(2 * np.pi * u)
+    x[n // 2:] += 8 * DEG * minimum_jerk(s) + 0.3 * DEG * np.sin(2 * np.pi * u)
     _, out = run(make_raw(x, 0.5), stamps(n, rate), rate=rate)
     pso = np.flatnonzero(col(out, "event") == PSO)
     assert len(pso) == pso.max() - pso.min() + 1 == 4
@@ -597,7 +601,7 @@ def test_a_larger_saccade_right_after_a_small_one_is_a_saccade_not_its_pso():
     k = np.arange(n)
     for start, size, samples in ((600, 0.6, 4), (609, 6.0, 8)):
         s = np.clip((k - start) / samples, 0, 1)
-        x += size * DEG * (10 * s**3 - 15 * s**4 + 6 * s**5)
+        x += size * DEG * minimum_jerk(s)
     _, out = run(make_raw(x, 0.5))
     code = col(out, "event")
     assert np.all(code[611:616] == SAC)  # the large saccade's flight
