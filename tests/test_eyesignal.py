@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from eyemotion.acquisition.simulator import simulate_recording
+from eyemotion.acquisition.simulator import PSO_PEAK, pso_wave, simulate_recording
 from eyemotion.inference.eyesignal.events import direction
 from eyemotion.inference.eyesignal.maps import FixationMapper, MapGrid, window_maps
 from eyemotion.inference.eyesignal.processor import (
@@ -489,6 +489,23 @@ def test_a_pso_starts_at_the_overshoot_s_extreme_even_when_the_eye_slows_into_it
     u = np.clip((t - 0.032) / 0.032, 0, 1)  # ...overshooting by 0.5 deg in one damped 32 ms cycle (the simulator's)
     path = 8 * DEG * minimum_jerk(s) + 0.5 * DEG * np.exp(-0.8 * u) * np.sin(2 * np.pi * u) * (1 - u**4)
     x[600:] += path
+    _, out = run(make_raw(x, 0.5))
+    code = col(out, "event")
+    assert np.flatnonzero(code == PSO).min() == 600 + np.argmax(path) == np.flatnonzero(code == SAC).max() + 1
+
+
+def test_a_pso_starts_at_the_overshoot_s_extreme_when_that_is_the_velocity_minimum():
+    """A 4 deg saccade overshooting by 0.2 deg in the simulator's 24 ms PSO cycle: the sampled extreme is itself N&H's
+    offset, the first velocity minimum below the offset threshold. The eye turns back there and the PSO returns above
+    its threshold, so the PSO starts at the extreme (it had started a sample early: the turn was looked for only
+    before the offset, and the eye moved slowly into the extreme)."""
+    n = 1500
+    x = noisy(n, seed=1, sd_deg=0.005)
+    t = np.arange(n - 600) / RATE + 0.001
+    dur, pso_s = 0.021 + 0.0022 * 4, 0.024  # main-sequence duration
+    path = 4 * minimum_jerk(np.clip(t / dur, 0, 1))
+    path += 0.2 * pso_wave(np.clip((t - dur) / pso_s, 0, 1)) / PSO_PEAK * (t > dur)
+    x[600:] += path * DEG
     _, out = run(make_raw(x, 0.5))
     code = col(out, "event")
     assert np.flatnonzero(code == PSO).min() == 600 + np.argmax(path) == np.flatnonzero(code == SAC).max() + 1

@@ -536,7 +536,9 @@ def saccades(v, ang, step, peak, onset, pp):
     into it and out of it. Where the eye turns back before N&H's offset (the overshoot's turning point: the
     next step points against the saccade), the saccade ends there and the PSO begins (Larsson et al. 2013's
     PSO onset; with the smeared velocity, N&H's offset there lies up to the window's half width into the PSO),
-    however slowly the eye moved into the turn: it did not stop there.
+    however slowly the eye moved into the turn: it did not stop there. The turn may also lie at N&H's offset
+    itself, where a PSO follows (the velocity returns above the PSO threshold within `pso_max_ms`; after a
+    saccade with no visible overshoot a noise step out of the fixation would pass for a turn).
     The samples between the two offsets are PSO when the eye turned back into them (the overshoot's return,
     which at 60 Hz is often a single step, too short for a velocity peak of its own), else fixation (it
     arrived). The PSO's own end, the velocity minimum after its last return above the PSO threshold, moves
@@ -611,7 +613,12 @@ def saccades(v, ang, step, peak, onset, pp):
         j0 = on - 1 if on else 0
         x0, y0 = ax[j0], ay[j0]
         last_amp = math.hypot(ax[min(walked, m - 1)] - x0, ay[min(walked, m - 1)] - y0)
-        for i in range(p + 1, min(walked, m - 1)):  # the overshoot's turning point: the eye moves back
+        returns = False  # the velocity comes back above the PSO threshold after N&H's offset: a PSO follows
+        for j in range(walked + 1, min(m, walked + pso_n)):
+            if v[j] > pso_thr:
+                returns = True
+                break
+        for i in range(p + 1, min(walked + 1 if returns else walked, m - 1)):  # the overshoot's turning point
             if (ax[i + 1] - ax[i]) * (ax[i] - x0) + (ay[i + 1] - ay[i]) * (ay[i] - y0) < 0:
                 off, turned = i, True
                 break
