@@ -645,6 +645,7 @@ def test_a_saccade_starts_at_its_first_sample_in_flight_at_high_rates(rate):
     off_by = np.array([onsets[np.argmin(abs(onsets - f))] - f for f in first])
     assert np.mean(off_by > 0) < 0.5 and np.mean(off_by < 0) <= 0.1, off_by
 
+
 def test_blink_covers_the_eyelid_distorted_samples_and_eye_openness_dips():
     n = 1500
     y = np.full(n, 0.5)

@@ -613,11 +613,7 @@ def saccades(v, ang, step, peak, onset, pp):
         j0 = on - 1 if on else 0
         x0, y0 = ax[j0], ay[j0]
         last_amp = math.hypot(ax[min(walked, m - 1)] - x0, ay[min(walked, m - 1)] - y0)
-        returns = False  # the velocity comes back above the PSO threshold after N&H's offset: a PSO follows
-        for j in range(walked + 1, min(m, walked + pso_n)):
-            if v[j] > pso_thr:
-                returns = True
-                break
+        returns = np.any(v[walked + 1:walked + pso_n] > pso_thr)  # after N&H's offset: a PSO follows
         for i in range(p + 1, min(walked + 1 if returns else walked, m - 1)):  # the overshoot's turning point
             if (ax[i + 1] - ax[i]) * (ax[i] - x0) + (ay[i + 1] - ay[i]) * (ay[i] - y0) < 0:
                 off, turned = i, True
