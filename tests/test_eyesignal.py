@@ -8,7 +8,13 @@ import math
 
 import numpy as np
 import pytest
-from eyemotion.acquisition.simulator import PSO_PEAK, pso_wave, simulate_recording
+from eyemotion.acquisition.simulator import (
+    PSO_PEAK,
+    SACC_D0_S,
+    SACC_SLOPE_S_PER_DEG,
+    pso_wave,
+    simulate_recording,
+)
 from eyemotion.inference.eyesignal.events import direction
 from eyemotion.inference.eyesignal.maps import FixationMapper, MapGrid, window_maps
 from eyemotion.inference.eyesignal.processor import (
@@ -487,7 +493,7 @@ def test_a_pso_starts_at_the_overshoot_s_extreme_even_when_the_eye_slows_into_it
     t = np.arange(n - 600) / RATE + 0.001
     s = np.clip(t / 0.032, 0, 1)  # an 8 deg saccade in 32 ms (minimum jerk)...
     u = np.clip((t - 0.032) / 0.032, 0, 1)  # ...overshooting by 0.5 deg in one damped 32 ms cycle (the simulator's)
-    path = 8 * DEG * minimum_jerk(s) + 0.5 * DEG * np.exp(-0.8 * u) * np.sin(2 * np.pi * u) * (1 - u**4)
+    path = 8 * DEG * minimum_jerk(s) + 0.5 * DEG * pso_wave(u)
     x[600:] += path
     _, out = run(make_raw(x, 0.5))
     code = col(out, "event")
@@ -502,7 +508,7 @@ def test_a_pso_starts_at_the_overshoot_s_extreme_when_that_is_the_velocity_minim
     n = 1500
     x = noisy(n, seed=1, sd_deg=0.005)
     t = np.arange(n - 600) / RATE + 0.001
-    dur, pso_s = 0.021 + 0.0022 * 4, 0.024  # main-sequence duration
+    dur, pso_s = SACC_D0_S + SACC_SLOPE_S_PER_DEG * 4, 0.024  # main-sequence duration
     path = 4 * minimum_jerk(np.clip(t / dur, 0, 1))
     path += 0.2 * pso_wave(np.clip((t - dur) / pso_s, 0, 1)) / PSO_PEAK * (t > dur)
     x[600:] += path * DEG
@@ -637,7 +643,7 @@ def test_a_saccade_starts_at_its_first_sample_in_flight_at_high_rates(rate):
     for i in range(40):
         amp = rng.uniform(3, 8) * (-1) ** i
         t0 = (i + 0.5) * 0.8 + rng.uniform(0, 1 / rate)
-        x += amp * DEG * minimum_jerk(np.clip((t - t0) / (0.021 + 0.0022 * abs(amp)), 0, 1))
+        x += amp * DEG * minimum_jerk(np.clip((t - t0) / (SACC_D0_S + SACC_SLOPE_S_PER_DEG * abs(amp)), 0, 1))
         first.append(np.searchsorted(t, t0, side="right"))
     _, out = run(make_raw(x, 0.5), stamps(len(t), rate), rate=rate)
     sac = col(out, "event") == SAC
