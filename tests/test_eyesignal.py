@@ -517,6 +517,22 @@ def test_a_pso_starts_at_the_overshoot_s_extreme_when_that_is_the_velocity_minim
     assert np.flatnonzero(code == PSO).min() == 600 + np.argmax(path) == np.flatnonzero(code == SAC).max() + 1
 
 
+def test_a_pso_is_found_at_60_hz_where_the_velocity_window_averages_its_return_away():
+    """At 60 Hz a 3 deg saccade overshoots by 0.4 deg in a 32 ms PSO cycle: the sampled extreme is N&H's offset, and
+    the eye steps 0.27 deg back out of it, but the centred 3-sample velocity spans the overshoot and its return,
+    which cancel (1.4 deg/s there), so no velocity returned above the PSO threshold: the PSO had been fixation."""
+    rate, n = 60.0, 600
+    t = np.arange(n) / rate
+    x = noisy(n, seed=1, sd_deg=0.005)
+    t0, dur, pso_s = 5.01, SACC_D0_S + SACC_SLOPE_S_PER_DEG * 3, 0.032
+    path = 3 * minimum_jerk(np.clip((t - t0) / dur, 0, 1))
+    path += 0.4 * pso_wave(np.clip((t - t0 - dur) / pso_s, 0, 1)) / PSO_PEAK * (t > t0 + dur)
+    x += path * DEG
+    _, out = run(make_raw(x, 0.5), stamps(n, rate), rate=rate)
+    code = col(out, "event")
+    assert np.flatnonzero(code == PSO).min() == np.argmax(path) == np.flatnonzero(code == SAC).max() + 1
+
+
 def test_pursuit_is_not_fixation():
     n = 1500
     x = noisy(n, seed=1)
