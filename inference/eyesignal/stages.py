@@ -541,14 +541,15 @@ def saccades(v, ang, step, peak, onset, pp):
     saccade with no visible overshoot a noise step out of the fixation would pass for a turn), or where the eye
     steps back out of it farther than the steps' local noise: at 60-120 Hz the centred window spans the
     overshoot and its return, which cancel in its velocity (steps of 0.62 deg on and 0.39 deg back at 60 Hz gave
-    7 deg/s; 31 % of the simulator's PSOs at 60 Hz were missed); that PSO lasts while the eye steps out of its
-    samples farther than that noise.
+    7 deg/s; 31 % of the simulator's PSOs at 60 Hz were missed).
     The samples between the two offsets are PSO when the eye turned back into them (the overshoot's return,
     which at 60 Hz is often a single step, too short for a velocity peak of its own), else fixation (it
     arrived). The PSO's own end, the velocity minimum after its last return above the PSO threshold, moves
     back by the window's half width (not before that return's last sample): the smear again, which put the
     PSO end 7 ms after the expert's (Zemblys et al. 2018) and the fixation onset of Hooge et al.'s coders
-    inside our PSO."""
+    inside our PSO. Then a PSO goes on while the eye steps out of its last sample farther than the steps' local
+    noise (as the onset and offset walks judge a sample in flight): the window also smears the slow return from
+    the undershoot below the PSO threshold."""
     m = len(v)
     s, e = true_runs(v > peak)
     out = np.empty((len(s), 3), np.int64)
@@ -629,10 +630,8 @@ def saccades(v, ang, step, peak, onset, pp):
         while not turned and off - 1 > p and off < m and step[off] < off_thr:  # the eye had stopped moving
             off -= 1
         pso_end = walked if turned else off
-        if back and off == walked:  # that PSO lasts while the eye steps out of its samples farther than the noise
+        if back and off == walked:
             pso_end = walked + 1
-            while pso_end + 1 < min(m, walked + pp.pso_cap_n) and step[pso_end + 1] > still:
-                pso_end += 1
         if off < walked and off > on and not turned:  # the eye turned back into `off` or arrived there
             dx, dy = ax[off] - ax[off - 1], ay[off] - ay[off - 1]
             if dx * (ax[off - 1] - x0) + dy * (ay[off - 1] - y0) < 0:
@@ -649,6 +648,9 @@ def saccades(v, ang, step, peak, onset, pp):
                     j -= 1
                 continue
             j -= 1
+        if pso_end > off:  # a PSO lasts while the eye steps out of its samples farther than the steps' noise
+            while pso_end + 1 < min(m, off + pp.pso_cap_n) and step[pso_end + 1] > still:
+                pso_end += 1
         out[k, 0], out[k, 1], out[k, 2] = on, off, pso_end
         k += 1
     for r in range(k):  # a PSO lasts at most pso_max_ms (a strong PSO may have extended it) and ends where
