@@ -549,6 +549,24 @@ def test_a_pso_lasts_while_the_eye_steps_farther_than_the_noise():
     assert (pso.min(), pso.max() + 1) == (np.argmax(path), np.searchsorted(t, t0 + dur + pso_s))
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_saccade_70_ms_after_a_larger_one_is_no_pso(seed):
+    """At 60 Hz a 3 deg saccade back starts 70 ms after a 12 deg one ends. The PSO's reach counts from the first
+    saccade's own offset; counted from N&H's velocity minimum, which the walk found samples later while the velocity
+    sank on through the noise, it had reached the second saccade, which became the first one's PSO (and then, past
+    the PSO's 40 ms, fixation) for 3 of these 4 noise seeds."""
+    rate, n = 60.0, 600
+    t = np.arange(n) / rate
+    x = noisy(n, seed=seed)
+    t0, d1, d2 = 5.0, SACC_D0_S + SACC_SLOPE_S_PER_DEG * 12, SACC_D0_S + SACC_SLOPE_S_PER_DEG * 3
+    t1 = t0 + d1 + 0.07
+    x += (12 * minimum_jerk(np.clip((t - t0) / d1, 0, 1)) - 3 * minimum_jerk(np.clip((t - t1) / d2, 0, 1))) * DEG
+    _, out = run(make_raw(x, 0.5), stamps(n, rate), rate=rate)
+    sac = col(out, "event") == SAC
+    onsets = np.flatnonzero(sac & ~np.roll(sac, 1))
+    assert onsets.tolist() == [np.searchsorted(t, t0, side="right"), np.searchsorted(t, t1, side="right")]
+
+
 def test_pursuit_is_not_fixation():
     n = 1500
     x = noisy(n, seed=1)

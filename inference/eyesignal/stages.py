@@ -511,11 +511,12 @@ def saccades(v, ang, step, peak, onset, pp):
     down, and velocity that stays up is movement (pursuit after a catch-up saccade), not PSO. A PSO lasts at most
     `pso_max_ms`, in whole samples (N&H's 40 ms glissade window; 98 % of Zemblys et al. 2018's expert-coded PSOs are
     shorter): what follows is fixation. A run above the peak threshold within a PSO's reach of a saccade's
-    offset is a strong PSO (N&H: glissades may exceed the peak threshold) only if it moves the eye no farther
-    than that saccade did, as a PSO is smaller than its saccade; else it is the next saccade (e.g. the saccade
-    after a spike that passed for a short one, which Hooge et al. 2018's coders saw in their Tobii data, had
-    become a 60 ms PSO). Walks are bounded
-    by `saccade_max_ms`, which keeps every decision within a bounded context; a run above the peak threshold
+    offset (its own offset below, where the eye turns back or arrives, not N&H's velocity minimum, which the walk
+    may find tens of ms later while the velocity sinks on through the drift: at 60 Hz a 3.6 deg saccade 83 ms after
+    a 15 deg one had become its PSO, and fixation) is a strong PSO (N&H: glissades may exceed the peak threshold)
+    only if it moves the eye no farther than that saccade did, as a PSO is smaller than its saccade; else it is the
+    next saccade (e.g. the saccade after a spike that passed for a short one, which Hooge et al. 2018's coders saw
+    in their Tobii data, had become a 60 ms PSO). Walks are bounded by `saccade_max_ms`, which keeps every decision within a bounded context; a run above the peak threshold
     longer than that (e.g. the linear ramp across a filled gap in which the eye moved) is a saccade as in Tobii
     I-VT, every sample above the threshold, with no PSO.
 
@@ -556,15 +557,15 @@ def saccades(v, ang, step, peak, onset, pp):
     k = 0
     walk, pso_n = pp.sacc_walk_n, pp.pso_n
     ax, ay = ang[:, 0], ang[:, 1]
-    # the previous run above the peak threshold, and the amplitude of the last saccade
-    have_last, last_walked, last_thr, last_at, last_amp = False, 0, 0.0, -1, 0.0
+    # the previous run above the peak threshold (its offset and PSO threshold), and the last saccade's amplitude
+    have_last, last_off, last_thr, last_at, last_amp = False, 0, 0.0, -1, 0.0
     for a, b in zip(s, e):
         if b - a > walk:  # no walk reaches its edges: Tobii I-VT's saccade (above the threshold), no PSO
             out[k, 0], out[k, 1], out[k, 2] = a, b, b
             k += 1
             have_last = False
             continue
-        if have_last and a < last_walked + pso_n:
+        if have_last and a < last_off + pso_n:
             # within a PSO's reach of the previous run: a strong PSO (N&H 2010: glissades may exceed the peak
             # threshold), or a second peak of the same saccade; it extends what came before
             p = _peak_at(v, a, b)
@@ -604,7 +605,7 @@ def saccades(v, ang, step, peak, onset, pp):
             while walked + 1 < p + walk and v[walked + 1] < v[walked]:
                 walked += 1
         pso_thr = max(local, thr_on / 2)
-        have_last, last_walked, last_thr = True, walked, pso_thr
+        have_last, last_off, last_thr = True, walked, pso_thr
         if walked - on < pp.min_sacc_n:
             last_at = -1
             continue
@@ -651,6 +652,7 @@ def saccades(v, ang, step, peak, onset, pp):
         if pso_end > off:  # a PSO lasts while the eye steps out of its samples farther than the steps' noise
             while pso_end + 1 < min(m, off + pp.pso_cap_n) and step[pso_end + 1] > still:
                 pso_end += 1
+        last_off = off  # the saccade's own offset: where the eye turns back or arrives
         out[k, 0], out[k, 1], out[k, 2] = on, off, pso_end
         k += 1
     for r in range(k):  # a PSO lasts at most pso_max_ms (a strong PSO may have extended it) and ends where
