@@ -533,23 +533,25 @@ def test_a_pso_is_found_at_60_hz_where_the_velocity_window_averages_its_return_a
     assert np.flatnonzero(code == PSO).min() == np.argmax(path) == np.flatnonzero(code == SAC).max() + 1
 
 
-def test_a_pso_lasts_while_the_eye_steps_farther_than_the_noise():
-    """At 120 Hz a 3 deg saccade's 0.3 deg, 30 ms PSO: its velocity falls below the PSO threshold on the slow return
-    from the undershoot, which the 3-sample velocity window smears, but the eye still steps farther than the noise
-    out of that sample: the PSO lasts to where the eye comes to rest (it had ended a sample early)."""
-    rate, n = 120.0, 1200
+@pytest.mark.parametrize(("rate", "amp", "pso_deg", "pso_s", "sd_deg"), [(120.0, 3, 0.3, 0.030, 0.02),
+                                                                    (60.0, 5, 0.5, 0.025, 0.01)])
+def test_a_pso_lasts_while_the_eye_steps_farther_than_the_noise(rate, amp, pso_deg, pso_s, sd_deg):
+    """A saccade's PSO (the simulator's cycle): its velocity falls below the PSO threshold on the slow return from the
+    undershoot, which the 3-sample velocity window smears, but the eye still steps farther than the noise out of that
+    sample: the PSO lasts to where the eye comes to rest (it had ended a sample early; at 60 Hz, where a PSO lasts at
+    most 2 samples, the step rule had stopped one sample short of that cap)."""
+    n = int(10 * rate)
     t = np.arange(n) / rate
-    x = noisy(n, seed=1, sd_deg=0.02)
-    t0, dur, pso_s = 5.0, SACC_D0_S + SACC_SLOPE_S_PER_DEG * 3, 0.030
-    path = 3 * minimum_jerk(np.clip((t - t0) / dur, 0, 1))
-    path += 0.3 * pso_wave(np.clip((t - t0 - dur) / pso_s, 0, 1)) / PSO_PEAK * (t > t0 + dur)
+    x = noisy(n, seed=1, sd_deg=sd_deg)
+    t0, dur = 5.0, SACC_D0_S + SACC_SLOPE_S_PER_DEG * amp
+    path = amp * minimum_jerk(np.clip((t - t0) / dur, 0, 1))
+    path += pso_deg * pso_wave(np.clip((t - t0 - dur) / pso_s, 0, 1)) / PSO_PEAK * (t > t0 + dur)
     x += path * DEG
     _, out = run(make_raw(x, 0.5), stamps(n, rate), rate=rate)
     pso = np.flatnonzero(col(out, "event") == PSO)
     assert (pso.min(), pso.max() + 1) == (np.argmax(path), np.searchsorted(t, t0 + dur + pso_s))
 
 
-@pytest.mark.parametrize("seed", range(4))
 def test_a_saccade_70_ms_after_a_larger_one_is_no_pso(seed):
     """At 60 Hz a 3 deg saccade back starts 70 ms after a 12 deg one ends. The PSO's reach counts from the first
     saccade's own offset; counted from N&H's velocity minimum, which the walk found samples later while the velocity

@@ -516,9 +516,10 @@ def saccades(v, ang, step, peak, onset, pp):
     a 15 deg one had become its PSO, and fixation) is a strong PSO (N&H: glissades may exceed the peak threshold)
     only if it moves the eye no farther than that saccade did, as a PSO is smaller than its saccade; else it is the
     next saccade (e.g. the saccade after a spike that passed for a short one, which Hooge et al. 2018's coders saw
-    in their Tobii data, had become a 60 ms PSO). Walks are bounded by `saccade_max_ms`, which keeps every decision within a bounded context; a run above the peak threshold
-    longer than that (e.g. the linear ramp across a filled gap in which the eye moved) is a saccade as in Tobii
-    I-VT, every sample above the threshold, with no PSO.
+    in their Tobii data, had become a 60 ms PSO). Walks are bounded by `saccade_max_ms`, which keeps every
+    decision within a bounded context; a run above the peak threshold longer than that (e.g. the linear ramp
+    across a filled gap in which the eye moved) is a saccade as in Tobii I-VT, every sample above the threshold,
+    with no PSO.
 
     Edges to the sample: the centred differentiation window attributes the movement between two samples to
     both, so the velocity minimum the walks stop at lies up to its half width outside the movement (issue 14
@@ -650,7 +651,7 @@ def saccades(v, ang, step, peak, onset, pp):
                 continue
             j -= 1
         if pso_end > off:  # a PSO lasts while the eye steps out of its samples farther than the steps' noise
-            while pso_end + 1 < min(m, off + pp.pso_cap_n) and step[pso_end + 1] > still:
+            while pso_end < off + pp.pso_cap_n and pso_end + 1 < m and step[pso_end + 1] > still:
                 pso_end += 1
         last_off = off  # the saccade's own offset: where the eye turns back or arrives
         out[k, 0], out[k, 1], out[k, 2] = on, off, pso_end
