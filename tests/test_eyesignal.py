@@ -552,6 +552,7 @@ def test_a_pso_lasts_while_the_eye_steps_farther_than_the_noise(rate, amp, pso_d
     assert (pso.min(), pso.max() + 1) == (np.argmax(path), np.searchsorted(t, t0 + dur + pso_s))
 
 
+@pytest.mark.parametrize("seed", range(4))
 def test_a_saccade_70_ms_after_a_larger_one_is_no_pso(seed):
     """At 60 Hz a 3 deg saccade back starts 70 ms after a 12 deg one ends. The PSO's reach counts from the first
     saccade's own offset; counted from N&H's velocity minimum, which the walk found samples later while the velocity
