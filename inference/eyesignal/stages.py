@@ -621,18 +621,17 @@ def saccades(v, ang, step, peak, onset, pp):
         x0, y0 = ax[j0], ay[j0]
         last_amp = math.hypot(ax[min(walked, m - 1)] - x0, ay[min(walked, m - 1)] - y0)
         returns = np.any(v[walked + 1:walked + pso_n] > pso_thr)  # after N&H's offset: a PSO follows
-        back = False  # or the eye steps back out of N&H's offset farther than the steps' noise: a PSO the velocity
-        if not returns and walked > p and walked + 1 < m:  # window averages away (its centred span holds the return)
-            dx, dy = ax[walked + 1] - ax[walked], ay[walked + 1] - ay[walked]
-            back = step[walked + 1] > still and dx * (ax[walked] - x0) + dy * (ay[walked] - y0) < 0
-        for i in range(p + 1, min(walked + 1 if returns or back else walked, m - 1)):  # the overshoot's turning point
+        # or the eye leaves it farther than the steps' noise: if that step points back (the turn below), a PSO the
+        # velocity window averages away (its centred span holds the overshoot and the return)
+        leaves = not returns and walked + 1 < m and step[walked + 1] > still
+        for i in range(p + 1, min(walked + 1 if returns or leaves else walked, m - 1)):  # the overshoot's turning point
             if (ax[i + 1] - ax[i]) * (ax[i] - x0) + (ay[i + 1] - ay[i]) * (ay[i] - y0) < 0:
                 off, turned = i, True
                 break
         while not turned and off - 1 > p and off < m and step[off] < off_thr:  # the eye had stopped moving
             off -= 1
         pso_end = walked if turned else off
-        if back and off == walked:
+        if leaves and turned and off == walked:
             pso_end = walked + 1
         if off < walked and off > on and not turned:  # the eye turned back into `off` or arrived there
             dx, dy = ax[off] - ax[off - 1], ay[off] - ay[off - 1]
