@@ -469,6 +469,19 @@ def minimum_jerk(s: np.ndarray) -> np.ndarray:
     return 10 * s**3 - 15 * s**4 + 6 * s**5
 
 
+def saccade_duration(amp_deg: float) -> float:
+    """The simulator's main-sequence duration (s) of a saccade of `amp_deg` (either direction)."""
+    return SACC_D0_S + SACC_SLOPE_S_PER_DEG * abs(amp_deg)
+
+
+def saccade_with_pso(t: np.ndarray, t0: float, amp_deg: float, pso_deg: float, pso_s: float) -> np.ndarray:
+    """Position (deg) along a main-sequence saccade of `amp_deg` starting at `t0` (minimum jerk), followed by the
+    simulator's PSO cycle of `pso_deg` peak over `pso_s`."""
+    dur = saccade_duration(amp_deg)
+    path = amp_deg * minimum_jerk(np.clip((t - t0) / dur, 0, 1))
+    return path + pso_deg * pso_wave(np.clip((t - t0 - dur) / pso_s, 0, 1)) / PSO_PEAK * (t > t0 + dur)
+
+
 def test_pso_after_a_saccade_is_its_own_class_and_does_not_split_the_fixation():
     n = 1500
     x = noisy(n)
@@ -508,9 +521,7 @@ def test_a_pso_starts_at_the_overshoot_s_extreme_when_that_is_the_velocity_minim
     n = 1500
     x = noisy(n, seed=1, sd_deg=0.005)
     t = np.arange(n - 600) / RATE + 0.001
-    dur, pso_s = SACC_D0_S + SACC_SLOPE_S_PER_DEG * 4, 0.024  # main-sequence duration
-    path = 4 * minimum_jerk(np.clip(t / dur, 0, 1))
-    path += 0.2 * pso_wave(np.clip((t - dur) / pso_s, 0, 1)) / PSO_PEAK * (t > dur)
+    path = saccade_with_pso(t, 0.0, 4, 0.2, 0.024)
     x[600:] += path * DEG
     _, out = run(make_raw(x, 0.5))
     code = col(out, "event")
@@ -524,9 +535,7 @@ def test_a_pso_is_found_at_60_hz_where_the_velocity_window_averages_its_return_a
     rate, n = 60.0, 600
     t = np.arange(n) / rate
     x = noisy(n, seed=1, sd_deg=0.005)
-    t0, dur, pso_s = 5.01, SACC_D0_S + SACC_SLOPE_S_PER_DEG * 3, 0.032
-    path = 3 * minimum_jerk(np.clip((t - t0) / dur, 0, 1))
-    path += 0.4 * pso_wave(np.clip((t - t0 - dur) / pso_s, 0, 1)) / PSO_PEAK * (t > t0 + dur)
+    path = saccade_with_pso(t, 5.01, 3, 0.4, 0.032)
     x += path * DEG
     _, out = run(make_raw(x, 0.5), stamps(n, rate), rate=rate)
     code = col(out, "event")
@@ -543,13 +552,12 @@ def test_a_pso_lasts_while_the_eye_steps_farther_than_the_noise(rate, amp, pso_d
     n = int(10 * rate)
     t = np.arange(n) / rate
     x = noisy(n, seed=1, sd_deg=sd_deg)
-    t0, dur = 5.0, SACC_D0_S + SACC_SLOPE_S_PER_DEG * amp
-    path = amp * minimum_jerk(np.clip((t - t0) / dur, 0, 1))
-    path += pso_deg * pso_wave(np.clip((t - t0 - dur) / pso_s, 0, 1)) / PSO_PEAK * (t > t0 + dur)
+    t0 = 5.0
+    path = saccade_with_pso(t, t0, amp, pso_deg, pso_s)
     x += path * DEG
     _, out = run(make_raw(x, 0.5), stamps(n, rate), rate=rate)
     pso = np.flatnonzero(col(out, "event") == PSO)
-    assert (pso.min(), pso.max() + 1) == (np.argmax(path), np.searchsorted(t, t0 + dur + pso_s))
+    assert (pso.min(), pso.max() + 1) == (np.argmax(path), np.searchsorted(t, t0 + saccade_duration(amp) + pso_s))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -561,9 +569,9 @@ def test_a_saccade_70_ms_after_a_larger_one_is_no_pso(seed):
     rate, n = 60.0, 600
     t = np.arange(n) / rate
     x = noisy(n, seed=seed)
-    t0, d1, d2 = 5.0, SACC_D0_S + SACC_SLOPE_S_PER_DEG * 12, SACC_D0_S + SACC_SLOPE_S_PER_DEG * 3
-    t1 = t0 + d1 + 0.07
-    x += (12 * minimum_jerk(np.clip((t - t0) / d1, 0, 1)) - 3 * minimum_jerk(np.clip((t - t1) / d2, 0, 1))) * DEG
+    t0 = 5.0
+    t1 = t0 + saccade_duration(12) + 0.07
+    x += (saccade_with_pso(t, t0, 12, 0.0, 0.024) + saccade_with_pso(t, t1, -3, 0.0, 0.024)) * DEG
     _, out = run(make_raw(x, 0.5), stamps(n, rate), rate=rate)
     sac = col(out, "event") == SAC
     onsets = np.flatnonzero(sac & ~np.roll(sac, 1))
@@ -696,7 +704,7 @@ def test_a_saccade_starts_at_its_first_sample_in_flight_at_high_rates(rate):
     for i in range(40):
         amp = rng.uniform(3, 8) * (-1) ** i
         t0 = (i + 0.5) * 0.8 + rng.uniform(0, 1 / rate)
-        x += amp * DEG * minimum_jerk(np.clip((t - t0) / (SACC_D0_S + SACC_SLOPE_S_PER_DEG * abs(amp)), 0, 1))
+        x += amp * DEG * minimum_jerk(np.clip((t - t0) / saccade_duration(amp), 0, 1))
         first.append(np.searchsorted(t, t0, side="right"))
     _, out = run(make_raw(x, 0.5), stamps(len(t), rate), rate=rate)
     sac = col(out, "event") == SAC
