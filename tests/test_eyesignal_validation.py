@@ -1,33 +1,31 @@
 """Validation thresholds against the simulator's ground truth and pymovements' I-VT (seeded, deterministic).
 
 The figures are those `eyemotion eyesignal validate` prints (SIMULATED data; the real-data figures are in
-test_eyesignal_hooge.py). The bounds sit just below what the detector measures (180 s, seed 0; seeds 1 and
-2 give the same within 0.07), per class and rate; they are not all at the 0.8 aim of issue 14. Saccades
-follow the duration main sequence (21 ms + 2.2 ms/deg, 25-45 ms for 2-10 deg): at 60 Hz a saccade is 1-3
-samples, so one sample off at an edge costs a third to a half of it. PSOs are labelled from the sampled
-overshoot's extreme, where Zemblys et al. 2018's expert starts them (until issue 14's stop 22: from the first
-sample after the continuous turn, up to a sample later; saccade was then 0.76 / 0.86 / 0.84 and PSO
-0.49 / 0.54 / 0.58), and last 9-31 ms: 1-3 samples at 60 Hz, 1-5 at 120 Hz, 2-9 at 250 Hz. Since issue 14's
-stop 23 a PSO's undershoot is half its overshoot, as after real PSOs (test_eyesignal_zemblys.py; it was a fifth,
-and PSO measured 0.63 / 0.65 / 0.65, the other classes within 0.02). Since stop 24 a PSO lasts less than
-pso_max_ms, and a larger saccade within a saccade's PSO reach is the next saccade, not its PSO (PSO was
-0.63 / 0.67 / 0.71, saccade 0.91 / 0.92 / 0.86). Since stop 25 a PSO lasts at most pso_max_ms in whole samples
-(4 at 120 Hz, 2 at 60 Hz; it could last 5 and 3, 42 and 50 ms), and pursuit starts where a saccade onto a moving
-target ends (PSO was 0.67 / 0.70 / 0.73). Since stop 26 a saccade starts at its first sample in flight at 250 Hz,
-where that sample moves the eye less than the noise, and a PSO at the overshoot's extreme where that is N&H's offset
-(saccade was 0.91 / 0.94 / 0.89, fixation at 250 Hz 0.89; now 0.91 / 0.95 / 0.94 and 0.91). Since stop 27 a PSO is
-also found where the eye steps back out of N&H's offset farther than the steps' noise, a return the centred velocity
-window averages away at 60-120 Hz, and lasts while the eye steps out of its last sample farther than that noise, and
-a PSO's reach counts from the saccade's own offset (PSO was 0.72 / 0.73 / 0.74, saccade 0.91 / 0.95 / 0.94; now
-saccade 0.92 / 0.95 / 0.94). PSO reaches 0.74 / 0.75 / 0.75, below the 0.8 aim:
-its end, where the eye settles after the undershoot, moves more slowly than
-the PSO threshold (without noise PSO scored the same; with the true ends it would reach 0.82 / 0.85 / 0.88, 300 s,
-stop 25), the smallest PSOs (15 %)
-are not found at all, and at 60 and 120 Hz one sample is a third to all of a PSO. Fixation lost 0.01-0.03 when
-pursuit had to move steadily and last 80 ms (more of the simulator's pursuit, and of the eyelid-distorted blink
-samples once called pursuit, is called fixation), which gained on all three real data sets (issue 14's closing
-notes). The pupil RMSE inside true blinks counts the eyelid-distorted samples the simulator adds around a blink,
-which 002's rule does not interpolate.
+test_eyesignal_hooge.py). The bounds sit just below what the detector measures (180 s, seed 0; seeds 1 and 2 give
+the same within 0.07), per class and rate; they are not all at the 0.8 aim of issue 14. Saccades follow the duration
+main sequence (21 ms + 2.2 ms/deg, 25-45 ms for 2-10 deg): at 60 Hz a saccade is 1-3 samples, so one sample off at
+an edge costs a third to a half of it. PSOs are labelled from the sampled overshoot's extreme, where Zemblys et al.
+2018's expert starts them (until issue 14's stop 22: from the first sample after the continuous turn, up to a sample
+later; saccade was then 0.76 / 0.86 / 0.84 and PSO 0.49 / 0.54 / 0.58), and last 9-31 ms: 1-3 samples at 60 Hz, 1-5
+at 120 Hz, 2-9 at 250 Hz. Since issue 14's stop 23 a PSO's undershoot is half its overshoot, as after real PSOs
+(test_eyesignal_zemblys.py; it was a fifth, and PSO measured 0.63 / 0.65 / 0.65, the other classes within 0.02).
+Since stop 24 a PSO lasts less than pso_max_ms, and a larger saccade within a saccade's PSO reach is the next
+saccade, not its PSO (PSO was 0.63 / 0.67 / 0.71, saccade 0.91 / 0.92 / 0.86). Since stop 25 a PSO lasts at most
+pso_max_ms in whole samples (4 at 120 Hz, 2 at 60 Hz; it could last 5 and 3, 42 and 50 ms), and pursuit starts where
+a saccade onto a moving target ends (PSO was 0.67 / 0.70 / 0.73). Since stop 26 a saccade starts at its first sample
+in flight at 250 Hz, where that sample moves the eye less than the noise, and a PSO at the overshoot's extreme where
+that is N&H's offset (saccade was 0.91 / 0.94 / 0.89, fixation at 250 Hz 0.89; now 0.91 / 0.95 / 0.94 and 0.91).
+Since stop 27 a PSO is also found where the eye steps back out of N&H's offset farther than the steps' noise, a
+return the centred velocity window averages away at 60-120 Hz, and lasts while the eye steps out of its last sample
+farther than that noise, and a PSO's reach counts from the saccade's own offset (PSO was 0.72 / 0.73 / 0.74, saccade
+0.91 / 0.95 / 0.94; now saccade 0.92 / 0.95 / 0.94). PSO reaches 0.74 / 0.75 / 0.75, below the 0.8 aim: its end,
+where the eye settles after the undershoot, moves more slowly than the PSO threshold (without noise PSO scored the
+same; with the true ends it would reach 0.82 / 0.85 / 0.88, 300 s, stop 25), the smallest PSOs (15 %) are not found
+at all, and at 60 and 120 Hz one sample is a third to all of a PSO. Fixation lost 0.01-0.03 when pursuit had to move
+steadily and last 80 ms (more of the simulator's pursuit, and of the eyelid-distorted blink samples once called
+pursuit, is called fixation), which gained on all three real data sets (issue 14's closing notes). The pupil RMSE
+inside true blinks counts the eyelid-distorted samples the simulator adds around a blink, which 002's rule does not
+interpolate.
 """
 
 from __future__ import annotations
