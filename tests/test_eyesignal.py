@@ -560,6 +560,38 @@ def test_a_pso_lasts_while_the_eye_steps_farther_than_the_noise(rate, amp, pso_d
     assert (pso.min(), pso.max() + 1) == (np.argmax(path), np.searchsorted(t, t0 + saccade_duration(amp) + pso_s))
 
 
+def pso_at_60_hz(amp: float, pso_deg: float, pso_s: float, t0: float, seed: int) -> tuple[tuple, tuple]:
+    """A main-sequence saccade at `t0` with the simulator's PSO cycle, at 60 Hz with 0.005 deg of noise: our (PSO start,
+    PSO end, saccade end) and the truth's (the sampled extreme, the cycle's end, the sampled extreme)."""
+    rate, n = 60.0, 600
+    t = np.arange(n) / rate
+    path = saccade_with_pso(t, t0, amp, pso_deg, pso_s)
+    _, out = run(make_raw(noisy(n, seed=seed, sd_deg=0.005) + path * DEG, 0.5), stamps(n, rate), rate=rate)
+    code = col(out, "event")
+    pso, sac = np.flatnonzero(code == PSO), np.flatnonzero(code == SAC)
+    ours = (pso.min(), pso.max() + 1, sac.max() + 1) if len(pso) else (None, None, sac.max() + 1)
+    extreme = np.argmax(path)
+    return ours, (extreme, np.searchsorted(t, t0 + saccade_duration(amp) + pso_s), extreme)
+
+
+@pytest.mark.parametrize(("amp", "t0", "seed"), [(3, 5.012, 0), (5, 5.008, 0), (8, 5.0, 0)])
+def test_a_pso_whose_velocity_falls_below_its_threshold_but_falls_on_is_a_pso(amp, t0, seed):
+    """At 60 Hz the velocity after the PSO's return falls below the PSO threshold and goes on falling through the
+    3 samples of its reach, so it has no local minimum there. That return had counted as velocity that stays up
+    (movement, as pursuit after a catch-up saccade), and the PSO as fixation."""
+    ours, truth = pso_at_60_hz(amp, 0.3, 0.04, t0, seed)
+    assert ours == truth
+
+
+@pytest.mark.parametrize(("amp", "pso_deg", "t0", "seed"), [(5, 0.3, 5.004, 0), (5, 0.2, 5.004, 1), (3, 0.3, 5.008, 1)])
+def test_an_overshoot_sample_is_a_pso_though_it_steps_less_than_the_step_threshold(amp, pso_deg, t0, seed):
+    """At 60 Hz the sample after N&H's offset lies beyond both its neighbours along the saccade, by more than 3 noise
+    SDs, but the steps into and out of it are shorter than the step threshold (at least the onset threshold, 15 deg/s
+    or 0.25 deg a sample): the saccade had ended a sample early and the overshoot's extreme was fixation."""
+    ours, truth = pso_at_60_hz(amp, pso_deg, 0.03, t0, seed)
+    assert ours == truth
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_a_saccade_70_ms_after_a_larger_one_is_no_pso(seed):
     """At 60 Hz a 3 deg saccade back starts 70 ms after a 12 deg one ends. The PSO's reach counts from the first

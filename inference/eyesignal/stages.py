@@ -470,6 +470,14 @@ def _stop(v, i, hi, thr):
 
 
 @_jit
+def _first_below(v, i, hi, thr):
+    """First i..hi-1 below `thr`, else hi."""
+    while i < hi and not v[i] < thr:
+        i += 1
+    return i
+
+
+@_jit
 def _peak_at(v, a, b):
     """The first maximum of v[a:b]."""
     best, at = v[a], a
@@ -498,6 +506,32 @@ def _noise(values, default):
 
 
 @_jit
+def _overshoot(ang, x0, y0, amp, lo, hi, sd):
+    """The first sample i in lo..hi-1 that lies farther along the saccade from (x0, y0) (its start; `amp`: its
+    amplitude) than both its neighbours, each by more than 3 position-noise SDs `sd`: the eye stepped on into it
+    and back out of it (an overshoot's extreme). -1 if none."""
+    ux, uy = (ang[lo, 0] - x0) / amp, (ang[lo, 1] - y0) / amp
+    for i in range(max(lo, 1), min(hi, len(ang) - 1)):
+        onward = (ang[i, 0] - ang[i - 1, 0]) * ux + (ang[i, 1] - ang[i - 1, 1]) * uy
+        back = (ang[i, 0] - ang[i + 1, 0]) * ux + (ang[i, 1] - ang[i + 1, 1]) * uy
+        if min(onward, back) > 3 * sd:
+            return i
+    return -1
+
+
+@_jit
+def _position_sd(step, a, b, rate):
+    """The position noise SD per axis (deg) from the RMS of the steps (deg/s) in a..b-1, NaN for fewer than two:
+    the step between two samples holds the noise of both, on two axes."""
+    n, ss = 0, 0.0
+    for i in range(a, b):
+        if not math.isnan(step[i]):
+            n += 1
+            ss += step[i] * step[i]
+    return math.sqrt(ss / n / 4) / rate if n >= 2 else np.nan
+
+
+@_jit
 def saccades(v, ang, step, peak, onset, pp):
     """(start, end, PSO end) of each saccade, an (k, 3) array; Nystrom & Holmqvist 2010 (Sec. "Saccade
     detection" and "Glissade detection"; glissade = PSO, Larsson et al. 2013): a run above the peak threshold;
@@ -507,8 +541,9 @@ def saccades(v, ang, step, peak, onset, pp):
     it, as on a target moving faster than it, the first local minimum after the run above the peak threshold:
     else a saccade onto such a target ran on to the walk's end). A PSO is a return above the
     PSO threshold (the local noise, at least half the onset threshold) within `pso_max_ms` of the offset; it
-    ends at the next local minimum below it, which must come within `pso_max_ms`: an oscillation comes back
-    down, and velocity that stays up is movement (pursuit after a catch-up saccade), not PSO. A PSO lasts at most
+    ends at the next local minimum below it, which must come within `pso_max_ms` (where the velocity falls below
+    it and on through that reach: where it fell below): an oscillation comes back down, and velocity that stays
+    above it is movement (pursuit after a catch-up saccade), not PSO. A PSO lasts at most
     `pso_max_ms`, in whole samples (N&H's 40 ms glissade window; 98 % of Zemblys et al. 2018's expert-coded PSOs are
     shorter): what follows is fixation. A run above the peak threshold within a PSO's reach of a saccade's
     offset (its own offset below, where the eye turns back or arrives, not N&H's velocity minimum, which the walk
@@ -543,7 +578,10 @@ def saccades(v, ang, step, peak, onset, pp):
     saccade with no visible overshoot a noise step out of the fixation would pass for a turn), or where the eye
     steps back out of it farther than the steps' local noise: at 60-120 Hz the centred window spans the
     overshoot and its return, which cancel in its velocity (steps of 0.62 deg on and 0.39 deg back at 60 Hz gave
-    7 deg/s; 31 % of the simulator's PSOs at 60 Hz were missed).
+    7 deg/s; 31 % of the simulator's PSOs at 60 Hz were missed). Where neither holds, the turn is a sample at or just
+    after N&H's offset that lies farther along the saccade than both its neighbours, each by more than 3 SDs of the
+    position noise (from the steps before the onset): an overshoot's extreme whose steps are shorter than the step
+    threshold, which is at least the onset threshold (0.25 deg a sample at 60 Hz).
     The samples between the two offsets are PSO when the eye turned back into them (the overshoot's return,
     which at 60 Hz is often a single step, too short for a velocity peak of its own), else fixation (it
     arrived). The PSO's own end, the velocity minimum after its last return above the PSO threshold, moves
@@ -628,10 +666,17 @@ def saccades(v, ang, step, peak, onset, pp):
             if (ax[i + 1] - ax[i]) * (ax[i] - x0) + (ay[i + 1] - ay[i]) * (ay[i] - y0) < 0:
                 off, turned = i, True
                 break
+        spike = False  # or an overshoot sample that steps less than that (at 60 Hz often the PSO's only one)
+        if not turned and not returns and last_amp > 0:
+            i = _overshoot(ang, x0, y0, last_amp, max(walked, p + 1), walked + 2,
+                           _position_sd(step, max(1, on - pp.noise_n), on, pp.rate))
+            if i >= 0:
+                off = walked = i
+                turned = spike = True
         while not turned and off - 1 > p and off < m and step[off] < off_thr:  # the eye had stopped moving
             off -= 1
         pso_end = walked if turned else off
-        if leaves and turned and off == walked:
+        if (leaves or spike) and turned and off == walked:
             pso_end = walked + 1
         if off < walked and off > on and not turned:  # the eye turned back into `off` or arrived there
             dx, dy = ax[off] - ax[off - 1], ay[off] - ay[off - 1]
@@ -639,9 +684,11 @@ def saccades(v, ang, step, peak, onset, pp):
                 pso_end = walked
         j = min(m, walked + pso_n) - 1
         while j >= walked:  # the last return above the PSO threshold that comes back down within the reach
-            if v[j] > pso_thr:  # (velocity that stays up is movement, e.g. pursuit after the saccade, not PSO)
+            if v[j] > pso_thr:  # (velocity that stays above it is movement, e.g. pursuit after the saccade)
                 hi = min(m, j + pso_n)
                 stop = _stop(v, j, hi, pso_thr)
+                if stop == hi:  # below it but still falling at the reach's end: it came down where it fell below
+                    stop = _first_below(v, j, hi, pso_thr)
                 if stop < hi:  # its velocity minimum lies up to the window's half width after the eye stops
                     pso_end = max(j + 1, stop - pp.vel_k)
                     break
