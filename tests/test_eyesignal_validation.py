@@ -18,10 +18,15 @@ that is N&H's offset (saccade was 0.91 / 0.94 / 0.89, fixation at 250 Hz 0.89; n
 Since stop 27 a PSO is also found where the eye steps back out of N&H's offset farther than the steps' noise, a
 return the centred velocity window averages away at 60-120 Hz, and lasts while the eye steps out of its last sample
 farther than that noise, and a PSO's reach counts from the saccade's own offset (PSO was 0.72 / 0.73 / 0.74, saccade
-0.91 / 0.95 / 0.94; now saccade 0.92 / 0.95 / 0.94). PSO reaches 0.74 / 0.75 / 0.75, below the 0.8 aim: its end,
+0.91 / 0.95 / 0.94; now saccade 0.92 / 0.95 / 0.94). Since stop 28 a PSO return whose velocity falls below the PSO
+threshold but goes on falling through the reach is no longer taken for movement, and an overshoot's extreme that
+lies beyond both its neighbours by more than 3 noise SDs is a PSO even where its steps are shorter than the step
+threshold (PSO was 0.74 / 0.75 / 0.75). PSO reaches 0.76 / 0.76 / 0.75, below the 0.8 aim: its end,
 where the eye settles after the undershoot, moves more slowly than the PSO threshold (without noise PSO scored the
 same; with the true ends it would reach 0.82 / 0.85 / 0.88, 300 s, stop 25), the smallest PSOs (15 %) are not found
-at all, and at 60 and 120 Hz one sample is a third to all of a PSO. Fixation lost 0.01-0.03 when pursuit had to move
+at all, and at 60 and 120 Hz one sample is a third to all of a PSO. A labeller that knows each PSO's true start and
+the rest path after it, and keeps its samples more than 2 noise SDs from that path (`visible_psos`), reaches
+0.83 / 0.89 / 0.91. Fixation lost 0.01-0.03 when pursuit had to move
 steadily and last 80 ms (more of the simulator's pursuit, and of the eyelid-distorted blink samples once called
 pursuit, is called fixation), which gained on all three real data sets (issue 14's closing notes). The pupil RMSE
 inside true blinks counts the eyelid-distorted samples the simulator adds around a blink, which 002's rule does not
@@ -34,11 +39,12 @@ import numpy as np
 import pytest
 from eyemotion.acquisition.simulator import simulate_recording
 from eyemotion.inference.eyesignal.processor import OUT, process_recording
-from eyemotion.inference.eyesignal.validate import cohen_kappa, format_table, overlap_matches, runs, validate
+from eyemotion.inference.eyesignal.validate import (FIX, PSO, SAC, cohen_kappa, format_table, overlap_matches, runs,
+                                                    validate, visible_psos)
 
 DURATION = 180.0
 # rate: lower bounds of kappa for fixation, saccade, blink, PSO, pursuit
-KAPPA = {60.0: (0.82, 0.86, 0.82, 0.73, 0.82), 120.0: (0.87, 0.92, 0.82, 0.74, 0.87),
+KAPPA = {60.0: (0.82, 0.86, 0.82, 0.75, 0.82), 120.0: (0.87, 0.92, 0.82, 0.75, 0.87),
          250.0: (0.88, 0.9, 0.82, 0.74, 0.85)}
 KEYS = ("kappa_fixation", "kappa_saccade", "kappa_blink", "kappa_pso", "kappa_pursuit")
 
@@ -89,6 +95,20 @@ def test_metrics_helpers():
     b = np.array([[4, 6], [13, 19], [29, 40]])
     assert overlap_matches(a, b) == 2 and overlap_matches(b, a) == 2
     assert overlap_matches(a, np.zeros((0, 2), int)) == 0
+
+
+def test_visible_psos_keep_what_lies_2_noise_sds_from_the_rest_path():
+    """Each PSO keeps its start and its samples through the last one more than 2 SDs from the rest path, the true
+    path after it extrapolated back (here a pursuit at 0.1 deg a sample); a PSO with no such sample is fixation."""
+    event = np.array([FIX] * 3 + [SAC] * 2 + [PSO] * 4 + [FIX] * 4 + [SAC] * 2 + [PSO] * 2 + [FIX] * 4)
+    x = 0.1 * np.arange(len(event), dtype=float)  # the rest path
+    x[5:9] += [0.5, -0.3, 0.15, 0.05]  # seen, seen (2 SDs are 0.2), then within the noise
+    x[15:17] += [0.1, -0.05]  # never seen
+    y = np.zeros(len(event))
+    seen = visible_psos(event, x, y, noise_sd=0.1)
+    assert runs(seen == PSO).tolist() == [[5, 7]]
+    assert np.all(seen[7:9] == FIX) and np.all(seen[15:17] == FIX)
+    assert np.array_equal(seen[event != PSO], event[event != PSO])
 
 
 def test_static_viewing_has_no_pursuit_kappa_and_a_bad_share_is_refused():
