@@ -508,7 +508,7 @@ def _noise(values, default):
 @_jit
 def _overshoot(ang, x0, y0, amp, lo, hi, sd):
     """The first sample i in lo..hi-1 that lies farther along the saccade from (x0, y0) (its start; `amp`: its
-    amplitude) than both its neighbours, each by more than 3 position-noise SDs `sd`: the eye stepped on into it
+    amplitude to sample lo) than both its neighbours, each by more than 3 position-noise SDs `sd`: the eye stepped on into it
     and back out of it (an overshoot's extreme). -1 if none."""
     ux, uy = (ang[lo, 0] - x0) / amp, (ang[lo, 1] - y0) / amp
     for i in range(max(lo, 1), min(hi, len(ang) - 1)):
@@ -668,7 +668,7 @@ def saccades(v, ang, step, peak, onset, pp):
                 break
         spike = False  # or an overshoot sample that steps less than that (at 60 Hz often the PSO's only one)
         if not turned and not returns and last_amp > 0:
-            i = _overshoot(ang, x0, y0, last_amp, max(walked, p + 1), walked + 2,
+            i = _overshoot(ang, x0, y0, last_amp, walked, walked + 2,
                            _position_sd(step, max(1, on - pp.noise_n), on, pp.rate))
             if i >= 0:
                 off = walked = i

@@ -79,7 +79,7 @@ def visible_psos(event: np.ndarray, x: np.ndarray, y: np.ndarray, noise_sd: floa
     than `k` noise SDs (`noise_sd`, same unit as the true positions `x`, `y`) from the rest path (the true path
     from the PSO's end on, extrapolated back linearly), fixation after that; a PSO with no such sample is all
     fixation. This labeller knows the true start and rest path, which a detector has to find in the noise: its
-    PSO kappa bounds what labelling the samples one by one at that margin can reach."""
+    PSO kappa is what the signal shows at that margin, to set beside the detector's."""
     out = event.copy()
     for s, e in runs(event == PSO):
         if e + 2 >= len(event):
@@ -184,7 +184,8 @@ def validate_rate(rate: float, duration_s: float = 300.0, seed: int = 0, config:
         rate=rate, duration_s=duration_s, samples=len(t),
         kappa_fixation=kappa(FIX), kappa_saccade=kappa(SAC), kappa_blink=kappa(BLINK), kappa_pso=kappa(PSO),
         kappa_pursuit=kappa(PURSUIT),
-        kappa_pso_visible=cohen_kappa(visible_psos(te, ax, ay, noise_sd) == PSO, te == PSO),
+        kappa_pso_visible=(cohen_kappa(visible_psos(te, ax, ay, noise_sd) == PSO, te == PSO) if np.any(te == PSO)
+                           else float("nan")),
         blinks_true=len(true_blinks), blinks_detected=len(found_blinks),
         blink_precision=overlap_matches(found_blinks, true_blinks) / max(1, len(found_blinks)),
         blink_recall=overlap_matches(true_blinks, found_blinks) / max(1, len(true_blinks)),
