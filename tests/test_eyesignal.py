@@ -592,6 +592,23 @@ def test_an_overshoot_sample_is_a_pso_though_it_steps_less_than_the_step_thresho
     assert ours == truth
 
 
+@pytest.mark.parametrize(("rate", "seed"), [(120.0, 2), (250.0, 3)])
+def test_the_noise_of_the_fixation_after_a_saccade_does_not_carry_a_pso_on(rate, seed):
+    """A 5 deg saccade with no PSO into a fixation ten times noisier than the one before it (0.05 deg against 0.005):
+    with the PSO threshold from the noise before the onset alone (N&H's local noise), the new fixation's noise
+    passed for PSO returns, and a PSO ran on for 33-36 ms; the threshold is now also the noise where the eye has
+    settled, after the PSO's reach, and what remains of a PSO lasts at most 12 ms (a noise step that passes for the
+    overshoot's turn)."""
+    n = int(10 * rate)
+    t = np.arange(n) / rate
+    x = noisy(n, seed=seed, sd_deg=0.005)
+    after = t > 5.0
+    x[after] = 0.5 + 0.05 * DEG * np.random.default_rng(100 + seed).standard_normal(after.sum())
+    x += saccade_with_pso(t, 5.0, 5, 0.0, 0.024) * DEG
+    _, out = run(make_raw(x, 0.5), stamps(n, rate), rate=rate)
+    assert np.sum(col(out, "event") == PSO) / rate <= 0.012
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_a_saccade_70_ms_after_a_larger_one_is_no_pso(seed):
     """At 60 Hz a 3 deg saccade back starts 70 ms after a 12 deg one ends. The PSO's reach counts from the first
