@@ -517,6 +517,45 @@ def _robust_noise(values):
 
 
 @_jit
+def _walk_back(v, a, lo, thr):
+    """The onset of the run above the peak threshold starting at `a`, walking back no further than `lo`: the sample
+    after the first one below `thr` at a local velocity minimum (or in a gap), else after the last local minimum,
+    else `lo`."""
+    for i in range(a - 1, lo - 1, -1):
+        x = v[i]
+        if math.isnan(x) or (x < thr and not (i > 0 and v[i - 1] < x)):
+            return i + 1
+    for i in range(a - 1, lo - 1, -1):
+        if not (i > 0 and v[i - 1] < v[i]):
+            return i + 1
+    return lo
+
+
+@_jit
+def _last_return_end(v, walked, reach, thr, half_window):
+    """The end of the last return above `thr` within `reach` samples after N&H's offset `walked` that comes back
+    down within `reach` (velocity that stays above it is movement, e.g. pursuit after the saccade): its velocity
+    minimum below `thr` (or, still falling at the reach's end, where it fell below), moved back by the velocity
+    window's `half_window`, since that minimum lies up to it after the eye stops; not before the return's last
+    sample. -1 if there is none."""
+    m = len(v)
+    j = min(m, walked + reach) - 1
+    while j >= walked:
+        if v[j] > thr:
+            hi = min(m, j + reach)
+            stop = _stop(v, j, hi, thr)
+            if stop == hi:
+                stop = _first_below(v, j, hi, thr)
+            if stop < hi:
+                return max(j + 1, stop - half_window)
+            while j >= walked and v[j] > thr:  # an earlier start of this return stays up as long
+                j -= 1
+            continue
+        j -= 1
+    return -1
+
+
+@_jit
 def _overshoot(ang, x0, y0, amp, lo, hi, sd):
     """The first sample i in lo..hi-1 that lies farther along the saccade from (x0, y0) (its start; `amp`: its
     amplitude to sample lo) than both its neighbours, each by more than 3 position-noise SDs `sd`: the eye stepped on into it
@@ -636,20 +675,7 @@ def saccades(v, ang, step, peak, onset, pp):
                     out[last_at, 2] = max(out[last_at, 2], end)
                 continue  # the reach stays the saccade's: a PSO starts within pso_max_ms of its offset
         thr_on = onset[a]
-        lo = max(0, a - walk)
-        on = -1
-        for i in range(a - 1, lo - 1, -1):  # walking back: below the onset threshold at a local minimum
-            x = v[i]
-            if math.isnan(x) or (x < thr_on and not (i > 0 and v[i - 1] < x)):
-                on = i + 1
-                break
-        if on < 0:
-            for i in range(a - 1, lo - 1, -1):  # else the last local minimum
-                if not (i > 0 and v[i - 1] < v[i]):
-                    on = i + 1
-                    break
-        if on < 0:
-            on = lo
+        on = _walk_back(v, a, max(0, a - walk), thr_on)
         local = _noise(v[max(0, on - 1 - pp.noise_n):on], thr_on)
         still = max(thr_on, _noise(step[max(1, on - pp.noise_n):on], thr_on))  # the steps' own noise
         p = _peak_at(v, a, b)
@@ -699,20 +725,9 @@ def saccades(v, ang, step, peak, onset, pp):
             dx, dy = ax[off] - ax[off - 1], ay[off] - ay[off - 1]
             if dx * (ax[off - 1] - x0) + dy * (ay[off - 1] - y0) < 0:
                 pso_end = walked
-        j = min(m, walked + pso_n) - 1
-        while j >= walked:  # the last return above the PSO threshold that comes back down within the reach
-            if v[j] > pso_thr:  # (velocity that stays above it is movement, e.g. pursuit after the saccade)
-                hi = min(m, j + pso_n)
-                stop = _stop(v, j, hi, pso_thr)
-                if stop == hi:  # below it but still falling at the reach's end: it came down where it fell below
-                    stop = _first_below(v, j, hi, pso_thr)
-                if stop < hi:  # its velocity minimum lies up to the window's half width after the eye stops
-                    pso_end = max(j + 1, stop - pp.vel_k)
-                    break
-                while j >= walked and v[j] > pso_thr:  # an earlier start of this return stays up as long
-                    j -= 1
-                continue
-            j -= 1
+        returned = _last_return_end(v, walked, pso_n, pso_thr, pp.vel_k)
+        if returned >= 0:
+            pso_end = returned
         if pso_end > off:  # a PSO lasts while the eye steps out of its samples farther than the steps' noise
             while pso_end < off + pp.pso_cap_n and pso_end + 1 < m and step[pso_end + 1] > still:
                 pso_end += 1
