@@ -41,8 +41,17 @@ import numpy as np
 import pytest
 from eyemotion.acquisition.simulator import simulate_recording
 from eyemotion.inference.eyesignal.processor import OUT, process_recording
-from eyemotion.inference.eyesignal.validate import (FIX, PSO, SAC, cohen_kappa, format_table, overlap_matches, runs,
-                                                    validate, visible_psos)
+from eyemotion.inference.eyesignal.validate import (
+    FIX,
+    PSO,
+    SAC,
+    cohen_kappa,
+    format_table,
+    overlap_matches,
+    runs,
+    validate,
+    visible_psos,
+)
 
 DURATION = 180.0
 # rate: lower bounds of kappa for fixation, saccade, blink, PSO, pursuit

@@ -558,8 +558,8 @@ def _last_return_end(v, walked, reach, thr, half_window):
 @_jit
 def _overshoot(ang, x0, y0, amp, lo, hi, sd):
     """The first sample i in lo..hi-1 that lies farther along the saccade from (x0, y0) (its start; `amp`: its
-    amplitude to sample lo) than both its neighbours, each by more than 3 position-noise SDs `sd`: the eye stepped on into it
-    and back out of it (an overshoot's extreme). -1 if none."""
+    amplitude to sample lo) than both its neighbours, each by more than 3 position-noise SDs `sd`: the eye stepped
+    on into it and back out of it (an overshoot's extreme). -1 if none."""
     ux, uy = (ang[lo, 0] - x0) / amp, (ang[lo, 1] - y0) / amp
     for i in range(max(lo, 1), min(hi, len(ang) - 1)):
         onward = (ang[i, 0] - ang[i - 1, 0]) * ux + (ang[i, 1] - ang[i - 1, 1]) * uy
@@ -583,33 +583,30 @@ def _position_sd(step, a, b, rate):
 
 @_jit
 def saccades(v, ang, step, peak, onset, pp):
-    """(start, end, PSO end) of each saccade, an (k, 3) array; Nystrom & Holmqvist 2010 (Sec. "Saccade
-    detection" and "Glissade detection"; glissade = PSO, Larsson et al. 2013): a run above the peak threshold;
-    the onset is the first sample, walking back, below the onset threshold at a local velocity minimum; the
-    offset threshold is 0.7 onset threshold + 0.3 (mean + 3 SD of the 40 ms before the onset) (local noise),
-    and the offset the first local minimum below it walking forward from the peak (where the velocity stays above
-    it, as on a target moving faster than it, the first local minimum after the run above the peak threshold:
-    else a saccade onto such a target ran on to the walk's end). A PSO is a return above the
-    PSO threshold within `pso_max_ms` of the offset: the local noise, or that of the 40 ms after the PSO's reach
-    where the eye has settled if higher (N&H's local noise on both sides, there as median + 3 SDs from the MAD, which
-    the PSO's last samples do not lift: a return must stand out of the fixation it ends in, as a human coder sees it;
-    Hooge et al. 2018's fixation kappa .805 -> .817, inside all 12 coders' spread, Zemblys et al. 2018's PSO
-    .678 -> .687, its median PSO 24 -> 22 ms, the expert's 20; the simulator's PSOs into pursuit lost up to .02), at
-    least half the onset threshold; it
-    ends at the next local minimum below it, which must come within `pso_max_ms` (where the velocity falls below
-    it and on through that reach: where it fell below): an oscillation comes back down, and velocity that stays
-    above it is movement (pursuit after a catch-up saccade), not PSO. A PSO lasts at most
-    `pso_max_ms`, in whole samples (N&H's 40 ms glissade window; 98 % of Zemblys et al. 2018's expert-coded PSOs are
-    shorter): what follows is fixation. A run above the peak threshold within a PSO's reach of a saccade's
-    offset (its own offset below, where the eye turns back or arrives, not N&H's velocity minimum, which the walk
-    may find tens of ms later while the velocity sinks on through the drift: at 60 Hz a 3.6 deg saccade 83 ms after
-    a 15 deg one had become its PSO, and fixation) is a strong PSO (N&H: glissades may exceed the peak threshold)
-    only if it moves the eye no farther than that saccade did, as a PSO is smaller than its saccade; else it is the
-    next saccade (e.g. the saccade after a spike that passed for a short one, which Hooge et al. 2018's coders saw
-    in their Tobii data, had become a 60 ms PSO). Walks are bounded by `saccade_max_ms`, which keeps every
-    decision within a bounded context; a run above the peak threshold longer than that (e.g. the linear ramp
-    across a filled gap in which the eye moved) is a saccade as in Tobii I-VT, every sample above the threshold,
-    with no PSO.
+    """(start, end, PSO end) of each saccade, an (k, 3) array; Nystrom & Holmqvist 2010 (Sec. "Saccade detection" and
+    "Glissade detection"; glissade = PSO, Larsson et al. 2013): a run above the peak threshold; the onset is the first
+    sample, walking back, below the onset threshold at a local velocity minimum; the offset threshold is 0.7 onset
+    threshold + 0.3 (mean + 3 SD of the 40 ms before the onset) (local noise), and the offset the first local minimum
+    below it walking forward from the peak (where the velocity stays above it, as on a target moving faster than it, the
+    first local minimum after the run above the peak threshold: else a saccade onto such a target ran on to the walk's
+    end). A PSO is a return above the PSO threshold within `pso_max_ms` of the offset: the local noise, or that of the
+    40 ms after the PSO's reach where the eye has settled if higher (N&H's local noise on both sides, there as median +
+    3 SDs from the MAD, which the PSO's last samples do not lift: a return must stand out of the fixation it ends in, as
+    a human coder sees it; Hooge et al. 2018's fixation kappa .805 -> .817, inside all 12 coders' spread, Zemblys et al.
+    2018's PSO .678 -> .687, its median PSO 24 -> 22 ms, the expert's 20; the simulator's PSOs into pursuit lost up to
+    .02), at least half the onset threshold; it ends at the next local minimum below it, which must come within
+    `pso_max_ms` (where the velocity falls below it and on through that reach: where it fell below): an oscillation
+    comes back down, and velocity that stays above it is movement (pursuit after a catch-up saccade), not PSO. A PSO
+    lasts at most `pso_max_ms`, in whole samples (N&H's 40 ms glissade window; 98 % of Zemblys et al. 2018's
+    expert-coded PSOs are shorter): what follows is fixation. A run above the peak threshold within a PSO's reach of a
+    saccade's offset (its own offset below, where the eye turns back or arrives, not N&H's velocity minimum, which the
+    walk may find tens of ms later while the velocity sinks on through the drift: at 60 Hz a 3.6 deg saccade 83 ms after
+    a 15 deg one had become its PSO, and fixation) is a strong PSO (N&H: glissades may exceed the peak threshold) only
+    if it moves the eye no farther than that saccade did, as a PSO is smaller than its saccade; else it is the next
+    saccade (e.g. the saccade after a spike that passed for a short one, which Hooge et al. 2018's coders saw in their
+    Tobii data, had become a 60 ms PSO). Walks are bounded by `saccade_max_ms`, which keeps every decision within a
+    bounded context; a run above the peak threshold longer than that (e.g. the linear ramp across a filled gap in which
+    the eye moved) is a saccade as in Tobii I-VT, every sample above the threshold, with no PSO.
 
     Edges to the sample: the centred differentiation window attributes the movement between two samples to
     both, so the velocity minimum the walks stop at lies up to its half width outside the movement (issue 14
