@@ -532,14 +532,8 @@ def test_a_pso_is_found_at_60_hz_where_the_velocity_window_averages_its_return_a
     """At 60 Hz a 3 deg saccade overshoots by 0.4 deg in a 32 ms PSO cycle: the sampled extreme is N&H's offset, and
     the eye steps 0.27 deg back out of it, but the centred 3-sample velocity spans the overshoot and its return,
     which cancel (1.4 deg/s there), so no velocity returned above the PSO threshold: the PSO had been fixation."""
-    rate, n = 60.0, 600
-    t = np.arange(n) / rate
-    x = noisy(n, seed=1, sd_deg=0.005)
-    path = saccade_with_pso(t, 5.01, 3, 0.4, 0.032)
-    x += path * DEG
-    _, out = run(make_raw(x, 0.5), stamps(n, rate), rate=rate)
-    code = col(out, "event")
-    assert np.flatnonzero(code == PSO).min() == np.argmax(path) == np.flatnonzero(code == SAC).max() + 1
+    ours, truth = pso_at_60_hz(3, 0.4, 0.032, 5.01, seed=1)
+    assert (ours[0], ours[2]) == (truth[0], truth[2])
 
 
 @pytest.mark.parametrize(("rate", "amp", "pso_deg", "pso_s", "sd_deg"), [(120.0, 3, 0.3, 0.030, 0.02),

@@ -168,8 +168,8 @@ def validate_rate(rate: float, duration_s: float = 300.0, seed: int = 0, config:
         d = out[mask, OUT["pupil"]] - truth.pupil_mm[mask]
         return float(np.sqrt(np.mean(d * d))) if len(d) else float("nan")
 
-    def kappa(event: int) -> float:  # undefined (NaN) where the truth has none, e.g. pursuit in static viewing
-        return cohen_kappa(code == event, te == event) if np.any(te == event) else float("nan")
+    def kappa(event: int, labels: np.ndarray = code) -> float:  # NaN where the truth has none (pursuit, static viewing)
+        return cohen_kappa(labels == event, te == event) if np.any(te == event) else float("nan")
 
     # the true gaze in deg (display mm over the eye's distance: the small-angle scale, within a few % of the
     # processor's angles away from the display's edges); the measured angles' noise SD per axis from their
@@ -184,8 +184,7 @@ def validate_rate(rate: float, duration_s: float = 300.0, seed: int = 0, config:
         rate=rate, duration_s=duration_s, samples=len(t),
         kappa_fixation=kappa(FIX), kappa_saccade=kappa(SAC), kappa_blink=kappa(BLINK), kappa_pso=kappa(PSO),
         kappa_pursuit=kappa(PURSUIT),
-        kappa_pso_visible=(cohen_kappa(visible_psos(te, ax, ay, noise_sd) == PSO, te == PSO) if np.any(te == PSO)
-                           else float("nan")),
+        kappa_pso_visible=kappa(PSO, visible_psos(te, ax, ay, noise_sd)),
         blinks_true=len(true_blinks), blinks_detected=len(found_blinks),
         blink_precision=overlap_matches(found_blinks, true_blinks) / max(1, len(found_blinks)),
         blink_recall=overlap_matches(true_blinks, found_blinks) / max(1, len(true_blinks)),
