@@ -586,6 +586,15 @@ def test_an_overshoot_sample_is_a_pso_though_it_steps_less_than_the_step_thresho
     assert ours == truth
 
 
+@pytest.mark.parametrize(("amp", "pso_deg", "pso_s", "t0"), [(3, 0.3, 0.03, 5.004), (5, 0.2, 0.04, 5.004),
+                                                            (8, 0.4, 0.03, 5.0)])
+def test_a_pso_lasts_while_the_eye_steps_out_of_its_last_sample_farther_than_the_noise(amp, pso_deg, pso_s, t0):
+    """At 60 Hz the step from the PSO's last sample back to where the eye rests is far above the noise but below the
+    onset threshold (15 deg/s, 0.25 deg a sample): the PSO had ended a sample early, its last sample fixation."""
+    ours, truth = pso_at_60_hz(amp, pso_deg, pso_s, t0, 0)
+    assert ours == truth
+
+
 @pytest.mark.parametrize(("rate", "seed"), [(120.0, 2), (250.0, 3)])
 def test_the_noise_of_the_fixation_after_a_saccade_does_not_carry_a_pso_on(rate, seed):
     """A 5 deg saccade with no PSO into a fixation ten times noisier than the one before it (0.05 deg against 0.005):
