@@ -27,7 +27,7 @@ and cost the PSOs into pursuit here (PSO 0.76 / 0.75 / 0.74). Since stop 29 the 
 sample-to-sample jitter had made the gaze angle the processor computes from the gaze origin twice as noisy as the
 Fusion's 0.04 deg at 60 Hz (test_simulator.py; PSO 0.76 / 0.79 / 0.78 then), and a PSO lasts while the eye steps out of
 its last sample farther than the steps' noise alone (before the onset and after the PSO's reach), not also the onset
-threshold (0.25 deg a sample at 60 Hz). PSO reaches 0.79 / 0.81 / 0.78 (300 s: 0.774 / 0.794 / 0.774; static viewing
+threshold (0.25 deg a sample at 60 Hz). PSO reaches 0.79 / 0.81 / 0.78 (300 s: 0.775 / 0.792 / 0.774; static viewing
 0.82 / 0.84 / 0.86), short of the 0.8 aim at 60 and 250 Hz (and over 300 s at every rate): the PSOs into pursuit, whose
 velocity adds to the pursuit's; at 60 Hz one sample is a third to all of a PSO. A labeller that knows each PSO's true
 start and the rest path after it, and keeps its samples more than 2 noise SDs from that path (`visible_psos`), reaches

@@ -645,8 +645,8 @@ def saccades(v, ang, step, peak, onset, pp):
     below the PSO threshold. The noise alone, not also the onset threshold as where the onset and offset walks judge
     a sample in flight: at 60 Hz that is 0.25 deg a sample, 12 noise SDs, and the PSO's last sample, a median 3.6 SDs
     from where the eye comes to rest, had been fixation in 172 of the simulator's 809 PSOs (static viewing, 300 s;
-    PSO kappa .751 / .772 / .774 -> .774 / .794 / .774; Zemblys et al. 2018's PSO .687 -> .688, its median PSO 22 ->
-    20 ms, the expert's 20; Hooge et al. 2018 and GazeCom within .003)."""
+    PSO kappa .751 / .772 / .774 -> .775 / .792 / .774; Zemblys et al. 2018's PSO .687 -> .688, Hooge et al. 2018 and
+    GazeCom within .003)."""
     m = len(v)
     s, e = true_runs(v > peak)
     out = np.empty((len(s), 3), np.int64)
@@ -679,7 +679,8 @@ def saccades(v, ang, step, peak, onset, pp):
         thr_on = onset[a]
         on = _walk_back(v, a, max(0, a - walk), thr_on)
         local = _noise(v[max(0, on - 1 - pp.noise_n):on], thr_on)
-        still = max(thr_on, _noise(step[max(1, on - pp.noise_n):on], thr_on))  # the steps' own noise
+        before = step[max(1, on - pp.noise_n):on]  # the steps of the 40 ms before the onset
+        still = max(thr_on, _noise(before, thr_on))  # the steps' own noise
         p = _peak_at(v, a, b)
         off_thr = 0.7 * thr_on + 0.3 * local
         walked = _stop(v, p, min(m, p + walk), off_thr)  # N&H's offset; their 10 ms minimum applies to it
@@ -731,9 +732,8 @@ def saccades(v, ang, step, peak, onset, pp):
         if returned >= 0:
             pso_end = returned
         if pso_end > off:  # a PSO lasts while the eye steps out of its samples farther than the steps' noise
-            both_sides = np.concatenate((step[max(1, on - pp.noise_n):on],
-                                         step[min(m, walked + pso_n):min(m, walked + 2 * pso_n)]))
-            step_noise = _noise(both_sides, thr_on)
+            after = step[min(m, walked + pso_n):min(m, walked + 2 * pso_n)]  # after the PSO's reach
+            step_noise = _noise(np.concatenate((before, after)), thr_on)
             while pso_end < off + pp.pso_cap_n and pso_end + 1 < m and step[pso_end + 1] > step_noise:
                 pso_end += 1
         last_off = off  # the saccade's own offset: where the eye turns back or arrives
