@@ -27,14 +27,16 @@ and cost the PSOs into pursuit here (PSO 0.76 / 0.75 / 0.74). Since stop 29 the 
 sample-to-sample jitter had made the gaze angle the processor computes from the gaze origin twice as noisy as the
 Fusion's 0.04 deg at 60 Hz (test_simulator.py; PSO 0.76 / 0.79 / 0.78 then), and a PSO lasts while the eye steps out of
 its last sample farther than the steps' noise alone (before the onset and after the PSO's reach), not also the onset
-threshold (0.25 deg a sample at 60 Hz). PSO reaches 0.79 / 0.81 / 0.78 (300 s: 0.775 / 0.792 / 0.774; static viewing
-0.82 / 0.84 / 0.86), short of the 0.8 aim at 60 and 250 Hz (and over 300 s at every rate): the PSOs into pursuit, whose
-velocity adds to the pursuit's; at 60 Hz one sample is a third to all of a PSO. A labeller that knows each PSO's true
-start and the rest path after it, and keeps its samples more than 2 noise SDs from that path (`visible_psos`), reaches
-0.91 / 0.92 / 0.93. Fixation lost 0.01-0.03 when pursuit had to move steadily and last 80 ms (more of the simulator's
-pursuit, and of the eyelid-distorted blink samples once called pursuit, is called fixation), which gained on all three
-real data sets (issue 14's closing notes). The pupil RMSE inside true blinks counts the eyelid-distorted samples the
-simulator adds around a blink, which 002's rule does not interpolate.
+threshold (0.25 deg a sample at 60 Hz) (PSO 0.79 / 0.81 / 0.78). Since stop 30 a PSO into pursuit is judged on the steps
+less the pursuit's (Larsson et al. 2013), as its return runs against the pursuit: PSO reaches 0.80 / 0.82 / 0.79 (300 s:
+0.787 / 0.808 / 0.783; static viewing 0.82 / 0.84 / 0.86), short of the 0.8 aim at 250 Hz (over 300 s at 60 and 250 Hz):
+the PSOs' slow ends, which the noise hides, and the PSOs into pursuit (still the least found,
+`test_psos_into_pursuit_are_found`); at 60 Hz one sample is a third to all of a PSO. A labeller that knows each PSO's
+true start and the rest path after it, and keeps its samples more than 2 noise SDs from that path (`visible_psos`),
+reaches 0.91 / 0.92 / 0.93. Fixation lost 0.01-0.03 when pursuit had to move steadily and last 80 ms (more of the
+simulator's pursuit, and of the eyelid-distorted blink samples once called pursuit, is called fixation), which gained on
+all three real data sets (issue 14's closing notes). The pupil RMSE inside true blinks counts the eyelid-distorted
+samples the simulator adds around a blink, which 002's rule does not interpolate.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from eyemotion.inference.eyesignal.processor import OUT, process_recording
 from eyemotion.inference.eyesignal.validate import (
     FIX,
     PSO,
+    PURSUIT,
     SAC,
     cohen_kappa,
     format_table,
@@ -57,8 +60,8 @@ from eyemotion.inference.eyesignal.validate import (
 
 DURATION = 180.0
 # rate: lower bounds of kappa for fixation, saccade, blink, PSO, pursuit
-KAPPA = {60.0: (0.88, 0.91, 0.83, 0.78, 0.94), 120.0: (0.91, 0.95, 0.83, 0.8, 0.95),
-         250.0: (0.91, 0.93, 0.85, 0.77, 0.91)}
+KAPPA = {60.0: (0.88, 0.91, 0.83, 0.79, 0.94), 120.0: (0.91, 0.95, 0.83, 0.81, 0.95),
+         250.0: (0.91, 0.93, 0.85, 0.78, 0.91)}
 KEYS = ("kappa_fixation", "kappa_saccade", "kappa_blink", "kappa_pso", "kappa_pursuit")
 
 
@@ -78,6 +81,20 @@ def test_validation_thresholds(figures, rate):
     assert f.pupil_rmse_valid_mm <= 0.02
     assert f.pymovements_agreement >= 0.85 and f.pymovements_kappa >= 0.55
     assert 1.0 < f.delay_s <= 1.62 and (rate != 250.0 or f.delay_s <= 1.52)
+
+
+@pytest.mark.parametrize(("rate", "bound"), [(60.0, 0.6), (120.0, 0.6), (250.0, 0.58)])
+def test_psos_into_pursuit_are_found(rate, bound):
+    """A PSO after a catch-up saccade returns against the pursuit, so its velocity cancels the pursuit's and its steps
+    carry the pursuit's: judged on the absolute steps and velocity, 52 / 53 / 52 % of the true PSO samples into
+    pursuit were PSO (180 s, seed 0, 60 / 120 / 250 Hz); on the steps less the pursuit's (Larsson et al. 2013)
+    69 / 67 / 63 %."""
+    t, raw, truth = simulate_recording(DURATION, rate=rate, seed=0, pursuit_share=0.1)
+    code = process_recording(t, raw, rate).samples[:, OUT["event"]].astype(int)
+    into = np.zeros(len(code), bool)
+    for s, e in runs(truth.event == PSO):
+        into[s:e] = e < len(code) and truth.event[e] == PURSUIT
+    assert into.sum() > 90 and np.mean(code[into] == PSO) >= bound
 
 
 def test_table_prints_every_rate(figures):
