@@ -28,8 +28,9 @@ sample-to-sample jitter had made the gaze angle the processor computes from the 
 Fusion's 0.04 deg at 60 Hz (test_simulator.py; PSO 0.76 / 0.79 / 0.78 then), and a PSO lasts while the eye steps out of
 its last sample farther than the steps' noise alone (before the onset and after the PSO's reach), not also the onset
 threshold (0.25 deg a sample at 60 Hz) (PSO 0.79 / 0.81 / 0.78). Since stop 30 a PSO into pursuit is judged on the steps
-less the pursuit's (Larsson et al. 2013), as its return runs against the pursuit: PSO reaches 0.80 / 0.82 / 0.79 (300 s:
-0.787 / 0.808 / 0.783; static viewing 0.82 / 0.84 / 0.86), short of the 0.8 aim at 250 Hz (over 300 s at 60 and 250 Hz):
+less the pursuit's (Larsson et al. 2013), as its return runs against the pursuit, and a saccade that starts inside a
+blink (the lid reopening) is blink: PSO reaches 0.80 / 0.83 / 0.80 (300 s: 0.787 / 0.812 / 0.793; static viewing 0.82 /
+0.85 / 0.87; blink 0.85 / 0.85 / 0.87 -> 0.85 / 0.86 / 0.89), short of the 0.8 aim over 300 s at 60 and 250 Hz:
 the PSOs' slow ends, which the noise hides, and the PSOs into pursuit (still the least found,
 `test_psos_into_pursuit_are_found`); at 60 Hz one sample is a third to all of a PSO. A labeller that knows each PSO's
 true start and the rest path after it, and keeps its samples more than 2 noise SDs from that path (`visible_psos`),
@@ -46,6 +47,7 @@ import pytest
 from eyemotion.acquisition.simulator import simulate_recording
 from eyemotion.inference.eyesignal.processor import OUT, process_recording
 from eyemotion.inference.eyesignal.validate import (
+    BLINK,
     FIX,
     PSO,
     PURSUIT,
@@ -60,8 +62,8 @@ from eyemotion.inference.eyesignal.validate import (
 
 DURATION = 180.0
 # rate: lower bounds of kappa for fixation, saccade, blink, PSO, pursuit
-KAPPA = {60.0: (0.88, 0.91, 0.83, 0.79, 0.94), 120.0: (0.91, 0.95, 0.83, 0.81, 0.95),
-         250.0: (0.91, 0.93, 0.85, 0.78, 0.91)}
+KAPPA = {60.0: (0.88, 0.91, 0.83, 0.79, 0.94), 120.0: (0.91, 0.95, 0.84, 0.81, 0.95),
+         250.0: (0.91, 0.93, 0.87, 0.79, 0.91)}
 KEYS = ("kappa_fixation", "kappa_saccade", "kappa_blink", "kappa_pso", "kappa_pursuit")
 
 
@@ -95,6 +97,17 @@ def test_psos_into_pursuit_are_found(rate, bound):
     for s, e in runs(truth.event == PSO):
         into[s:e] = e < len(code) and truth.event[e] == PURSUIT
     assert into.sum() > 90 and np.mean(code[into] == PSO) >= bound
+
+
+@pytest.mark.parametrize("rate", [120.0, 250.0])
+def test_the_lid_reopening_is_blink_not_saccade(rate):
+    """As the lid reopens it drags the pupil's image; where the vertical velocity has fallen below the onset threshold
+    the blink's extension ends, and the rest of that movement, a saccade that starts inside the blink, had been saccade
+    and PSO: 1.7 / 2.4 % of the true blink samples at 120 / 250 Hz (180 s, seed 0). Now it is the blink's."""
+    t, raw, truth = simulate_recording(DURATION, rate=rate, seed=0, pursuit_share=0.1)
+    code = process_recording(t, raw, rate).samples[:, OUT["event"]].astype(int)
+    blink = truth.event == BLINK
+    assert blink.sum() > 0.05 * len(code) and np.mean(np.isin(code[blink], (SAC, PSO))) < 0.005
 
 
 def test_table_prints_every_rate(figures):
