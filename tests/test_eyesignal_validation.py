@@ -28,10 +28,11 @@ sample-to-sample jitter had made the gaze angle the processor computes from the 
 Fusion's 0.04 deg at 60 Hz (test_simulator.py; PSO 0.76 / 0.79 / 0.78 then), and a PSO lasts while the eye steps out of
 its last sample farther than the steps' noise alone (before the onset and after the PSO's reach), not also the onset
 threshold (0.25 deg a sample at 60 Hz) (PSO 0.79 / 0.81 / 0.78). Since stop 30 a PSO into pursuit is judged on the steps
-less the pursuit's (Larsson et al. 2013), as its return runs against the pursuit, and a saccade that starts inside a
-blink (the lid reopening) is blink: PSO reaches 0.80 / 0.83 / 0.80 (300 s: 0.787 / 0.812 / 0.793; static viewing 0.82 /
-0.85 / 0.87; blink 0.85 / 0.85 / 0.87 -> 0.85 / 0.86 / 0.89), short of the 0.8 aim over 300 s at 60 and 250 Hz:
-the PSOs' slow ends, which the noise hides, and the PSOs into pursuit (still the least found,
+less the pursuit's (Larsson et al. 2013), as its return runs against the pursuit, a saccade that starts inside a
+blink (the lid reopening) is blink (blink 0.85 / 0.85 / 0.87 -> 0.85 / 0.86 / 0.89), and a PSO also goes on while the
+eye moves from its last sample to the sample after next farther than the noise of such two-sample displacements: PSO
+reaches 0.81 / 0.84 / 0.82 (300 s: 0.793 / 0.825 / 0.814; static viewing 0.82 / 0.85 / 0.87), short of the 0.8 aim
+over 300 s at 60 Hz: the PSOs' slow ends, which the noise hides, and the PSOs into pursuit (still the least found,
 `test_psos_into_pursuit_are_found`); at 60 Hz one sample is a third to all of a PSO. A labeller that knows each PSO's
 true start and the rest path after it, and keeps its samples more than 2 noise SDs from that path (`visible_psos`),
 reaches 0.91 / 0.92 / 0.93. Fixation lost 0.01-0.03 when pursuit had to move steadily and last 80 ms (more of the
@@ -62,8 +63,8 @@ from eyemotion.inference.eyesignal.validate import (
 
 DURATION = 180.0
 # rate: lower bounds of kappa for fixation, saccade, blink, PSO, pursuit
-KAPPA = {60.0: (0.88, 0.91, 0.83, 0.79, 0.94), 120.0: (0.91, 0.95, 0.84, 0.81, 0.95),
-         250.0: (0.91, 0.93, 0.87, 0.79, 0.91)}
+KAPPA = {60.0: (0.88, 0.91, 0.83, 0.8, 0.94), 120.0: (0.91, 0.95, 0.84, 0.83, 0.95),
+         250.0: (0.91, 0.93, 0.87, 0.81, 0.91)}
 KEYS = ("kappa_fixation", "kappa_saccade", "kappa_blink", "kappa_pso", "kappa_pursuit")
 
 
