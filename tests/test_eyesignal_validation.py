@@ -31,7 +31,7 @@ threshold (0.25 deg a sample at 60 Hz) (PSO 0.79 / 0.81 / 0.78). Since stop 30 a
 less the pursuit's (Larsson et al. 2013), as its return runs against the pursuit, a saccade that starts inside a
 blink (the lid reopening) is blink (blink 0.85 / 0.85 / 0.87 -> 0.85 / 0.86 / 0.89), and a PSO also goes on while the
 eye moves from its last sample to the sample after next farther than the noise of such two-sample displacements: PSO
-reaches 0.81 / 0.84 / 0.82 (300 s: 0.793 / 0.825 / 0.814; static viewing 0.82 / 0.85 / 0.87), short of the 0.8 aim
+reaches 0.81 / 0.84 / 0.82 (300 s: 0.793 / 0.825 / 0.814; static viewing 0.82 / 0.85 / 0.88), short of the 0.8 aim
 over 300 s at 60 Hz: the PSOs' slow ends, which the noise hides, and the PSOs into pursuit (still the least found,
 `test_psos_into_pursuit_are_found`); at 60 Hz one sample is a third to all of a PSO. A labeller that knows each PSO's
 true start and the rest path after it, and keeps its samples more than 2 noise SDs from that path (`visible_psos`),
@@ -91,13 +91,13 @@ def test_psos_into_pursuit_are_found(rate, bound):
     """A PSO after a catch-up saccade returns against the pursuit, so its velocity cancels the pursuit's and its steps
     carry the pursuit's: judged on the absolute steps and velocity, 52 / 53 / 52 % of the true PSO samples into
     pursuit were PSO (180 s, seed 0, 60 / 120 / 250 Hz); on the steps less the pursuit's (Larsson et al. 2013)
-    69 / 67 / 63 %."""
+    69 / 67 / 63 %, and 72 / 73 / 68 % with a PSO's two-sample displacements too."""
     t, raw, truth = simulate_recording(DURATION, rate=rate, seed=0, pursuit_share=0.1)
     code = process_recording(t, raw, rate).samples[:, OUT["event"]].astype(int)
     into = np.zeros(len(code), bool)
     for s, e in runs(truth.event == PSO):
         into[s:e] = e < len(code) and truth.event[e] == PURSUIT
-    assert into.sum() > 90 and np.mean(code[into] == PSO) >= bound
+    assert into.sum() > 50 and np.mean(code[into] == PSO) >= bound
 
 
 @pytest.mark.parametrize("rate", [120.0, 250.0])
