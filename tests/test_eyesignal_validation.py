@@ -30,10 +30,12 @@ its last sample farther than the steps' noise alone (before the onset and after 
 threshold (0.25 deg a sample at 60 Hz) (PSO 0.79 / 0.81 / 0.78). Since stop 30 a PSO into pursuit is judged on the steps
 less the pursuit's (Larsson et al. 2013), as its return runs against the pursuit, a saccade that starts inside a
 blink (the lid reopening) is blink (blink 0.85 / 0.85 / 0.87 -> 0.85 / 0.86 / 0.89), and a PSO also goes on while the
-eye moves from its last sample to the sample after next farther than the noise of such two-sample displacements: PSO
-reaches 0.81 / 0.84 / 0.82 (300 s: 0.793 / 0.825 / 0.814; static viewing 0.82 / 0.85 / 0.88), short of the 0.8 aim
-over 300 s at 60 Hz: the PSOs' slow ends, which the noise hides, and the PSOs into pursuit (still the least found,
-`test_psos_into_pursuit_are_found`); at 60 Hz one sample is a third to all of a PSO. A labeller that knows each PSO's
+eye moves from its last sample to the sample after next farther than the noise of such two-sample displacements,
+over the 40 ms before the onset the walk back found (before the onset moves on to the first sample in flight): PSO
+reaches 0.82 / 0.84 / 0.82 (300 s: 0.806 / 0.829 / 0.814; static viewing 0.83 / 0.85 / 0.88), at the 0.8 aim; with
+other seeds 60 Hz sits at it (0.808 and 0.796 over 300 s). What is left: the PSOs' slow ends, which the noise hides,
+and the PSOs into pursuit (still the least found, `test_psos_into_pursuit_are_found`); at 60 Hz one sample is a third
+to all of a PSO. A labeller that knows each PSO's
 true start and the rest path after it, and keeps its samples more than 2 noise SDs from that path (`visible_psos`),
 reaches 0.91 / 0.92 / 0.93. Fixation lost 0.01-0.03 when pursuit had to move steadily and last 80 ms (more of the
 simulator's pursuit, and of the eyelid-distorted blink samples once called pursuit, is called fixation), which gained on
@@ -63,7 +65,7 @@ from eyemotion.inference.eyesignal.validate import (
 
 DURATION = 180.0
 # rate: lower bounds of kappa for fixation, saccade, blink, PSO, pursuit
-KAPPA = {60.0: (0.88, 0.91, 0.83, 0.8, 0.94), 120.0: (0.91, 0.95, 0.84, 0.83, 0.95),
+KAPPA = {60.0: (0.88, 0.91, 0.83, 0.81, 0.94), 120.0: (0.91, 0.95, 0.84, 0.83, 0.95),
          250.0: (0.91, 0.93, 0.87, 0.81, 0.91)}
 KEYS = ("kappa_fixation", "kappa_saccade", "kappa_blink", "kappa_pso", "kappa_pursuit")
 
@@ -91,7 +93,7 @@ def test_psos_into_pursuit_are_found(rate, bound):
     """A PSO after a catch-up saccade returns against the pursuit, so its velocity cancels the pursuit's and its steps
     carry the pursuit's: judged on the absolute steps and velocity, 52 / 53 / 52 % of the true PSO samples into
     pursuit were PSO (180 s, seed 0, 60 / 120 / 250 Hz); on the steps less the pursuit's (Larsson et al. 2013)
-    69 / 67 / 63 %, and 72 / 73 / 68 % with a PSO's two-sample displacements too."""
+    69 / 67 / 63 %, and 77 / 75 / 68 % with a PSO's two-sample displacements too."""
     t, raw, truth = simulate_recording(DURATION, rate=rate, seed=0, pursuit_share=0.1)
     code = process_recording(t, raw, rate).samples[:, OUT["event"]].astype(int)
     into = np.zeros(len(code), bool)

@@ -685,7 +685,10 @@ def saccades(v, ang, step, peak, onset, pp):
     velocity over more samples to see slow movement through the noise, as Engbert & Kliegl 2003, Vision Res 43:1035,
     for microsaccades). Simulator PSO .787 / .812 / .793 -> .793 / .825 / .814 (with the pursuit rule below), Zemblys
     et al.'s PSO .691 -> .694, blink .925 -> .922; Hooge et al. kappa .817 -> .816, RTD onset / offset 36.9 / 32.3 ->
-    32.4 / 26.7 ms (the coders' mean 26.3 / 22.1); GazeCom fixation .740 -> .736.
+    32.4 / 26.7 ms (the coders' mean 26.3 / 22.1); GazeCom fixation .740 -> .736. The 40 ms before the onset are those
+    before the onset the walk back found, as for the walks' step threshold, not before the onset moved on to the first
+    sample in flight, whose steps carry the saccade's start (they had been, for a stop: PSO .793 / .825 / .814 -> .806 /
+    .829 / .814, Zemblys et al.'s blink .922 -> .924, Hooge et al. and GazeCom unchanged).
 
     Into pursuit (the eye moves faster than `pursuit_velocity_deg_s` between the ends of the 40 ms after the PSO's
     reach, as after a catch-up saccade) the PSO's return runs against the pursuit: its velocity cancels the pursuit's
@@ -731,7 +734,6 @@ def saccades(v, ang, step, peak, onset, pp):
         local = _noise(v[max(0, on - 1 - pp.noise_n):on], thr_on)
         b0 = max(1, on - pp.noise_n)
         before = step[b0:on]  # the steps of the 40 ms before the onset
-        bdx, bdy = _drift(ang, b0 - 1, on, pp.pursuit_velocity, pp.rate)  # pursuit before it (a catch-up saccade)
         still = max(thr_on, _noise(before, thr_on))  # the steps' own noise
         p = _peak_at(v, a, b)
         off_thr = 0.7 * thr_on + 0.3 * local
@@ -785,18 +787,22 @@ def saccades(v, ang, step, peak, onset, pp):
             pso_end = returned
         a0, a1 = min(m, walked + pso_n), min(m, walked + 2 * pso_n)  # after the PSO's reach
         dx, dy = _drift(ang, a0, a1, pp.pursuit_velocity, pp.rate)
-        noise1 = _moved_noise(ang, 1, a0, a1, dx, dy, b0, on, bdx, bdy)
-        noise2 = _moved_noise(ang, 2, a0, a1, dx, dy, b0, on, bdx, bdy)
-        if (dx != 0.0 or dy != 0.0) and pso_end <= off:  # into pursuit, where the velocity showed no PSO: the
-            for i in range(p + 1, min(walked + pso_n, m - 1)):  # overshoot's turn, the eye stepping back out of it
-                back = (ax[i + 1] - ax[i] - dx) * (ax[i] - x0) + (ay[i + 1] - ay[i] - dy) * (ay[i] - y0) < 0
-                if back and _moved(ang, i + 1, 1, dx, dy) > noise1:
-                    off, pso_end = i, i + 1
-                    break
-        while off < pso_end < off + pp.pso_cap_n and pso_end + 1 < m and (
-                _moved(ang, pso_end + 1, 1, dx, dy) > noise1
-                or (pso_end + 2 < m and _moved(ang, pso_end + 2, 2, dx, dy) > noise2)):
-            pso_end += 1
+        if pso_end > off or dx != 0.0 or dy != 0.0:  # a PSO to end, or into pursuit one the velocity may have hidden
+            # the noise over the window after the reach and the 40 ms before the onset the walk back found (pursuit
+            # there too before a catch-up saccade)
+            bdx, bdy = _drift(ang, b0 - 1, walked_back, pp.pursuit_velocity, pp.rate)
+            noise1 = _moved_noise(ang, 1, a0, a1, dx, dy, b0, walked_back, bdx, bdy)
+            noise2 = _moved_noise(ang, 2, a0, a1, dx, dy, b0, walked_back, bdx, bdy)
+            if (dx != 0.0 or dy != 0.0) and pso_end <= off:  # into pursuit, where the velocity showed no PSO: the
+                for i in range(p + 1, min(walked + pso_n, m - 1)):  # overshoot's turn, the eye stepping back out of it
+                    back = (ax[i + 1] - ax[i] - dx) * (ax[i] - x0) + (ay[i + 1] - ay[i] - dy) * (ay[i] - y0) < 0
+                    if back and _moved(ang, i + 1, 1, dx, dy) > noise1:
+                        off, pso_end = i, i + 1
+                        break
+            while off < pso_end < off + pp.pso_cap_n and pso_end + 1 < m and (
+                    _moved(ang, pso_end + 1, 1, dx, dy) > noise1
+                    or (pso_end + 2 < m and _moved(ang, pso_end + 2, 2, dx, dy) > noise2)):
+                pso_end += 1
         last_off = off  # the saccade's own offset: where the eye turns back or arrives
         out[k, 0], out[k, 1], out[k, 2] = on, off, pso_end
         k += 1
